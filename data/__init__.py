@@ -1,0 +1,2 @@
+"""The competition's data: class table (classes), on-disk format (format), readers,
+the metric, and the synthetic generator."""
