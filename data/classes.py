@@ -52,15 +52,16 @@ CLASS_NAMES = ("background",) + tuple(
 
 
 def _palette() -> np.ndarray:
-    """(49, 3) uint8 colors for drawing masks: the object's own color, darker for rubber,
-    a tint per shape so that two objects of one color stay apart; black background."""
+    """(49, 3) uint8 colors for drawing masks: the object's own color shaded by shape (cubes full,
+    spheres darker, cylinders darkest) and lightened for rubber, so all 49 stay apart; black background."""
     pal = np.zeros((NUM_CLASSES, 3), np.float32)
-    shape_tint = {"cube": 1.0, "sphere": 0.8, "cylinder": 0.6}
+    shade = {"cube": 1.0, "sphere": 0.72, "cylinder": 0.48}
     for i in range(1, NUM_CLASSES):
         shape, material, color = class_parts(i)
-        rgb = np.array(COLOR_RGB[color], np.float32)
-        rgb = rgb * shape_tint[shape] * (1.0 if material == "metal" else 0.75)
-        pal[i] = np.maximum(rgb, 30)
+        rgb = 40 + np.array(COLOR_RGB[color], np.float32) * (215 / 255) * shade[shape]
+        if material == "rubber":
+            rgb = rgb + 0.35 * (255 - rgb)
+        pal[i] = rgb
     return pal.round().astype(np.uint8)
 
 
