@@ -1,0 +1,52 @@
+"""Write a CLEVRER-like synthetic dataset in the competition's exact layout.
+
+    python scripts/make_synthetic_dataset.py --out /tmp/syn --train 40 --val 40 --unlabeled 0 --hidden 0 --seed 0
+
+Videos are numbered like the real set: train from 0, then val, unlabeled and hidden, each after
+the one before. Re-running the same command finishes an interrupted run. Running it again with the
+same seed and larger counts extends the dataset without touching existing videos, as long as no
+existing video would be renumbered: only the last non-empty split can grow, later splits can be
+added (e.g. make train+val first, then add --unlabeled and --hidden). A different seed or generator
+version is refused, and so is a non-empty folder that is not a synthetic dataset.
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data.format import SPLITS  # noqa: E402
+from data.synthetic import SceneConfig, generate_dataset, split_ids  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="synthetic_data", help="dataset root to write (default: ./synthetic_data)")
+    p.add_argument("--train", type=int, default=100, help="labeled training videos (22 frames + mask.npy)")
+    p.add_argument("--val", type=int, default=50, help="labeled validation videos (22 frames + mask.npy)")
+    p.add_argument("--unlabeled", type=int, default=200, help="unlabeled videos (22 frames, no mask)")
+    p.add_argument("--hidden", type=int, default=50, help="hidden test videos (frames 1-11 only, no mask)")
+    p.add_argument("--seed", type=int, default=0, help="dataset seed; video i is drawn from (seed, i) alone")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="parallel processes (default: min(2, CPUs))")
+    args = p.parse_args(argv)
+    counts = {s: getattr(args, s) for s in SPLITS}
+    if any(n < 0 for n in counts.values()):
+        p.error(f"counts must be >= 0, got {counts}")
+    print(f"args: {vars(args)}")
+    for split, ids in split_ids(counts).items():
+        if len(ids):
+            print(f"  {split:<9} video_{ids.start} .. video_{ids.stop - 1}")
+    t0 = time.time()
+    try:
+        n = generate_dataset(args.out, counts, seed=args.seed, workers=args.workers, cfg=SceneConfig())
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    print(f"wrote {n} videos to {args.out} in {time.time() - t0:.1f}s "
+          f"({sum(counts.values()) - n} were already there)")
+
+
+if __name__ == "__main__":
+    main()
