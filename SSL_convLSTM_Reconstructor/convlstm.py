@@ -22,10 +22,14 @@ torch.Size([2, 11, 16, 16, 24])
 >>> more, states = lstm(torch.rand(2, 5, 3, 16, 24), states)   # continue the same sequence
 >>> more.shape
 torch.Size([2, 5, 16, 16, 24])
+>>> h, states = lstm.step(None, states)             # one step with no input (as zeros, cheaper)
+>>> h.shape
+torch.Size([2, 16, 16, 24])
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 State = Tuple[torch.Tensor, torch.Tensor]  # (h, c), each (B, hidden, H, W)
@@ -53,7 +57,7 @@ def _positive_int(value, what: str) -> int:
 class ConvLSTMCell(nn.Module):
     """One ConvLSTM step: (x_t, (h, c)) -> (h', c').
 
-    x: (B, input_channels, H, W); h, c: (B, hidden_channels, H, W). One convolution over
+    x: (B, input_channels, H, W) or None (no input); h, c: (B, hidden_channels, H, W). One convolution over
     [x, h] gives the input, forget, output and candidate gates together.
     forget_bias is added to the forget gate's bias at init (1.0 is the usual choice: the cell
     starts by remembering, which helps gradients through long sequences).
@@ -79,13 +83,21 @@ class ConvLSTMCell(nn.Module):
         h = torch.zeros(batch_size, self.hidden_channels, size[0], size[1], device=w.device, dtype=w.dtype)
         return h, torch.zeros_like(h)
 
-    def forward(self, x: torch.Tensor, state: Optional[State] = None) -> State:
-        if x.dim() != 4 or x.shape[1] != self.input_channels:
-            raise ValueError(f"ConvLSTMCell expects x of shape (B, {self.input_channels}, H, W), got {tuple(x.shape)}")
-        if state is None:
-            state = self.init_state(x.shape[0], x.shape[-2:])
-        h, c = state
-        gates = self.conv(torch.cat([x, h], dim=1))  # (B, 4 * hidden, H, W)
+    def forward(self, x: Optional[torch.Tensor], state: Optional[State] = None) -> State:
+        """x (B, input_channels, H, W), or None for no input (the same as zeros, without their cost)."""
+        if x is None:
+            if state is None:
+                raise ValueError("ConvLSTMCell needs x or a state: with neither the shape is unknown")
+            h, c = state
+            # Zero input: only the hidden half of the fused kernel contributes.
+            gates = F.conv2d(h, self.conv.weight[:, self.input_channels:], self.conv.bias, padding=self.conv.padding)
+        else:
+            if x.dim() != 4 or x.shape[1] != self.input_channels:
+                raise ValueError(
+                    f"ConvLSTMCell expects x of shape (B, {self.input_channels}, H, W), got {tuple(x.shape)}"
+                )
+            h, c = self.init_state(x.shape[0], x.shape[-2:]) if state is None else state
+            gates = self.conv(torch.cat([x, h], dim=1))  # (B, 4 * hidden, H, W)
         i, f, o, g = gates.chunk(4, dim=1)  # each (B, hidden, H, W)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
@@ -146,9 +158,18 @@ class ConvLSTM(nn.Module):
                     raise ValueError(f"state[{l}] {name} has shape {tuple(t.shape)}, expected {expected}")
         return state
 
-    def step(self, x: torch.Tensor, state=None) -> Tuple[torch.Tensor, List[State]]:
-        """One time step through every layer: x (B, C, H, W) -> (h of the last layer, [(h, c)] per layer)."""
-        state = self._check_state(state, x.shape[0], x.shape[-2:])
+    def step(self, x: Optional[torch.Tensor], state=None) -> Tuple[torch.Tensor, List[State]]:
+        """One time step through every layer: x (B, C, H, W) -> (h of the last layer, [(h, c)] per layer).
+
+        x None: no input (zeros), e.g. to roll the stack forward past the last frame; needs a full state.
+        """
+        if x is None:
+            if state is None or any(s is None for s in state):
+                raise ValueError("step(None, state) rolls forward without input and needs a full state (one (h, c) per layer)")
+            h0 = state[0][0]
+            state = self._check_state(state, h0.shape[0], h0.shape[-2:])
+        else:
+            state = self._check_state(state, x.shape[0], x.shape[-2:])
         new_state = []
         for cell, s in zip(self.cells, state):
             h, c = cell(x, s)

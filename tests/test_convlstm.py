@@ -39,6 +39,16 @@ def test_cell_uses_the_given_state():
     assert not torch.allclose(h_c_only, h_zero, atol=1e-4)
 
 
+def test_no_input_equals_zero_input():
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(3, 4, kernel_size=5)
+    state = (torch.randn(2, 4, 6, 8), torch.randn(2, 4, 6, 8))
+    for a, b in zip(cell(None, state), cell(torch.zeros(2, 3, 6, 8), state)):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="needs x or a state"):
+        cell(None)
+
+
 def test_cell_gradients_reach_the_state():
     cell = ConvLSTMCell(2, 3)
     h0 = torch.randn(1, 3, 4, 4, requires_grad=True)
@@ -149,6 +159,18 @@ def test_stack_step_matches_forward():
         h, state = lstm.step(x[:, t], state)
     torch.testing.assert_close(h, out[:, -1])
     torch.testing.assert_close(state[0][1], states[0][1])
+
+
+def test_stack_step_without_input():
+    torch.manual_seed(0)
+    lstm = ConvLSTM(2, [3, 4])
+    _, states = lstm(torch.rand(2, 3, 2, 4, 4))
+    h, new = lstm.step(None, states)
+    h_ref, new_ref = lstm.step(torch.zeros(2, 2, 4, 4), states)
+    torch.testing.assert_close(h, h_ref)
+    torch.testing.assert_close(new[0][1], new_ref[0][1])
+    with pytest.raises(ValueError, match="full state"):
+        lstm.step(None, [states[0], None])
 
 
 @pytest.mark.parametrize("kwargs, match", [
