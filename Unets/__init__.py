@@ -1,0 +1,1 @@
+"""U-Net segmentation: the model (unet), the shared training machinery (training) and inference (inference)."""

@@ -1,0 +1,113 @@
+"""U-Net for per-frame segmentation: small named parts and a forward that mirrors the figure.
+
+    frame (B, 3, H, W) float in [0, 1]
+      inc ─────────────────────────────────────────── up4 ── outc ─> logits (B, 49, H, W)
+       └─ down1 ───────────────────────────── up3 ──┘
+            └─ down2 ─────────────── up2 ──┘
+                 └─ down3 ─ up1 ──┘
+                      └─ down4 ┘                      widths: c, 2c, 4c, 8c, 16c (c = base_channels)
+
+GroupNorm rather than BatchNorm: the output of a frame does not depend on what else is in its batch,
+so training with 1 process x batch 8 and 2 processes x batch 4 computes the same thing (tested), and
+train and eval mode agree. Transposed convolutions upsample (deterministic backward, unlike bilinear
+on CUDA). Any H, W works: Up pads its input to the skip's size when a pooling floored an odd size.
+"""
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from data.classes import NUM_CLASSES
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    # Up to 8 groups of at least 4 channels (base_channels=8 gives 2 groups at the first level).
+    groups = min(8, max(1, channels // 4))
+    while channels % groups:
+        groups -= 1
+    return nn.GroupNorm(groups, channels)
+
+
+class DoubleConv(nn.Sequential):
+    """(3x3 conv -> GroupNorm -> ReLU) twice; keeps H, W."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            _norm(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            _norm(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class Down(nn.Sequential):
+    """2x2 max-pool (halves H, W, flooring odd sizes), then DoubleConv."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(nn.MaxPool2d(2), DoubleConv(in_channels, out_channels))
+
+
+class Up(nn.Module):
+    """Transposed conv doubles H, W and halves the channels; pad to the skip's size, concatenate, DoubleConv."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(in_channels, in_channels // 2, kernel_size=2, stride=2)
+        self.conv = DoubleConv(in_channels // 2 + out_channels, out_channels)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.up(x)
+        dh, dw = skip.shape[-2] - x.shape[-2], skip.shape[-1] - x.shape[-1]  # 0 or 1 after an odd size
+        if dh or dw:
+            x = F.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])
+        return self.conv(torch.cat([skip, x], dim=1))
+
+
+class OutConv(nn.Conv2d):
+    """1x1 conv from features to class logits."""
+
+    def __init__(self, in_channels: int, num_classes: int):
+        super().__init__(in_channels, num_classes, kernel_size=1)
+
+
+class UNet(nn.Module):
+    """frames (B, in_channels, H, W) float in [0, 1] -> logits (B, num_classes, H, W).
+
+    `config` holds the constructor's arguments; checkpoints store it as model_config so a checkpoint
+    is rebuilt from its path alone (see Unets/training.py: model_config, build_model).
+    """
+
+    NAME = "unet"  # the kind of model, checked when a checkpoint is loaded
+
+    def __init__(self, base_channels: int = 32, in_channels: int = 3, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        if base_channels < 1 or in_channels < 1 or num_classes < 2:
+            raise ValueError(
+                f"UNet needs base_channels >= 1, in_channels >= 1, num_classes >= 2; got "
+                f"{base_channels}, {in_channels}, {num_classes}"
+            )
+        self.config = {"base_channels": base_channels, "in_channels": in_channels, "num_classes": num_classes}
+        c = base_channels
+        self.inc = DoubleConv(in_channels, c)
+        self.down1 = Down(c, 2 * c)
+        self.down2 = Down(2 * c, 4 * c)
+        self.down3 = Down(4 * c, 8 * c)
+        self.down4 = Down(8 * c, 16 * c)
+        self.up1 = Up(16 * c, 8 * c)
+        self.up2 = Up(8 * c, 4 * c)
+        self.up3 = Up(4 * c, 2 * c)
+        self.up4 = Up(2 * c, c)
+        self.outc = OutConv(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.inc(x)
+        x2 = self.down1(x1)
+        x3 = self.down2(x2)
+        x4 = self.down3(x3)
+        x5 = self.down4(x4)
+        x = self.up1(x5, x4)
+        x = self.up2(x, x3)
+        x = self.up3(x, x2)
+        x = self.up4(x, x1)
+        return self.outc(x)

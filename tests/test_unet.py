@@ -1,0 +1,73 @@
+"""The U-Net: named parts, 49 classes at the input's size (odd sizes too), width from one parameter,
+and a configuration that rebuilds it from a checkpoint alone."""
+import pytest
+import torch
+
+from data.classes import NUM_CLASSES
+from data.format import HEIGHT, WIDTH
+from Unets.training import CheckpointError, build_model, load_model, make_checkpoint, atomic_save, model_config
+from Unets.unet import DoubleConv, Down, OutConv, Up, UNet
+
+
+@pytest.mark.parametrize("size", [(HEIGHT, WIDTH), (37, 51), (16, 16), (33, 18)])
+def test_logits_have_49_classes_at_input_size(size):
+    torch.manual_seed(0)
+    model = UNet(base_channels=4).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, *size))
+    assert out.shape == (2, NUM_CLASSES, *size)
+    assert torch.isfinite(out).all()
+
+
+def test_width_is_one_parameter():
+    def params(c):
+        return sum(p.numel() for p in UNet(base_channels=c).parameters())
+    small, big = UNet(base_channels=8), UNet(base_channels=16)
+    assert small.inc[0].out_channels == 8 and big.inc[0].out_channels == 16
+    assert small.down4[1][0].out_channels == 16 * 8
+    assert 3.5 < params(16) / params(8) < 4.1  # convolutions dominate: parameters grow with the width squared
+
+
+def test_parts_compose_like_the_figure():
+    model = UNet(base_channels=4)
+    assert [type(getattr(model, n)) for n in ("inc", "down1", "down4", "up1", "up4", "outc")] == \
+        [DoubleConv, Down, Down, Up, Up, OutConv]
+    up = Up(8, 4)
+    skip, low = torch.rand(1, 4, 9, 7), torch.rand(1, 8, 4, 3)  # 9x7 pooled to 4x3: Up pads back to 9x7
+    assert up(low, skip).shape == (1, 4, 9, 7)
+
+
+def test_one_frame_does_not_depend_on_its_batch():
+    """GroupNorm, not BatchNorm: what DDP equivalence and train/eval agreement rest on."""
+    torch.manual_seed(0)
+    model = UNet(base_channels=4).train()
+    x = torch.rand(3, 3, 32, 48)
+    assert torch.allclose(model(x)[:1], model(x[:1]), atol=1e-5)
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="base_channels"):
+        UNet(base_channels=0)
+
+
+def test_rebuilt_from_checkpoint_alone(tmp_path):
+    torch.manual_seed(0)
+    model = UNet(base_channels=4)
+    opt = torch.optim.AdamW(model.parameters())
+    path = tmp_path / "best.pt"
+    atomic_save(make_checkpoint(model, opt, None, 3, 0.5, {"base_channels": 4}), path)
+    loaded = load_model(path, UNet)  # no width flag needed
+    assert loaded.config == model.config and not loaded.training
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model.eval()(x))
+    assert model_config(model) == {"name": "unet", "kwargs": {"base_channels": 4, "in_channels": 3, "num_classes": 49}}
+
+
+def test_wrong_kind_of_model_is_named():
+    class Other(torch.nn.Module):
+        NAME = "reconstructor"
+    with pytest.raises(CheckpointError, match="holds a 'unet' model, expected a 'reconstructor' model"):
+        build_model({"name": "unet", "kwargs": {}}, Other)
+    with pytest.raises(CheckpointError, match="cannot build UNet"):
+        build_model({"name": "unet", "kwargs": {"width": 3}}, UNet)
