@@ -1,0 +1,220 @@
+"""Inference shared by every inference script: from a predictor to a score or a submission.
+
+A predictor maps a batch of input videos to frame 22's class ids:
+    predictor(frames) -> preds,  frames (B, 11, 3, H, W) uint8 on the device -> preds (B, H, W) int64
+Entry scripts differ only in how they build it (from a U-Net checkpoint alone, or a reconstructor
+and a U-Net); everything else (loading videos in numeric order, batching, scoring with the
+competition's metric, pictures, checking and writing the submission) lives here:
+
+    def build_predictor(args, device):
+        return segmentation_predictor(load_model(args.saved_seg_model_dir, UNet, device))
+    val_main(build_predictor, __doc__)          # or hidden_main(build_predictor, __doc__)
+
+Extra flags (e.g. --saved_recon_model_dir) come through add_args=lambda parser: ...
+"""
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from data.classes import NUM_CLASSES, colorize
+from data.format import HEIGHT, LAST_INPUT_INDEX, NUM_INPUT_FRAMES, WIDTH
+from data.metric import SegmentationScore
+from data.readers import VideoDataset, to_float
+from Unets.training import atomic_save, autocast, choose_device, memory_format
+
+Predictor = Callable[[torch.Tensor], torch.Tensor]
+
+
+class OutputPathError(OSError):
+    """The submission cannot be written where --output says."""
+
+
+@torch.no_grad()
+def segment(model, frames: torch.Tensor) -> torch.Tensor:
+    """Class ids of frames: (B, 3, H, W) uint8 or float in [0, 1] -> (B, H, W) int64, on the model's device.
+
+    The one segmentation step shared by training's validation and every inference script.
+    """
+    device = next(model.parameters()).device
+    x = frames.to(device, non_blocking=True)
+    x = to_float(x) if x.dtype == torch.uint8 else x.float()
+    x = x.contiguous(memory_format=memory_format(device))
+    with autocast(device):
+        logits = model(x)  # (B, 49, H, W)
+    return logits.argmax(dim=1)
+
+
+def segmentation_predictor(model, frame_index: int = LAST_INPUT_INDEX) -> Predictor:
+    """Frame 22 predicted as the segmentation of one input frame (frame 11 by default): no motion model."""
+    if not 0 <= frame_index < NUM_INPUT_FRAMES:
+        raise ValueError(f"frame_index must be an input frame 0..{NUM_INPUT_FRAMES - 1}, got {frame_index}")
+    model.eval()
+    return lambda frames: segment(model, frames[:, frame_index])  # (B, 11, 3, H, W) -> (B, 3, H, W)
+
+
+def video_loader(root, split: str, batch_size: int, num_workers: int = 0, device=torch.device("cpu"),
+                 frame_indices=range(NUM_INPUT_FRAMES), mask_indices=None) -> DataLoader:
+    """Batches of a split's videos in numeric order: {"video_id": (B,), "frames": (B, T, 3, H, W) uint8, "masks"?}.
+    The split is checked first (missing folder or frames raise with the path)."""
+    if batch_size < 1:
+        raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
+    dataset = VideoDataset(root, split, frame_indices=frame_indices, mask_indices=mask_indices)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      pin_memory=torch.device(device).type == "cuda")
+
+
+def predict(predictor: Predictor, loader: DataLoader, device, desc: str = "predict"):
+    """Yields (batch, preds) with preds (B, H, W) uint8 on the CPU, checked against the predictor contract."""
+    for batch in tqdm(loader, desc=desc, dynamic_ncols=True):
+        frames = batch["frames"].to(device, non_blocking=True)
+        preds = predictor(frames)
+        expected = (frames.shape[0], HEIGHT, WIDTH)
+        if tuple(preds.shape) != expected:
+            raise ValueError(f"predictor returned shape {tuple(preds.shape)}, expected {expected} (B, H, W)")
+        yield batch, preds.to("cpu", torch.uint8)
+
+
+def save_grid(path, frame: torch.Tensor, pred, truth=None) -> None:
+    """One PNG: input frame | predicted mask | true mask (when given), side by side, 4 px apart."""
+    panels = [frame.permute(1, 2, 0).cpu().numpy(), colorize(pred)] + ([colorize(truth)] if truth is not None else [])
+    gap = np.full((frame.shape[-2], 4, 3), 255, np.uint8)
+    row = np.concatenate(sum([[p, gap] for p in panels], [])[:-1], axis=1)
+    Image.fromarray(row).save(path)
+
+
+def evaluate(predictor: Predictor, root, *, split: str = "val", batch_size: int = 8, device="cpu",
+             num_workers: int = 0, visualize_dir=None, num_visualize: int = 4) -> SegmentationScore:
+    """Frame-22 predictions of every video of a labeled split scored with the competition's metric.
+    visualize_dir: grids (frame 11, prediction, truth of frame 22) for the first num_visualize videos."""
+    loader = video_loader(root, split, batch_size, num_workers, device)
+    if visualize_dir is not None:
+        Path(visualize_dir).mkdir(parents=True, exist_ok=True)
+    score, drawn = SegmentationScore(), 0
+    for batch, preds in predict(predictor, loader, device, desc=f"{split}"):
+        truth = batch["masks"][:, 0]  # (B, H, W): frame 22's mask
+        score.update(preds, truth)
+        for k in range(len(preds)):
+            if visualize_dir is None or drawn >= num_visualize:
+                break
+            save_grid(Path(visualize_dir) / f"video_{int(batch['video_id'][k])}.png",
+                      batch["frames"][k, LAST_INPUT_INDEX], preds[k], truth[k])
+            drawn += 1
+    return score
+
+
+def check_writable(path) -> Path:
+    """Fail now, before any inference, when `path` cannot be written (folder missing, a folder in the
+    way, no permission): by creating and removing a temporary file next to it."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"--output {path} is a folder; give a file name, e.g. {path / 'submission.pt'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputPathError(f"cannot write --output {path}: folder {parent} does not exist (create it first)")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise OutputPathError(f"cannot write --output {path}: {e.strerror or e}") from None
+    return path
+
+
+def check_submission(submission: torch.Tensor, video_ids, expected_ids) -> None:
+    """The competition's format: uint8 (N, 160, 240), values 0..48, one row per hidden video in numeric order."""
+    expected_ids = list(expected_ids)
+    if list(video_ids) != expected_ids or any(a >= b for a, b in zip(expected_ids, expected_ids[1:])):
+        raise ValueError("submission rows are not the hidden videos in increasing numeric order")
+    if submission.dtype != torch.uint8:
+        raise ValueError(f"submission dtype {submission.dtype}, expected torch.uint8")
+    if tuple(submission.shape) != (len(expected_ids), HEIGHT, WIDTH):
+        raise ValueError(f"submission shape {tuple(submission.shape)}, expected {(len(expected_ids), HEIGHT, WIDTH)}")
+    if submission.numel() and int(submission.max()) >= NUM_CLASSES:
+        raise ValueError(f"submission value {int(submission.max())} out of range 0..{NUM_CLASSES - 1}")
+
+
+def write_submission(submission: torch.Tensor, path, video_ids, expected_ids) -> None:
+    """Check, then write atomically (temporary file renamed over `path`: an old file is never half-overwritten)."""
+    check_submission(submission, video_ids, expected_ids)
+    atomic_save(submission, path)
+
+
+def predict_hidden(predictor: Predictor, root, *, batch_size: int = 8, device="cpu", num_workers: int = 0):
+    """(submission (N, H, W) uint8, video ids) of every hidden video, in numeric order."""
+    loader = video_loader(root, "hidden", batch_size, num_workers, device)
+    ids, preds = [], []
+    for batch, p in predict(predictor, loader, device, desc="hidden"):
+        ids.extend(int(v) for v in batch["video_id"])
+        preds.append(p)
+    return torch.cat(preds), ids, loader.dataset.video_ids
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line, shared by the entry scripts
+
+
+def _parser(description: str, hidden: bool) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--root_dir", default="Dataset_Student", help="dataset root holding the val/ or hidden/ split")
+    p.add_argument("--saved_seg_model_dir", default="checkpoints/unet/best.pt",
+                   help="U-Net checkpoint file written by Unets/train.py (its model_config rebuilds the model)")
+    p.add_argument("--batch_size", type=int, default=8, help="videos per batch")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if present, else CPU)")
+    p.add_argument("--num_workers", type=int, default=2, help="data-loading worker processes (0: in the main process)")
+    if hidden:
+        p.add_argument("--output", default="submission.pt",
+                       help="submission file: uint8 tensor (hidden videos, 160, 240), written atomically")
+    else:
+        p.add_argument("--visualize", default=None, metavar="DIR",
+                       help="write PNG grids (frame 11 | prediction | true frame 22) of a few videos to DIR")
+        p.add_argument("--num_visualize", type=int, default=8, help="how many videos --visualize draws")
+    return p
+
+
+def val_main(build_predictor, description: str, argv=None, add_args=None) -> float:
+    """Parse arguments, build the predictor, score frame 22 on val; prints `Jaccard: 0.xxxx` and the per-class table."""
+    parser = _parser(description, hidden=False)
+    if add_args is not None:
+        add_args(parser)
+    args = parser.parse_args(argv)
+    device = choose_device(args.device)
+    VideoDataset(args.root_dir, "val")  # a missing split fails before the model loads
+    predictor = build_predictor(args, device)
+    score = evaluate(predictor, args.root_dir, batch_size=args.batch_size, device=device,
+                     num_workers=args.num_workers, visualize_dir=args.visualize, num_visualize=args.num_visualize)
+    jaccard = score.compute()
+    print(f"Jaccard: {jaccard:.4f}")
+    print(score.table())
+    if args.visualize:
+        print(f"pictures: {args.visualize}")
+    return jaccard
+
+
+def hidden_main(build_predictor, description: str, argv=None, add_args=None) -> torch.Tensor:
+    """Parse arguments, check --output is writable, build the predictor, write the checked submission."""
+    parser = _parser(description, hidden=True)
+    if add_args is not None:
+        add_args(parser)
+    args = parser.parse_args(argv)
+    output = check_writable(args.output)  # before anything expensive
+    device = choose_device(args.device)
+    VideoDataset(args.root_dir, "hidden")  # a missing split fails before the model loads
+    predictor = build_predictor(args, device)
+    start = time.perf_counter()
+    submission, ids, expected = predict_hidden(predictor, args.root_dir, batch_size=args.batch_size, device=device,
+                                               num_workers=args.num_workers)
+    seconds = time.perf_counter() - start
+    write_submission(submission, output, ids, expected)
+    print(f"wrote {output}: {submission.dtype} tensor {tuple(submission.shape)}, rows = videos "
+          f"{ids[0]}..{ids[-1]} in numeric order, class ids {int(submission.min())}..{int(submission.max())} "
+          f"({len(ids) / seconds:.1f} videos/s)")
+    return submission

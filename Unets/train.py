@@ -1,0 +1,126 @@
+"""Train the U-Net to segment frames: every frame of the train split with its mask, validated on the
+val split's frames with the competition's metric (dataset-level Jaccard); best.pt keeps the best.
+
+    python Unets/train.py --root_dir Dataset_Student --checkpoint_dir checkpoints/unet
+    python Unets/train.py ... --resume                                  # continue from last.pt
+    torchrun --nproc_per_node=4 Unets/train.py ...                      # DDP, --batch_size per process
+
+Recipe: cross-entropy (+ --dice_weight x soft Dice), AdamW, learning rate warmed up over 5% of the
+steps then cosine-decayed (stepped per batch), gradient clipping, random left-right flips (geometry
+only: color is the class).
+--batch_size is per process: under torchrun the global batch is nproc x batch_size, and N processes
+take the same steps as one process with N times the batch (tested on CPU).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+from torch.utils.data import Subset  # noqa: E402
+
+from data.classes import NUM_CLASSES  # noqa: E402
+from data.format import NUM_FRAMES  # noqa: E402
+from data.metric import SegmentationScore  # noqa: E402
+from data.readers import LabeledFrameDataset, to_float  # noqa: E402
+from Unets.inference import segment  # noqa: E402
+from Unets.training import (  # noqa: E402
+    RandomFlips, RunState, fit, make_loader, memory_format, print0, print_run_header, run_cli, seed_everything,
+    setup_distributed, teardown_distributed, warmup_cosine, wrap_ddp,
+)
+from Unets.unet import UNet  # noqa: E402
+
+# Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
+MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip",
+                        "dice_weight", "seed")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--root_dir", default="Dataset_Student", help="dataset root holding train/ and val/")
+    p.add_argument("--epochs", type=int, default=20, help="passes over the train split's frames")
+    p.add_argument("--batch_size", type=int, default=16, help="frames per step and per process (global = nproc x this)")
+    p.add_argument("--learning_rate", type=float, default=2e-3, help="peak learning rate (after warm-up; cosine decay to 1%% of it)")
+    p.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
+    p.add_argument("--grad_clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
+    p.add_argument("--dice_weight", type=float, default=0.0, help="loss = cross-entropy + this x soft Dice (0: CE only)")
+    p.add_argument("--base_channels", type=int, default=32, help="U-Net width: channels of the first level (8 for a CPU quickstart)")
+    p.add_argument("--val_videos", type=int, default=0,
+                   help="validate on the frames of the first N val videos only (0: all, the honest score)")
+    p.add_argument("--checkpoint_dir", default="checkpoints/unet", help="folder for last.pt, best.pt and log.jsonl")
+    p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint_dir from its last.pt")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and flips")
+    p.add_argument("--num_workers", type=int, default=2, help="data-loading worker processes per training process")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if present, else CPU)")
+    args = p.parse_args(argv)
+    for name in ("epochs", "batch_size", "base_channels"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1")
+    if args.learning_rate <= 0 or args.val_videos < 0 or args.dice_weight < 0 or args.grad_clip < 0:
+        p.error("--learning_rate must be > 0; --val_videos, --dice_weight and --grad_clip >= 0")
+    return args
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 - soft Dice averaged over the 49 classes, over the whole batch: logits (B, C, H, W), target (B, H, W)."""
+    probs = logits.float().softmax(dim=1)
+    onehot = F.one_hot(target, NUM_CLASSES).permute(0, 3, 1, 2).to(probs.dtype)  # (B, H, W, C) -> (B, C, H, W)
+    inter = (probs * onehot).sum(dim=(0, 2, 3))
+    total = probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
+    return 1 - ((2 * inter + eps) / (total + eps)).mean()
+
+
+def main(argv=None) -> RunState:
+    args = parse_args(argv)
+    ctx = setup_distributed(args.device)
+    try:
+        run_args = {**vars(args), "world_size": ctx.world_size, "global_batch_size": args.batch_size * ctx.world_size}
+        print_run_header(argparse.Namespace(**run_args), ctx)
+        seed_everything(args.seed)  # same seed on every rank: identical initial weights
+
+        train_set = RandomFlips(LabeledFrameDataset(args.root_dir, "train"), seed=args.seed)
+        val_set = LabeledFrameDataset(args.root_dir, "val")
+        if args.val_videos:
+            val_set = Subset(val_set, range(min(len(val_set), args.val_videos * NUM_FRAMES)))
+        if len(train_set) < run_args["global_batch_size"]:
+            raise ValueError(f"{args.root_dir}/train has {len(train_set)} frames, fewer than one global batch "
+                             f"({run_args['global_batch_size']}): lower --batch_size")
+        train_loader = make_loader(train_set, args.batch_size, ctx, shuffle=True, seed=args.seed, drop_last=True,
+                                   num_workers=args.num_workers)
+        val_loader = make_loader(val_set, args.batch_size, ctx, shuffle=False, num_workers=args.num_workers)
+
+        model = UNet(base_channels=args.base_channels).to(ctx.device, memory_format=memory_format(ctx.device))
+        print0(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {model.config}", ctx=ctx)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+        scheduler = warmup_cosine(optimizer, total_steps=args.epochs * len(train_loader))
+        run = RunState.start(args.checkpoint_dir, args.resume, model, optimizer, scheduler, run_args, ctx,
+                             must_match=MUST_MATCH_ON_RESUME)
+
+        def compute_loss(model, batch):
+            frames, masks = batch
+            x = to_float(frames.to(ctx.device, non_blocking=True)).contiguous(memory_format=memory_format(ctx.device))
+            target = masks.to(ctx.device, non_blocking=True).long()
+            logits = model(x)  # (B, 49, H, W)
+            loss = F.cross_entropy(logits.float(), target)
+            if args.dice_weight:
+                loss = loss + args.dice_weight * dice_loss(logits, target)
+            return loss, len(frames)
+
+        def validate(model):
+            model.eval()
+            score = SegmentationScore(ctx.device)
+            for frames, masks in val_loader:
+                score.update(segment(model, frames), masks)
+            return score.compute()  # sums the confusion matrices of all ranks under torch.distributed
+
+        return fit(run, wrap_ddp(model, ctx), train_loader, optimizer, scheduler, compute_loss, validate, ctx,
+                   epochs=args.epochs, args=run_args, grad_clip=args.grad_clip, score_name="val_jaccard")
+    finally:
+        teardown_distributed(ctx)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

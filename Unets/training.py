@@ -1,0 +1,579 @@
+"""The training machinery every train script of the repository uses, written once.
+
+A train script reads top to bottom with these pieces:
+
+    ctx = setup_distributed(args.device)            # torchrun's environment -> DDP (NCCL on GPU, gloo on CPU)
+    try:
+        print_run_header(args, ctx)                  # git commit + arguments, rank 0 only
+        seed_everything(args.seed)
+        model = MyModel(**kwargs).to(ctx.device)     # any nn.Module with NAME and config (see model_config)
+        ... optimizer, scheduler, loaders (make_loader gives every rank its DistributedSampler share) ...
+        run = RunState.start(args.checkpoint_dir, args.resume, model, optimizer, scheduler, args, ctx,
+                             must_match=("epochs", "batch_size"))   # fresh, or every stateful object restored
+        fit(run, wrap_ddp(model, ctx), train_loader, optimizer, scheduler, compute_loss, validate, ...)
+    finally:
+        teardown_distributed(ctx)
+
+Checkpoints are one dict of plain data, loadable with torch.load(..., weights_only=True):
+    {"model_config": {"name", "kwargs"}, "model", "optimizer", "scheduler", "epoch", "best_score", "rng", "args"}
+`epoch` counts completed epochs; last.pt is written after every epoch and best.pt at the best
+validation score, each to a temporary file that is then renamed over the old one, so a crash never
+leaves a broken checkpoint. Resuming restores every stateful object, so re-running the same command
+with --resume continues exactly where the last complete epoch ended (on CPU, bit for bit: tested).
+
+Randomness that shapes training never depends on the number of processes: the sampler shuffles
+with (seed, epoch) and per-sample augmentation draws from (seed, epoch, sample index); this is what
+makes one process with batch 2N and two processes with batch N take the same steps.
+"""
+import contextlib
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINT_KEYS = ("model_config", "model", "optimizer", "scheduler", "epoch", "best_score", "rng", "args")
+LAST, BEST, LOG = "last.pt", "best.pt", "log.jsonl"
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: mkstemp's files are 0600, the files we rename into place get the usual mode
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices and processes
+
+
+def choose_device(name: str = None) -> torch.device:
+    """The device to run on: `name` when given ("cpu", "cuda", "cuda:1", ...), else CUDA if present, else CPU."""
+    if name:
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        return device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class DistContext:
+    """Where this process stands: its device, rank and the number of processes (1 without torchrun)."""
+
+    device: torch.device
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_name: str = None) -> DistContext:
+    """Join the process group when launched by torchrun (RANK/WORLD_SIZE set), else run alone.
+
+    Under torchrun each process takes GPU LOCAL_RANK with NCCL, or the CPU with gloo. Multi-node
+    runs need nothing more: torchrun's --nnodes/--node_rank/--rdzv_endpoint set the same variables.
+    """
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return DistContext(device=choose_device(device_name))
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = choose_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)  # one GPU per process, whatever --device said
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        backend = "gloo"
+    dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+    return DistContext(device=device, rank=rank, local_rank=local_rank, world_size=world_size)
+
+
+def teardown_distributed(ctx: DistContext) -> None:
+    if ctx.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap_ddp(model: nn.Module, ctx: DistContext) -> nn.Module:
+    """DistributedDataParallel around the model under torchrun, the model itself otherwise."""
+    if not ctx.distributed:
+        return model
+    return DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside DDP and/or torch.compile wrappers: its state_dict has no 'module.'/'_orig_mod.' keys."""
+    while True:
+        if isinstance(model, DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def autocast(device: torch.device):
+    """Mixed precision on CUDA (bf16 where supported, else fp16), nothing on CPU."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def make_grad_scaler(device: torch.device):
+    """A GradScaler for fp16 autocast; disabled (a pass-through) on CPU and with bf16."""
+    enabled = device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    return torch.amp.GradScaler("cuda", enabled=enabled)
+
+
+def memory_format(device: torch.device):
+    """channels_last on CUDA (faster convolutions with tensor cores), the default layout elsewhere."""
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+def all_reduce_sum(values, ctx: DistContext) -> list:
+    """Sum a list of numbers over all processes (identity when running alone)."""
+    if not ctx.distributed:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# Printing, logging, seeding
+
+
+def print0(*args, ctx: DistContext = None, **kwargs) -> None:
+    """print on rank 0 only (every process when ctx is None and not under torch.distributed)."""
+    rank = ctx.rank if ctx is not None else (dist.get_rank() if dist.is_available() and dist.is_initialized() else 0)
+    if rank == 0:
+        print(*args, **kwargs, flush=True)
+
+
+def git_commit() -> str:
+    """The repository's commit, with '+dirty' when files differ from it; 'unknown' outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (sha + ("+dirty" if dirty else "")) if sha else "unknown"
+
+
+def print_run_header(args, ctx: DistContext) -> None:
+    """The git commit, the processes and every argument, once, so a log says how it was made."""
+    print0(f"git commit: {git_commit()}", ctx=ctx)
+    print0(f"command: {' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}", ctx=ctx)
+    print0(f"device: {ctx.device}, processes: {ctx.world_size}", ctx=ctx)
+    print0("arguments: " + json.dumps(vars(args), sort_keys=True), ctx=ctx)
+
+
+class JsonlLogger:
+    """Appends one JSON object per line to a file (rank 0 only); appending keeps a resumed run's history."""
+
+    def __init__(self, path, ctx: DistContext):
+        self.path, self.ctx = Path(path), ctx
+
+    def log(self, record: dict) -> None:
+        if self.ctx.is_main:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices). Same seed on every rank: the models start identical."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """Every RNG's state as plain data (loadable with weights_only=True)."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].copy()), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what rng_state() captured."""
+    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy(), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def run_cli(main) -> int:
+    """Run an entry script's main(); an error about the input (a path, a checkpoint, a resume mismatch, an
+    unwritable output, a malformed dataset: OSError/ValueError, with the fix in their message) or a
+    non-finite loss prints `error: <message>` without a traceback and returns exit status 1."""
+    try:
+        main()
+    except (OSError, ValueError, CheckpointError, FloatingPointError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def check_finite(loss: float, epoch: int, step: int, checkpoint_dir=None) -> None:
+    """Stop the run with a clear message when the loss became NaN or infinite."""
+    if not math.isfinite(loss):
+        where = f"; the last good checkpoint is {Path(checkpoint_dir) / LAST}" if checkpoint_dir else ""
+        raise FloatingPointError(
+            f"non-finite loss ({loss}) at epoch {epoch}, step {step}: training stopped. Lower --learning_rate "
+            f"or check the data{where}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Models and checkpoints
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable, incomplete or holds another kind of model."""
+
+
+class ResumeError(ValueError):
+    """--resume cannot continue the run in the checkpoint folder as asked (nothing there, or other flags)."""
+
+
+def model_config(model: nn.Module) -> dict:
+    """{"name": the model's kind, "kwargs": its constructor's arguments}: enough to rebuild it.
+
+    A model class takes part by having a NAME class attribute and a `config` dict of the keyword
+    arguments it was built with (see Unets/unet.py).
+    """
+    model = unwrap(model)
+    if not hasattr(model, "NAME") or not isinstance(getattr(model, "config", None), dict):
+        raise TypeError(f"{type(model).__name__} needs a NAME class attribute and a config dict to be checkpointed")
+    return {"name": model.NAME, "kwargs": dict(model.config)}
+
+
+def build_model(config: dict, model_cls, source="checkpoint") -> nn.Module:
+    """Rebuild a model from its model_config, after checking it is a `model_cls` (by NAME)."""
+    if not isinstance(config, dict) or "name" not in config or "kwargs" not in config:
+        raise CheckpointError(f"{source}: model_config {config!r} lacks 'name' and 'kwargs'")
+    if config["name"] != model_cls.NAME:
+        raise CheckpointError(
+            f"{source} holds a {config['name']!r} model, expected a {model_cls.NAME!r} model "
+            f"({model_cls.__name__}): check which checkpoint you passed"
+        )
+    try:
+        return model_cls(**config["kwargs"])
+    except TypeError as e:
+        raise CheckpointError(f"{source}: cannot build {model_cls.__name__} from {config['kwargs']}: {e}") from None
+
+
+def atomic_save(obj, path) -> None:
+    """torch.save to a temporary file in the same folder, then rename over `path`: readers and crashes
+    see the old file or the new one, never half of one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """A checkpoint dict, loaded with weights_only=True, with a clear error when it is missing or broken."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder: pass the checkpoint file itself, e.g. {path / BEST}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path} (train one with python Unets/train.py --checkpoint_dir DIR)")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # unpickling raises many types; all mean the same thing here
+        raise CheckpointError(f"unreadable checkpoint {path}: {type(e).__name__}: {e}") from None
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
+        raise CheckpointError(f"{path} is not a checkpoint of this repository (no model_config/model)")
+    return ckpt
+
+
+def load_model(path, model_cls, device="cpu") -> nn.Module:
+    """The model stored in a checkpoint file, rebuilt from its model_config alone, in eval mode on `device`."""
+    ckpt = load_checkpoint(path)
+    model = build_model(ckpt["model_config"], model_cls, source=str(path))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit {model_cls.__name__}{ckpt['model_config']['kwargs']}: {e}") from None
+    return model.to(device).eval()
+
+
+def make_checkpoint(model, optimizer, scheduler, epoch: int, best_score, args) -> dict:
+    """The checkpoint dict: plain data only (weights of the unwrapped model; args as a dict)."""
+    return {
+        "model_config": model_config(model),
+        "model": unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "epoch": epoch,
+        "best_score": best_score,
+        "rng": rng_state(),
+        "args": dict(vars(args)) if not isinstance(args, dict) else dict(args),
+    }
+
+
+@dataclass
+class RunState:
+    """Where a run stands: its checkpoint folder, completed epochs and best validation score."""
+
+    checkpoint_dir: Path
+    epoch: int = 0  # epochs completed
+    best_score: float = None
+    mode: str = "max"  # "max": higher validation score is better (Jaccard); "min": lower (a loss)
+
+    def is_better(self, score: float) -> bool:
+        if self.best_score is None:
+            return True
+        return score > self.best_score if self.mode == "max" else score < self.best_score
+
+    @classmethod
+    def start(cls, checkpoint_dir, resume: bool, model, optimizer, scheduler, args, ctx: DistContext,
+              must_match=(), mode: str = "max") -> "RunState":
+        """A fresh run, or (resume=True) the run in checkpoint_dir/last.pt with every stateful object restored.
+
+        Refuses, with the fix in the message: resuming without a last.pt; resuming with a model built
+        differently from the checkpoint's; resuming with different values of the `must_match` arguments
+        (those that shape the schedule); and a fresh run in a folder that already holds one, which would
+        overwrite its checkpoints.
+        """
+        checkpoint_dir = Path(checkpoint_dir)
+        last = checkpoint_dir / LAST
+        run = cls(checkpoint_dir=checkpoint_dir, mode=mode)
+        if not resume:
+            if last.exists():
+                raise ResumeError(
+                    f"{checkpoint_dir} already holds a run ({LAST}): pass --resume to continue it, "
+                    f"or choose another --checkpoint_dir"
+                )
+            if ctx.is_main:
+                checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            return run
+        if not last.is_file():
+            raise ResumeError(
+                f"--resume: no {LAST} in {checkpoint_dir} (nothing to resume); run without --resume to start"
+            )
+        ckpt = load_checkpoint(last)
+        missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+        if missing:
+            raise CheckpointError(f"{last} lacks {missing}: not a resumable checkpoint")
+        want = model_config(model)
+        if ckpt["model_config"] != want:
+            raise ResumeError(
+                f"--resume: {last} holds {ckpt['model_config']}, but the flags build {want}; resume with the "
+                f"run's own model flags, or start a new --checkpoint_dir"
+            )
+        given = dict(vars(args)) if not isinstance(args, dict) else dict(args)
+        differ = {k: (ckpt["args"].get(k), given.get(k)) for k in must_match if ckpt["args"].get(k) != given.get(k)}
+        if differ:
+            raise ResumeError(
+                "--resume: " + ", ".join(f"--{k} was {a} in the run, now {b}" for k, (a, b) in differ.items())
+                + f"; resume {checkpoint_dir} with the same values, or start a new --checkpoint_dir"
+            )
+        unwrap(model).load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"])
+        run.epoch, run.best_score = ckpt["epoch"], ckpt["best_score"]
+        print0(f"resumed {last}: {run.epoch} epochs done, best score {run.best_score}", ctx=ctx)
+        return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random generator of one sample in one epoch: the same whatever the workers, processes or resumes."""
+    return np.random.default_rng([seed, epoch, index])
+
+
+class RandomFlips(Dataset):
+    """Flips each sample left-right (and up-down if asked) with probability 1/2, the same flip for every
+    tensor of the item (frames and their masks alike: the last two dims are H, W). Geometry only, never
+    color: color is the class. Draws from sample_rng(seed, epoch, index); fit() calls set_epoch.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int, horizontal: bool = True, vertical: bool = False):
+        self.dataset, self.seed, self.horizontal, self.vertical, self.epoch = dataset, seed, horizontal, vertical, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        item = self.dataset[index]
+        u = sample_rng(self.seed, self.epoch, index).random(2)
+        dims = ([-1] if self.horizontal and u[0] < 0.5 else []) + ([-2] if self.vertical and u[1] < 0.5 else [])
+        if not dims:
+            return item
+        flip = lambda x: x.flip(dims) if isinstance(x, torch.Tensor) and x.dim() >= 2 else x  # noqa: E731
+        if isinstance(item, dict):
+            return {k: flip(v) for k, v in item.items()}
+        return type(item)(flip(x) for x in item)
+
+
+def make_loader(dataset: Dataset, batch_size: int, ctx: DistContext, *, shuffle: bool, seed: int = 0,
+                drop_last: bool = False, num_workers: int = 0) -> DataLoader:
+    """A DataLoader over this rank's share of `dataset`, `batch_size` samples per process.
+
+    Training (shuffle=True): a DistributedSampler, also when alone (1 replica), so the order is the
+    same permutation of (seed, epoch) whatever the number of processes: rank r takes every r-th
+    sample, and a step of N processes sees exactly the samples one process with batch N x batch_size
+    sees. Evaluation (shuffle=False): a strided share with no padding, so no sample is counted twice.
+    drop_last drops a final partial batch (training: every step has the full batch).
+    """
+    if shuffle:
+        # drop_last=False: the sampler pads a share by repeating samples only when len % world_size != 0
+        sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed)
+    else:
+        sampler = list(range(ctx.rank, len(dataset), ctx.world_size))
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                      num_workers=num_workers, pin_memory=ctx.device.type == "cuda",
+                      persistent_workers=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The epoch loop
+
+
+def warmup_cosine(optimizer, total_steps: int, warmup_fraction: float = 0.05, final_ratio: float = 0.01):
+    """Learning rate stepped per batch: linear warm-up over warmup_fraction of the steps (at least one),
+    then a cosine decay to final_ratio x the peak. Works for any total_steps >= 1 (OneCycleLR divides by
+    zero on very short runs). Its state_dict is plain data; rebuilding it with the same arguments and
+    loading the state resumes it."""
+    warmup = max(1, round(warmup_fraction * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train_epoch(model, loader, optimizer, scheduler, compute_loss, ctx: DistContext, *, epoch: int,
+                grad_clip: float = 0.0, scaler=None, checkpoint_dir=None, desc: str = "train",
+                refresh_every: int = 10) -> dict:
+    """One pass over `loader`: loss, backward, clipping, optimizer and per-batch scheduler steps.
+
+    compute_loss(model, batch) -> (mean loss of the batch as a 0-d tensor, number of samples).
+    Returns {"loss": sample-weighted mean loss over all processes, "samples": samples seen by all
+    processes, "seconds"}. Checks the loss every `refresh_every` steps (one device sync each) and at
+    the end; a non-finite loss raises FloatingPointError.
+    """
+    model.train()
+    scaler = scaler if scaler is not None else make_grad_scaler(ctx.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=ctx.device)  # summed on device: no sync per step
+    samples, start = 0, time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch} {desc}", disable=not ctx.is_main, dynamic_ncols=True, leave=True)
+    for step, batch in enumerate(bar, 1):
+        with autocast(ctx.device):
+            loss, n = compute_loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if grad_clip > 0:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += loss.detach().double() * n
+        samples += n
+        if step % refresh_every == 0 or step == len(loader):
+            running = loss_sum.item() / samples
+            check_finite(running, epoch, step, checkpoint_dir)
+            bar.set_postfix(loss=f"{running:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+    bar.close()
+    total_loss, total_samples = all_reduce_sum([loss_sum.item(), samples], ctx)
+    if total_samples == 0:
+        raise ValueError(f"epoch {epoch}: the training loader gave no batch (dataset smaller than one batch?)")
+    check_finite(total_loss, epoch, len(loader), checkpoint_dir)
+    return {"loss": total_loss / total_samples, "samples": int(total_samples),
+            "seconds": time.perf_counter() - start}
+
+
+def fit(run: RunState, model, train_loader, optimizer, scheduler, compute_loss, validate, ctx: DistContext,
+        *, epochs: int, args, grad_clip: float = 0.0, score_name: str = "val_score") -> RunState:
+    """Epochs run.epoch+1 .. epochs: train, validate, write last.pt (and best.pt), log one JSON line.
+
+    validate(model) -> score (the same on every rank: reduce inside). `model` may be DDP-wrapped;
+    checkpoints hold the unwrapped model. Rank 0 alone writes; the others wait at a barrier so no
+    rank runs ahead of a checkpoint.
+    """
+    logger = JsonlLogger(run.checkpoint_dir / LOG, ctx)
+    scaler = make_grad_scaler(ctx.device)
+    if run.epoch >= epochs:
+        print0(f"nothing to do: {run.checkpoint_dir} has completed all {epochs} epochs", ctx=ctx)
+    for epoch in range(run.epoch + 1, epochs + 1):
+        for obj in (train_loader.sampler, train_loader.dataset):
+            if hasattr(obj, "set_epoch"):
+                obj.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        stats = train_epoch(model, train_loader, optimizer, scheduler, compute_loss, ctx, epoch=epoch,
+                            grad_clip=grad_clip, scaler=scaler, checkpoint_dir=run.checkpoint_dir)
+        start = time.perf_counter()
+        score = validate(unwrap(model))
+        val_seconds = time.perf_counter() - start
+        improved = run.is_better(score)
+        run.epoch = epoch
+        if improved:
+            run.best_score = score
+        if ctx.is_main:
+            ckpt = make_checkpoint(model, optimizer, scheduler, epoch, run.best_score, args)
+            atomic_save(ckpt, run.checkpoint_dir / LAST)
+            if improved:
+                atomic_save(ckpt, run.checkpoint_dir / BEST)
+        record = {"epoch": epoch, "train_loss": round(stats["loss"], 6), score_name: round(score, 6),
+                  "best": round(run.best_score, 6), "lr": lr, "train_seconds": round(stats["seconds"], 2),
+                  "val_seconds": round(val_seconds, 2),
+                  "samples_per_s": round(stats["samples"] / max(stats["seconds"], 1e-9), 2)}
+        logger.log(record)
+        print0(f"epoch {epoch}/{epochs}: loss {stats['loss']:.4f}, {score_name} {score:.4f} "
+               f"(best {run.best_score:.4f}{', saved best.pt' if improved else ''}), "
+               f"{record['samples_per_s']} samples/s", ctx=ctx)
+        if ctx.distributed:
+            dist.barrier()
+    return run

@@ -1,0 +1,235 @@
+"""Unets/train.py and the shared machinery: checkpoints, exact resume after a kill, torchrun with 2 CPU
+processes agreeing with 1 process, metric reduced across ranks, and clear refusals that lose nothing."""
+import contextlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from data.format import HEIGHT, WIDTH
+from data.metric import SegmentationScore
+from Unets import train
+from Unets.training import (
+    CHECKPOINT_KEYS, DistContext, RandomFlips, ResumeError, rng_state, set_rng_state, train_epoch,
+)
+from Unets.unet import UNet
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = REPO / "Unets" / "train.py"
+# One thread per training process: CI has 2 cores, and runs compared bit for bit use the same count.
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@contextlib.contextmanager
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def small_root(tiny_root, tmp_path_factory) -> Path:
+    """tiny_root cut to one train and one val video (22 frames each), by symlinks: keeps CPU runs short."""
+    root = tmp_path_factory.mktemp("small")
+    for split in ("train", "val"):
+        first = sorted((tiny_root / split).iterdir(), key=lambda p: int(p.name.split("_")[1]))[0]
+        (root / split).mkdir()
+        (root / split / first.name).symlink_to(first, target_is_directory=True)
+    return root
+
+
+def flags(root, ckpt, *extra) -> list:
+    """A tiny, fast recipe: 5 steps of 4 frames per epoch (22 frames, last partial batch dropped)."""
+    return ["--root_dir", str(root), "--checkpoint_dir", str(ckpt), "--base_channels", "4", "--batch_size", "4",
+            "--num_workers", "0", "--device", "cpu", *extra]
+
+
+def read_log(ckpt) -> list:
+    path = Path(ckpt) / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def load(path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def two_epochs(small_root, tmp_path_factory):
+    """A finished, uninterrupted 2-epoch run, in this process: (checkpoint dir, printed text)."""
+    ckpt = tmp_path_factory.mktemp("run") / "ckpt"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), one_thread():
+        train.main(flags(small_root, ckpt, "--epochs", "2"))
+    return ckpt, out.getvalue()
+
+
+def test_run_writes_self_describing_checkpoints_and_a_log(two_epochs):
+    ckpt, printed = two_epochs
+    assert "git commit:" in printed and '"base_channels": 4' in printed
+    assert sorted(p.name for p in ckpt.iterdir()) == ["best.pt", "last.pt", "log.jsonl"]  # no temp file left
+    last = load(ckpt / "last.pt")  # weights_only=True: plain data only
+    assert tuple(last) == CHECKPOINT_KEYS
+    assert last["model_config"] == {"name": "unet", "kwargs": {"base_channels": 4, "in_channels": 3, "num_classes": 49}}
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in last["model"])
+    assert last["epoch"] == 2 and isinstance(last["args"], dict) and last["args"]["batch_size"] == 4
+    assert set(last["rng"]) >= {"python", "numpy", "torch"}
+    log = read_log(ckpt)
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert all(set(r) >= {"train_loss", "val_jaccard", "lr", "train_seconds", "samples_per_s"} for r in log)
+    assert all(0 <= r["val_jaccard"] <= 1 and np.isfinite(r["train_loss"]) and r["lr"] > 0 for r in log)
+    best = load(ckpt / "best.pt")
+    assert best["best_score"] == pytest.approx(max(r["val_jaccard"] for r in log), abs=1e-6)
+    assert best["epoch"] == 1 + int(np.argmax([r["val_jaccard"] for r in log]))
+    model = UNet(**last["model_config"]["kwargs"])
+    model.load_state_dict(last["model"])  # loads strictly
+
+
+def test_refusals_are_clear_and_lose_nothing(two_epochs, small_root, tmp_path):
+    ckpt, _ = two_epochs
+    before = (ckpt / "last.pt").read_bytes()
+    with pytest.raises(ResumeError, match="already holds a run.*--resume"):
+        train.main(flags(small_root, ckpt, "--epochs", "2"))
+    with pytest.raises(ResumeError, match="base_channels': 4.*base_channels': 8"):
+        train.main(flags(small_root, ckpt, "--epochs", "2", "--resume", "--base_channels", "8"))
+    with pytest.raises(ResumeError, match="--epochs was 2 in the run, now 3"):
+        train.main(flags(small_root, ckpt, "--epochs", "3", "--resume"))
+    with pytest.raises(ResumeError, match="no last.pt in .*nothing to resume"):
+        train.main(flags(small_root, tmp_path / "empty", "--epochs", "1", "--resume"))
+    (tmp_path / "no_val").mkdir()
+    (tmp_path / "no_val" / "train").symlink_to(small_root / "train", target_is_directory=True)
+    with pytest.raises(FileNotFoundError, match="split folder not found: .*no_val/val"):
+        train.main(flags(tmp_path / "no_val", tmp_path / "c", "--epochs", "1"))
+    assert (ckpt / "last.pt").read_bytes() == before
+    assert not (tmp_path / "empty").exists() and not (tmp_path / "c").exists()
+
+
+def test_cli_from_its_own_folder_prints_the_error_without_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "train.py", "--root_dir", str(tmp_path / "nowhere"),
+                             "--checkpoint_dir", str(tmp_path / "c")], cwd=REPO / "Unets", capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: dataset root not found") and "Traceback" not in result.stderr
+
+
+def test_killed_run_resumes_to_the_same_weights(two_epochs, small_root, tmp_path):
+    """Kill a 2-epoch run during epoch 2 (after epoch 1's last.pt), resume it: same final weights, bit for bit."""
+    reference = two_epochs[0]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(TRAIN), *flags(small_root, killed, "--epochs", "2")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ONE_THREAD)
+    try:
+        deadline = time.monotonic() + 120
+        while not read_log(killed) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # epoch 1's log line is written after its last.pt
+        proc.kill()
+    finally:
+        proc.wait()
+    assert proc.returncode == -9, "the run ended before it could be killed during epoch 2"
+    assert [r["epoch"] for r in read_log(killed)] == [1] and load(killed / "last.pt")["epoch"] == 1
+
+    subprocess.run([sys.executable, str(TRAIN), *flags(small_root, killed, "--epochs", "2", "--resume")],
+                   check=True, capture_output=True, env=ONE_THREAD)
+    resumed, uninterrupted = load(killed / "last.pt"), load(reference / "last.pt")
+    assert resumed["epoch"] == uninterrupted["epoch"] == 2
+    assert all(torch.equal(resumed["model"][k], uninterrupted["model"][k]) for k in uninterrupted["model"])
+    assert [r["epoch"] for r in read_log(killed)] == [1, 2]
+    assert read_log(killed)[1]["train_loss"] == read_log(reference)[1]["train_loss"]
+
+
+def test_torchrun_two_processes_agree_with_one(small_root, tmp_path):
+    """--batch_size is per process: 2 processes x 5 frames take the same 2 steps as 1 process x 10."""
+    two, one = tmp_path / "two", tmp_path / "one"
+    common = ("--epochs", "1", "--learning_rate", "0.01")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(TRAIN), *flags(small_root, two, *common), "--batch_size", "5"],
+                            env=ONE_THREAD, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with one_thread():
+        train.main(flags(small_root, one, *common) + ["--batch_size", "10"])
+    log_two, log_one = read_log(two), read_log(one)
+    assert len(log_two) == 1, "rank 0 alone writes the log"
+    assert log_two[0]["samples_per_s"] > 0 and log_two[0]["train_loss"] == pytest.approx(log_one[0]["train_loss"], rel=1e-5)
+    assert log_two[0]["val_jaccard"] == pytest.approx(log_one[0]["val_jaccard"], abs=1e-4)
+    w2, w1 = load(two / "last.pt")["model"], load(one / "last.pt")["model"]
+    torch.manual_seed(0)
+    w0 = UNet(base_channels=4).state_dict()  # the initial weights both runs started from
+    moved = max((w1[k] - w0[k]).abs().max().item() for k in w0)
+    apart = max((w1[k] - w2[k]).abs().max().item() for k in w0)
+    assert moved > 1e-3 and apart < 1e-3 * moved
+
+
+def _score_worker(rank: int, world: int, port: int, preds, targets, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    score = SegmentationScore()
+    score.update(preds[rank::world], targets[rank::world])  # each rank its strided share, as validation does
+    Path(out_dir, f"rank{rank}").write_text(repr(score.compute()))
+    dist.destroy_process_group()
+
+
+def test_segmentation_score_is_reduced_across_ranks(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    targets = torch.randint(0, 5, (4, HEIGHT, WIDTH), generator=g)
+    preds = targets.clone()
+    preds[1::2, :80] = 0  # rank 1's share is worse than rank 0's: a rank-local score would differ
+    whole, rank0_alone = SegmentationScore(), SegmentationScore()
+    whole.update(preds, targets)
+    rank0_alone.update(preds[0::2], targets[0::2])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_score_worker, args=(2, port, preds, targets, str(tmp_path)), nprocs=2)
+    scores = [float((tmp_path / f"rank{r}").read_text()) for r in (0, 1)]
+    assert scores[0] == scores[1] == pytest.approx(whole.compute(), abs=1e-6)
+    assert abs(rank0_alone.compute() - whole.compute()) > 0.05
+
+
+def test_nonfinite_loss_stops_with_a_clear_message(tmp_path):
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.AdamW(model.parameters())
+    loader = [torch.ones(3, 2)] * 3
+
+    def compute_loss(model, batch):
+        return model(batch).sum() * float("nan"), len(batch)
+
+    with pytest.raises(FloatingPointError, match=r"non-finite loss \(nan\) at epoch 4, step 3.*--learning_rate.*last.pt"):
+        train_epoch(model, loader, optimizer, None, compute_loss, DistContext(torch.device("cpu")), epoch=4,
+                    checkpoint_dir=tmp_path)
+
+
+def test_flips_are_geometric_shared_and_reproducible():
+    frame = torch.arange(2 * 3 * 4, dtype=torch.uint8).reshape(2, 3, 4)  # stands for (C, H, W)
+    mask = frame[0].clone()
+    flips = RandomFlips([(frame, mask)] * 16, seed=0)
+    seen = set()
+    for epoch in (1, 2):
+        flips.set_epoch(epoch)
+        for i in range(16):
+            f, m = flips[i]
+            assert torch.equal(f[0], m) and sorted(f.flatten().tolist()) == sorted(frame.flatten().tolist())
+            seen.add(torch.equal(f, frame.flip(-1)))
+            again = flips[i][0]
+            assert torch.equal(f, again)  # the same (seed, epoch, index) gives the same flip
+    assert seen == {True, False}
+
+
+def test_rng_state_round_trips_as_plain_data(tmp_path):
+    torch.manual_seed(1)
+    np.random.seed(1)
+    state = rng_state()
+    torch.save(state, tmp_path / "rng.pt")
+    expected = (torch.rand(3), np.random.rand(3))
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
