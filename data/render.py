@@ -83,6 +83,12 @@ class Camera:
         v = (np.arange(height_px) + 0.5 - height_px / 2) / self.focal
         d = fwd + u[None, :, None] * right - v[:, None, None] * up  # (H, W, 3)
         self.rays = (d / np.linalg.norm(d, axis=-1, keepdims=True)).astype(np.float32)
+        # Antialiasing grid: rays through every pixel centre *and* every pixel corner, i.e. a
+        # (2H+1, 2W+1) grid at half-pixel steps; grid point (2i+1, 2j+1) is pixel (i, j)'s centre.
+        u2 = (np.arange(2 * width + 1) / 2 - width / 2) / self.focal
+        v2 = (np.arange(2 * height_px + 1) / 2 - height_px / 2) / self.focal
+        d2 = fwd + u2[None, :, None] * right - v2[:, None, None] * up
+        self.rays2 = d2 / np.linalg.norm(d2, axis=-1, keepdims=True)  # float64: thin slivers stay exact
         # Where each pixel's ray meets the floor (every ray points below the horizon).
         t = -self.origin[2] / self.rays[..., 2]
         if not (t > 0).all():
@@ -133,7 +139,7 @@ def hit_sphere(o, d, center, r):
     b = d @ oc
     disc = b * b - (oc @ oc - r * r)
     t = np.where(disc > 0, -b - np.sqrt(np.maximum(disc, 0)), np.inf)
-    n = (o + t[:, None] * d - center) / r
+    n = (o + np.where(np.isfinite(t), t, 0)[:, None] * d - center) / r
     return t, n
 
 
@@ -218,17 +224,16 @@ def _convex_hull(pts):
 
 
 def _polygon_sd(px, py, hull):
-    """Signed distance (negative inside) to a convex polygon, as the max over its edges'
-    half-planes: exact inside and along the edges, slightly short near outer corners."""
-    sd = None
-    for a, b in zip(hull, np.roll(hull, -1, axis=0)):
-        ex, ey = b - a
-        ln = np.hypot(ex, ey)
-        if ln < 1e-9:
-            continue
-        e = ((px - a[0]) * ey - (py - a[1]) * ex) / ln  # > 0 right of the edge = outside (ccw)
-        sd = e if sd is None else np.maximum(sd, e)
-    return sd
+    """Signed distance (negative inside) to a convex counter-clockwise polygon, as the max over
+    its edges' half-planes: exact inside and along the edges, slightly short near outer corners."""
+    e = np.roll(hull, -1, axis=0) - hull
+    ln = np.hypot(e[:, 0], e[:, 1])
+    keep = ln > 1e-9
+    hull, e, ln = hull[keep], e[keep], ln[keep]
+    nx, ny = e[:, 1] / ln, -e[:, 0] / ln  # outward normals
+    c = nx * hull[:, 0] + ny * hull[:, 1]
+    return (px[None] * nx[:, None, None].astype(np.float32) + py[None] * ny[:, None, None].astype(np.float32)
+            - c[:, None, None].astype(np.float32)).max(0)
 
 
 def _cube_corners(obj: SceneObject):
@@ -253,19 +258,24 @@ class Renderer:
         ]
         self._light_dirs = np.stack([l[0] for l in self.lights])  # (3 lights, 3)
         self._light_k = np.array([l[1] for l in self.lights], np.float32)
+        self._key_xy = self._light_dirs[0, :2] / np.linalg.norm(self._light_dirs[0, :2])  # metal: brighter that way
+        gh, gw = 2 * self.camera.height_px + 1, 2 * self.camera.width + 1
+        self._depth = np.full((gh, gw), np.inf)
+        self._ids = np.zeros((gh, gw), np.uint8)
+        self._cols = np.zeros((gh, gw, 3), np.float32)
 
     # -- shadows
-    def _shadow(self, img, obj: SceneObject):
-        """Darken the floor pixels in img where obj blocks each light (soft edges)."""
+    def _shadow(self, light, obj: SceneObject):
+        """Multiply `light` ((H, W) floor illumination) by obj's soft shadows, one per lamp."""
         cam = self.camera
         top = object_top(obj)
         for ldir, _, strength, w in self.lights:
-            k = ldir[:2] / ldir[2]  # floor offset per unit of height towards the light
+            k = ldir[:2] / ldir[2]  # floor offset per unit of height towards the lamp
             tip = np.array([obj.x, obj.y]) - top * k  # shadow of the object's top
             reach = OBJECT_RADIUS + 2 * w
-            xs = [obj.x - reach, obj.x + reach, tip[0] - reach, tip[0] + reach]
-            ys = [obj.y - reach, obj.y + reach, tip[1] - reach, tip[1] + reach]
-            corners = np.array([[min(xs), min(ys), 0], [max(xs), min(ys), 0], [min(xs), max(ys), 0], [max(xs), max(ys), 0]])
+            lo_x, hi_x = min(obj.x, tip[0]) - reach, max(obj.x, tip[0]) + reach
+            lo_y, hi_y = min(obj.y, tip[1]) - reach, max(obj.y, tip[1]) + reach
+            corners = np.array([[lo_x, lo_y, 0], [hi_x, lo_y, 0], [lo_x, hi_y, 0], [hi_x, hi_y, 0]])
             box = cam.screen_box(corners, pad=0)
             if box is None:
                 continue
@@ -273,21 +283,18 @@ class Renderer:
             fx = cam.floor_xy[y0:y1, x0:x1, 0]
             fy = cam.floor_xy[y0:y1, x0:x1, 1]
             if obj.shape == "sphere":
-                # distance from the sphere centre to the ray floor point -> light
+                # distance from the sphere's centre to the ray from the floor point to the lamp
                 vx, vy, vz = obj.x - fx, obj.y - fy, OBJECT_RADIUS
                 vl = vx * ldir[0] + vy * ldir[1] + vz * ldir[2]
-                d2 = vx * vx + vy * vy + vz * vz - vl * vl
-                sd = np.sqrt(np.maximum(d2, 0)) - OBJECT_RADIUS
-                sd = np.where(vl > 0, sd, 1e3)
+                sd = np.sqrt(np.maximum(vx * vx + vy * vy + (vz * vz) - vl * vl, 0)) - OBJECT_RADIUS
             elif obj.shape == "cylinder":
                 # the shadow of an upright cylinder is a disc swept along the shadow of its axis
                 sd = _segment_distance(fx, fy, obj.x, obj.y, tip[0], tip[1]) - OBJECT_RADIUS
             else:
+                # a cube's: the convex hull of its base and of its top's shadow
                 base = _cube_corners(obj)
-                hull = _convex_hull(np.concatenate([base, base - top * k]))
-                sd = _polygon_sd(fx, fy, hull)
-            cover = _smooth_cover(sd, w)
-            img[y0:y1, x0:x1] *= (1.0 - strength * cover)[..., None]
+                sd = _polygon_sd(fx, fy, _convex_hull(np.concatenate([base, base - top * k])))
+            light[y0:y1, x0:x1] *= 1.0 - strength * _smooth_cover(sd, w)
 
     # -- objects
     def _shade(self, material, color, p_n, d):
@@ -306,10 +313,18 @@ class Renderer:
             # darker room above), with sharp, strong highlights of the lights
             refl = d - 2 * (d * p_n).sum(1, keepdims=True) * p_n
             rz = refl[:, 2]
-            env = np.where(rz < 0, 0.40 + 0.15 * np.minimum(-rz * 3, 1.0), 0.08 + 0.40 * rz)
+            # floor below (darkening towards the horizon), a room brightening upwards, and some
+            # variation around the vertical axis so that cylinders show streaks like the real ones
+            env = np.where(rz < 0, 0.55 - 0.35 * np.exp(np.minimum(rz, 0) / 0.12), 0.12 + 0.50 * np.sqrt(np.maximum(rz, 0)))
+            hx, hy = refl[:, 0] ** 2, refl[:, 1] ** 2
+            horiz = np.sqrt(hx + hy) + 1e-6
+            key = self._key_xy
+            env += (0.10 * (hx - hy) / (horiz * horiz) + 0.22 * (refl[:, 0] * key[0] + refl[:, 1] * key[1]) / horiz) * (1 - np.abs(rz))
             diffuse = 0.04 + 0.12 * (ndl @ self._light_k)
-            spec = (np.maximum(refl @ self._light_dirs.T, 0.0) ** 80) @ self._light_k * 1.8
-            col = (env + diffuse)[:, None] * alb * 0.85 + spec[:, None]
+            rl = np.maximum(refl @ self._light_dirs.T, 0.0)
+            glossy = (rl**8) @ self._light_k * 0.9  # the lamps' broad colored glow on the surface
+            spec = (rl**80) @ self._light_k * 1.8  # and their sharp white highlights
+            col = (0.8 * (env + diffuse) + glossy)[:, None] * alb + spec[:, None]
         return col * 255.0
 
     def _intersect(self, obj: SceneObject, o, d):
@@ -327,35 +342,55 @@ class Renderer:
 
     def render(self, objects, noise=None) -> tuple:
         """objects: SceneObjects (each class at most once). noise: None, or an (H, W, 3) float32
-        array added before rounding. Returns (image (H, W, 3) uint8, mask (H, W) uint8)."""
+        array added before rounding. Returns (image (H, W, 3) uint8, mask (H, W) uint8).
+
+        Objects are traced on the half-pixel grid (pixel centres and corners); the mask is the
+        nearest object at each pixel centre and the color is a [1, 2, 1] x [1, 2, 1] / 16 tent over
+        the 3 x 3 grid points around the centre, which antialiases edges like the real renders."""
         cam = self.camera
-        img = self.floor.copy()
+        light = np.ones((cam.height_px, cam.width), np.float32)
         for obj in objects:
-            self._shadow(img, obj)
-        depth = np.full((cam.height_px, cam.width), np.inf, np.float32)
-        mask = np.zeros((cam.height_px, cam.width), np.uint8)
+            self._shadow(light, obj)
+        floor = self.floor * light[..., None]
+        depth, ids, cols = self._depth, self._ids, self._cols  # grid buffers, kept clear between frames
         o = cam.origin
+        boxes = []
         for obj in objects:
             box = self.object_box(obj)
             if box is None:
                 continue
             y0, y1, x0, x1 = box
-            d = cam.rays[y0:y1, x0:x1].reshape(-1, 3).astype(np.float64)
+            gy, gx = slice(2 * y0, 2 * y1 + 1), slice(2 * x0, 2 * x1 + 1)
+            d = cam.rays2[gy, gx].reshape(-1, 3)
             t, n = self._intersect(obj, o, d)
-            t = t.reshape(y1 - y0, x1 - x0)
-            win = t < depth[y0:y1, x0:x1]
+            t = t.reshape(2 * (y1 - y0) + 1, 2 * (x1 - x0) + 1)
+            win = t < depth[gy, gx]
             if not win.any():
                 continue
-            flat = win.reshape(-1)
             _, material, color = class_parts(obj.class_id)
-            col = self._shade(material, color, n[flat], d[flat])
-            depth[y0:y1, x0:x1][win] = t[win]
-            mask[y0:y1, x0:x1][win] = obj.class_id
-            img[y0:y1, x0:x1][win] = col
-        img = _soften(img)
+            flat = win.reshape(-1)
+            depth[gy, gx][win] = t[win]
+            ids[gy, gx][win] = obj.class_id
+            cols[gy, gx][win] = self._shade(material, color, n[flat], d[flat])
+            boxes.append(box)
+        img = floor.copy()
+        for y0, y1, x0, x1 in boxes:  # resolve each box from the grid (idempotent where boxes overlap)
+            gy, gx = slice(2 * y0, 2 * y1 + 1), slice(2 * x0, 2 * x1 + 1)
+            cover = _tent((ids[gy, gx] != 0).astype(np.float32))
+            img[y0:y1, x0:x1] = _tent(cols[gy, gx]) + (1.0 - cover)[..., None] * floor[y0:y1, x0:x1]
+        mask = np.ascontiguousarray(ids[1::2, 1::2])
+        for y0, y1, x0, x1 in boxes:  # clear the grid buffers for the next frame
+            gy, gx = slice(2 * y0, 2 * y1 + 1), slice(2 * x0, 2 * x1 + 1)
+            depth[gy, gx], ids[gy, gx], cols[gy, gx] = np.inf, 0, 0.0
         if noise is not None:
             img += noise
         return np.clip(img + 0.5, 0, 255).astype(np.uint8), mask
+
+
+def _tent(g):
+    """(2h+1, 2w+1, ...) half-pixel grid -> (h, w, ...) pixels, [1, 2, 1] / 4 weights each way."""
+    g = 0.25 * g[:-2:2] + 0.5 * g[1:-1:2] + 0.25 * g[2::2]
+    return 0.25 * g[:, :-2:2] + 0.5 * g[:, 1:-1:2] + 0.25 * g[:, 2::2]
 
 
 def _soften(img):

@@ -32,15 +32,19 @@ _TMP_PREFIX = ".tmp_"  # half-written videos; list_videos ignores names not star
 
 @dataclass(frozen=True)
 class SceneConfig:
-    """How scenes are drawn; the defaults are calibrated on the real videos (scripts/data_stats.py)."""
+    """How scenes are drawn; the defaults are calibrated on the real videos (scripts/data_stats.py).
+    Floor units: the camera stands 10 units behind the origin; an object's radius is 0.52."""
 
-    initial_objects: tuple = (2, 6)  # objects on the floor at frame 1, uniform in [lo, hi]
+    initial_objects: tuple = (3, 5)  # objects on the floor at frame 1, uniform in [lo, hi]
     entering_objects: tuple = (0, 2)  # objects that slide in from outside the view, uniform in [lo, hi]
-    p_static: float = 0.40  # chance that an object on the floor at frame 1 stands still
-    speed: tuple = (0.06, 0.40)  # initial speed of a moving object, floor units per frame, uniform
-    friction: float = 0.004  # deceleration of a sliding object, floor units per frame^2
-    arena_x: float = 3.2  # objects start in |x| <= arena_x ...
-    arena_y: tuple = (-3.8, 4.5)  # ... and arena_y[0] <= y <= arena_y[1] (the camera is at y = -10)
+    max_objects: int = 7  # objects in a whole video, at most
+    p_static: float = 0.45  # chance that an object on the floor at frame 1 stands still
+    speed: tuple = (0.2, 0.6)  # initial speed of a moving object, floor units per frame, log-uniform
+    reach: tuple = (1.2, 2.2)  # an entering object slides this many times the way to its target
+    drag: float = 0.05  # share of its speed a sliding object loses per frame (CLEVRER's slow-down)
+    friction: float = 0.003  # and a constant deceleration, floor units per frame^2, so that it stops
+    arena_x: float = 3.5  # objects start, and entering ones aim, in |x| <= arena_x ...
+    arena_y: tuple = (-3.2, 5.5)  # ... and arena_y[0] <= y <= arena_y[1] (the camera is at y = -10)
     substeps: int = 4  # physics steps per frame
     noise_std: float = 1.3  # render noise in 8-bit levels (the real frames' noise on their floor)
     png_compress_level: int = 1  # zlib level of the PNGs: 1 is 4x faster than 6 for +20% size
@@ -60,12 +64,27 @@ class _Body:
     gone: bool = False  # left the arena for good
 
 
-def _sample_bodies(rng, cfg: SceneConfig, n_frames: int):
+def _off_screen_start(rng, target, camera):
+    """A start outside the view from which a body sliding straight to target comes into view."""
+    heading = rng.uniform(0, 2 * np.pi)
+    back = -np.array([np.cos(heading), np.sin(heading)])
+    top = 2 * OBJECT_RADIUS
+    for step in np.arange(0.25, 40, 0.25):
+        p = target + step * back
+        corners = [(p[0] + sx, p[1] + sy, z) for sx in (-OBJECT_RADIUS, OBJECT_RADIUS)
+                   for sy in (-OBJECT_RADIUS, OBJECT_RADIUS) for z in (0, top)]
+        if p[1] < camera.origin[1] + 3 or camera.screen_box(np.array(corners), pad=0) is None:
+            return p + 0.3 * back
+    return p
+
+
+def _sample_bodies(rng, cfg: SceneConfig, n_frames: int, camera):
     n_init = int(rng.integers(cfg.initial_objects[0], cfg.initial_objects[1] + 1))
     n_enter = int(rng.integers(cfg.entering_objects[0], cfg.entering_objects[1] + 1))
+    n_enter = min(n_enter, max(cfg.max_objects - n_init, 0))
     classes = rng.choice(NUM_OBJECT_CLASSES, size=n_init + n_enter, replace=False) + 1
-    bodies = []
     ax, (y_lo, y_hi) = cfg.arena_x, cfg.arena_y
+    bodies = []
     for k in range(n_init):
         for _ in range(100):  # rejection sampling of a free spot
             pos = np.array([rng.uniform(-ax, ax), rng.uniform(y_lo, y_hi)])
@@ -75,25 +94,17 @@ def _sample_bodies(rng, cfg: SceneConfig, n_frames: int):
             vel = np.zeros(2)
         else:
             heading = rng.uniform(0, 2 * np.pi)
-            vel = rng.uniform(*cfg.speed) * np.array([np.cos(heading), np.sin(heading)])
+            speed = np.exp(rng.uniform(np.log(cfg.speed[0]), np.log(cfg.speed[1])))
+            vel = speed * np.array([np.cos(heading), np.sin(heading)])
         bodies.append(_Body(int(classes[k]), pos, vel, angle=rng.uniform(0, np.pi / 2)))
     for k in range(n_enter):
-        # start beyond one side of the arena and aim at a random spot inside it, fast enough to
-        # get there through friction
-        side = rng.integers(4)
-        if side == 0:
-            start = np.array([-ax - 3.0, rng.uniform(y_lo, y_hi)])
-        elif side == 1:
-            start = np.array([ax + 3.0, rng.uniform(y_lo, y_hi)])
-        elif side == 2:
-            start = np.array([rng.uniform(-ax, ax), y_hi + 4.0])
-        else:
-            start = np.array([rng.uniform(-ax, ax) * 0.6, y_lo - 2.2])
-        target = np.array([rng.uniform(-ax, ax), rng.uniform(y_lo, y_hi)]) * 0.7
+        # start just outside the view and slide in towards a spot of the arena: with drag d a
+        # body launched at speed v slides about v / d, so v = d * distance * reach
+        target = np.array([rng.uniform(-ax, ax), rng.uniform(y_lo, y_hi)])
+        start = _off_screen_start(rng, target, camera)
         dist = np.linalg.norm(target - start)
-        speed = np.sqrt(2 * cfg.friction * dist) * rng.uniform(1.1, 1.6)
-        vel = (target - start) / dist * speed
-        enter = int(rng.integers(0, n_frames - 4))
+        vel = (target - start) / dist * (cfg.drag * dist * rng.uniform(*cfg.reach) + 5 * cfg.friction)
+        enter = int(0.8 * n_frames * rng.random() ** 1.5)  # mostly during the input frames, as in the real videos
         bodies.append(_Body(int(classes[n_init + k]), start, vel, angle=rng.uniform(0, np.pi / 2), enter_frame=enter))
     return bodies
 
@@ -104,7 +115,8 @@ def _step(bodies, cfg: SceneConfig, dt: float):
         b.pos = b.pos + b.vel * dt
         speed = np.hypot(*b.vel)
         if speed > 0:
-            b.vel = b.vel * (max(speed - cfg.friction * dt, 0.0) / speed)
+            slower = speed * (1.0 - cfg.drag) ** dt - cfg.friction * dt
+            b.vel = b.vel * (max(slower, 0.0) / speed)
         b.angle += b.spin * dt
         b.spin *= 0.97 ** dt
     # elastic collisions of equal masses: swap the velocity components along the line of centres
@@ -127,13 +139,13 @@ def _step(bodies, cfg: SceneConfig, dt: float):
             a.pos, b.pos = a.pos - push, b.pos + push
     # a body far outside the view never comes back
     for b in live:
-        if abs(b.pos[0]) > cfg.arena_x + 8 or not (cfg.arena_y[0] - 5 < b.pos[1] < cfg.arena_y[1] + 12):
+        if abs(b.pos[0]) > cfg.arena_x + 12 or not (-7.5 < b.pos[1] < cfg.arena_y[1] + 15):
             b.gone = True
 
 
-def simulate(rng, cfg: SceneConfig, n_frames: int = NUM_FRAMES) -> list:
+def simulate(rng, cfg: SceneConfig, n_frames: int = NUM_FRAMES, camera=None) -> list:
     """[frame] -> list of SceneObjects: the whole motion of one video's scene."""
-    bodies = _sample_bodies(rng, cfg, n_frames)
+    bodies = _sample_bodies(rng, cfg, n_frames, camera or _renderer().camera)
     frames = []
     for t in range(n_frames):
         for b in bodies:
@@ -166,11 +178,11 @@ def render_video(seed: int, video_id: int, n_frames: int = NUM_FRAMES, cfg: Scen
     """(frames (T, H, W, 3) uint8, masks (T, H, W) uint8) of video `video_id` of dataset `seed`.
     A shorter video (hidden split: 11 frames) is the start of the same full video."""
     rng = np.random.default_rng([seed, video_id])
-    scene = simulate(rng, cfg, NUM_FRAMES)[:n_frames]
+    renderer = _renderer()
+    scene = simulate(rng, cfg, NUM_FRAMES, renderer.camera)[:n_frames]
     pad = 8
     noise_tex = rng.normal(0.0, cfg.noise_std, (HEIGHT + pad, WIDTH + pad, 3)).astype(np.float32)
     offsets = rng.integers(0, pad, size=(NUM_FRAMES, 2))
-    renderer = _renderer()
     frames = np.empty((n_frames, HEIGHT, WIDTH, 3), np.uint8)
     masks = np.empty((n_frames, HEIGHT, WIDTH), np.uint8)
     for t, objects in enumerate(scene):

@@ -47,7 +47,11 @@ def load_masks(root) -> list:
 
 
 def dataset_stats(root) -> dict:
-    masks = load_masks(root)
+    return mask_stats(load_masks(root))
+
+
+def mask_stats(masks) -> dict:
+    """The statistics of a list of (22, H, W) masks (see the module's help)."""
     n_obj, areas, disp, entering = [], [], [], []
     for m in masks:
         t, h, w = m.shape

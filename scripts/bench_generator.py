@@ -1,0 +1,62 @@
+"""Frames per second of the synthetic generator on this machine, with and without PNG writing.
+
+    python scripts/bench_generator.py [--videos 40] [--workers 2]
+
+Renders --videos labeled videos (22 frames each) in this process without writing anything, then
+writes the same number with scripts/make_synthetic_dataset.py's code path (PNG + mask.npy,
+--workers processes) into a temporary folder that is deleted afterwards.
+"""
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data.format import NUM_FRAMES, REAL_SPLIT_SIZES, SPLIT_FRAMES  # noqa: E402
+from data.synthetic import generate_dataset, render_video  # noqa: E402
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--videos", type=int, default=40, help="videos per measurement (22 frames each)")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes for the writing run")
+    p.add_argument("--seed", type=int, default=0, help="dataset seed")
+    args = p.parse_args(argv)
+    print(f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}, "
+          f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}")
+
+    render_video(args.seed, 10**6, 1)  # build the renderer (rays, floor) outside the timing
+    t = time.perf_counter()
+    for i in range(args.videos):
+        render_video(args.seed, i)
+    dt = time.perf_counter() - t
+    fps_render = args.videos * NUM_FRAMES / dt
+    print(f"render only, 1 process:            {fps_render:7.1f} frames/s")
+
+    with tempfile.TemporaryDirectory(prefix="bench_synthetic_") as tmp:
+        t = time.perf_counter()
+        generate_dataset(Path(tmp) / "root", {"train": args.videos}, seed=args.seed, workers=args.workers, progress=False)
+        dt = time.perf_counter() - t
+    fps_write = args.videos * NUM_FRAMES / dt
+    print(f"render + PNG/mask writing, {args.workers} workers: {fps_write:7.1f} frames/s")
+    total = sum(n * SPLIT_FRAMES[s] for s, n in REAL_SPLIT_SIZES.items())
+    print(f"competition-scale set ({sum(REAL_SPLIT_SIZES.values())} videos, {total} frames) "
+          f"at this rate: {total / fps_write / 60:.0f} min")
+
+
+if __name__ == "__main__":
+    main()
