@@ -149,7 +149,8 @@ def write_submission(submission: torch.Tensor, path, video_ids, expected_ids) ->
 
 
 def predict_hidden(predictor: Predictor, root, *, batch_size: int = 8, device="cpu", num_workers: int = 0):
-    """(submission (N, H, W) uint8, video ids) of every hidden video, in numeric order."""
+    """(submission (N, H, W) uint8, the video ids of its rows, the split's video ids in numeric order):
+    write_submission checks the two lists agree."""
     loader = video_loader(root, "hidden", batch_size, num_workers, device)
     ids, preds = [], []
     for batch, p in predict(predictor, loader, device, desc="hidden"):

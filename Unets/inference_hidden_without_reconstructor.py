@@ -1,0 +1,29 @@
+"""Write a submission with the U-Net alone: frame 22 of every hidden video predicted as the
+segmentation of its frame 11 (no motion model).
+
+    python Unets/inference_hidden_without_reconstructor.py --root_dir Dataset_Student \
+        --saved_seg_model_dir C/best.pt --output submission.pt
+
+The submission is a uint8 tensor (hidden videos, 160, 240), rows in numeric video order, checked
+and then written atomically; an unwritable --output fails before any inference.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from Unets.inference import hidden_main, segmentation_predictor  # noqa: E402
+from Unets.training import load_model, run_cli  # noqa: E402
+from Unets.unet import UNet  # noqa: E402
+
+
+def build_predictor(args, device):
+    return segmentation_predictor(load_model(args.saved_seg_model_dir, UNet, device))
+
+
+def main(argv=None):
+    return hidden_main(build_predictor, __doc__.split("\n\n")[0], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,27 @@
+"""Score the U-Net alone on val: frame 22 predicted as the segmentation of frame 11 (no motion model).
+
+    python Unets/inference_val_without_reconstructor.py --root_dir Dataset_Student --saved_seg_model_dir C/best.pt
+
+Prints `Jaccard: 0.xxxx` (the competition's dataset-level score of frame 22) and the per-class IoU
+table; --visualize DIR draws frame 11 | prediction | true frame 22 for a few videos.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from Unets.inference import segmentation_predictor, val_main  # noqa: E402
+from Unets.training import load_model, run_cli  # noqa: E402
+from Unets.unet import UNet  # noqa: E402
+
+
+def build_predictor(args, device):
+    return segmentation_predictor(load_model(args.saved_seg_model_dir, UNet, device))
+
+
+def main(argv=None) -> float:
+    return val_main(build_predictor, __doc__.split("\n\n")[0], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

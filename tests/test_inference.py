@@ -1,0 +1,161 @@
+"""Inference: the val score printed as the competition computes it, a valid submission in numeric video
+order, and every bad input (checkpoint, split, output path) refused clearly without losing a file."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from data.format import HEIGHT, LAST_INPUT_INDEX, WIDTH
+from data.metric import SegmentationScore
+from data.readers import VideoDataset
+from Unets import inference_hidden_without_reconstructor as hidden_script
+from Unets import inference_val_without_reconstructor as val_script
+from Unets import training
+from Unets.inference import OutputPathError, check_submission, predict, segment, video_loader
+from Unets.training import CheckpointError, atomic_save, make_checkpoint
+from Unets.unet import UNet
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def unet_ckpt(tmp_path_factory) -> Path:
+    """An (untrained) U-Net checkpoint as train.py writes it; its predictions are deterministic."""
+    torch.manual_seed(0)
+    model = UNet(base_channels=4)
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    atomic_save(make_checkpoint(model, torch.optim.AdamW(model.parameters()), None, 1, 0.0, {"base_channels": 4}), path)
+    return path
+
+
+def expected_frame11_predictions(root, split, ckpt):
+    """What the scripts must compute, done here by hand: segment frame 11 of each video, in numeric order."""
+    model = training.load_model(ckpt, UNet)
+    videos = VideoDataset(root, split)
+    preds = torch.stack([segment(model, videos[i]["frames"][LAST_INPUT_INDEX][None])[0] for i in range(len(videos))])
+    return preds, videos
+
+
+def test_val_prints_the_competition_score_of_frame_11_against_frame_22(tiny_root, unet_ckpt, tmp_path, capsys):
+    jaccard = val_script.main(["--root_dir", str(tiny_root), "--saved_seg_model_dir", str(unet_ckpt),
+                               "--num_workers", "0", "--batch_size", "1", "--visualize", str(tmp_path / "pics"),
+                               "--num_visualize", "1"])
+    out = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"Jaccard: [01]\.\d{4}", out[0]) and float(out[0].split()[1]) == round(jaccard, 4)
+    assert out[1].split() == ["id", "class", "IoU"] and out[2].startswith("  0  background")
+    preds, videos = expected_frame11_predictions(tiny_root, "val", unet_ckpt)
+    score = SegmentationScore()
+    score.update(preds, torch.stack([videos[i]["masks"][0] for i in range(len(videos))]))  # frame 22's masks
+    assert jaccard == pytest.approx(score.compute(), abs=1e-6)
+    [pic] = (tmp_path / "pics").iterdir()  # one grid: frame 11 | prediction | truth
+    assert pic.name == f"video_{videos.video_ids[0]}.png"
+    assert Image.open(pic).size == (3 * WIDTH + 2 * 4, HEIGHT)
+
+
+def test_hidden_writes_a_checked_submission_in_numeric_order(tiny_root, unet_ckpt, tmp_path, capsys):
+    output = tmp_path / "submission.pt"
+    hidden_script.main(["--root_dir", str(tiny_root), "--saved_seg_model_dir", str(unet_ckpt),
+                        "--num_workers", "0", "--output", str(output)])
+    submission = torch.load(output, weights_only=True)
+    preds, videos = expected_frame11_predictions(tiny_root, "hidden", unet_ckpt)
+    assert submission.dtype == torch.uint8 and submission.shape == (len(videos), HEIGHT, WIDTH)
+    assert torch.equal(submission, preds.to(torch.uint8))
+    assert f"wrote {output}" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["submission.pt"]  # no temporary file left
+
+
+def test_scripts_run_from_their_own_folder(tiny_root, unet_ckpt, tmp_path):
+    result = subprocess.run([sys.executable, "inference_val_without_reconstructor.py", "--root_dir", str(tiny_root),
+                             "--saved_seg_model_dir", str(unet_ckpt), "--num_workers", "0"],
+                            cwd=REPO / "Unets", capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"^Jaccard: [01]\.\d{4}$", result.stdout, re.M)
+    result = subprocess.run([sys.executable, "inference_hidden_without_reconstructor.py", "--root_dir", str(tiny_root),
+                             "--saved_seg_model_dir", str(tmp_path / "missing.pt")],
+                            cwd=REPO / "Unets", capture_output=True, text=True)
+    assert result.returncode == 1 and result.stderr.startswith("error: checkpoint not found")
+    assert "Traceback" not in result.stderr
+
+
+def test_unwritable_output_fails_before_inference(tiny_root, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    missing_ckpt = str(tmp_path / "never_read.pt")  # were the model loaded first, this would fail instead
+    for output, message in [(blocker / "sub.pt", "cannot write --output"), (tmp_path, "is a folder"),
+                            (tmp_path / "no" / "sub.pt", "does not exist")]:
+        with pytest.raises(OutputPathError, match=message):
+            hidden_script.main(["--root_dir", str(tiny_root), "--saved_seg_model_dir", missing_ckpt,
+                                "--output", str(output)])
+
+
+def test_existing_submission_is_never_half_overwritten(tiny_root, unet_ckpt, tmp_path, monkeypatch):
+    output = tmp_path / "submission.pt"
+    output.write_bytes(b"the previous submission")
+
+    def crash_mid_write(obj, f):
+        f.write(b"half a tensor")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(training.torch, "save", crash_mid_write)
+    with pytest.raises(OSError, match="disk full"):
+        hidden_script.main(["--root_dir", str(tiny_root), "--saved_seg_model_dir", str(unet_ckpt),
+                            "--num_workers", "0", "--output", str(output)])
+    assert output.read_bytes() == b"the previous submission"
+    assert [p.name for p in tmp_path.iterdir()] == ["submission.pt"]
+
+
+def test_bad_checkpoints_are_named(tiny_root, unet_ckpt, tmp_path):
+    def run(ckpt):
+        val_script.main(["--root_dir", str(tiny_root), "--saved_seg_model_dir", str(ckpt), "--num_workers", "0"])
+
+    with pytest.raises(CheckpointError, match="checkpoint not found: .*missing.pt"):
+        run(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match="is a folder: pass the checkpoint file itself"):
+        run(tmp_path)
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="unreadable checkpoint .*garbage.pt"):
+        run(tmp_path / "garbage.pt")
+    ckpt = torch.load(unet_ckpt, weights_only=True)
+    torch.save({**ckpt, "model_config": {"name": "reconstructor", "kwargs": {}}}, tmp_path / "recon.pt")
+    with pytest.raises(CheckpointError, match="holds a 'reconstructor' model, expected a 'unet' model"):
+        run(tmp_path / "recon.pt")
+    torch.save({**ckpt, "model_config": {"name": "unet", "kwargs": {"base_channels": 8}}}, tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match="weights do not fit UNet"):
+        run(tmp_path / "mismatch.pt")
+
+
+def test_root_without_the_split_is_named_before_the_model_loads(tiny_root, tmp_path):
+    (tmp_path / "train").symlink_to(tiny_root / "train", target_is_directory=True)
+    missing_ckpt = str(tmp_path / "never_read.pt")
+    with pytest.raises(FileNotFoundError, match="split folder not found: .*val"):
+        val_script.main(["--root_dir", str(tmp_path), "--saved_seg_model_dir", missing_ckpt])
+    with pytest.raises(FileNotFoundError, match="split folder not found: .*hidden"):
+        hidden_script.main(["--root_dir", str(tmp_path), "--saved_seg_model_dir", missing_ckpt,
+                            "--output", str(tmp_path / "sub.pt")])
+    assert not (tmp_path / "sub.pt").exists()
+
+
+def test_submission_checks():
+    good = torch.zeros(2, HEIGHT, WIDTH, dtype=torch.uint8)
+    check_submission(good, [5, 9], [5, 9])
+    with pytest.raises(ValueError, match="numeric order"):
+        check_submission(good, [9, 5], [5, 9])
+    with pytest.raises(ValueError, match="dtype"):
+        check_submission(good.long(), [5, 9], [5, 9])
+    with pytest.raises(ValueError, match="shape"):
+        check_submission(good[:, :10], [5, 9], [5, 9])
+    with pytest.raises(ValueError, match="out of range"):
+        check_submission(good + 49, [5, 9], [5, 9])
+
+
+def test_predictor_contract_is_checked(tiny_root):
+    loader = video_loader(tiny_root, "hidden", batch_size=2)
+    with pytest.raises(ValueError, match=r"predictor returned shape \(2, 10, 10\)"):
+        next(predict(lambda frames: torch.zeros(frames.shape[0], 10, 10), loader, "cpu"))
+    seen = []
+    batch, preds = next(predict(lambda f: seen.append(f.shape) or torch.zeros(f.shape[0], HEIGHT, WIDTH), loader, "cpu"))
+    assert seen == [(2, 11, 3, HEIGHT, WIDTH)] and preds.dtype == torch.uint8  # (B, 11, 3, H, W) in, (B, H, W) out
