@@ -78,7 +78,7 @@ def _off_screen_start(rng, target, camera):
     return p
 
 
-def _sample_bodies(rng, cfg: SceneConfig, n_frames: int, camera):
+def sample_bodies(rng, cfg: SceneConfig, n_frames: int, camera):
     n_init = int(rng.integers(cfg.initial_objects[0], cfg.initial_objects[1] + 1))
     n_enter = int(rng.integers(cfg.entering_objects[0], cfg.entering_objects[1] + 1))
     n_enter = min(n_enter, max(cfg.max_objects - n_init, 0))
@@ -145,7 +145,7 @@ def _step(bodies, cfg: SceneConfig, dt: float):
 
 def simulate(rng, cfg: SceneConfig, n_frames: int = NUM_FRAMES, camera=None) -> list:
     """[frame] -> list of SceneObjects: the whole motion of one video's scene."""
-    bodies = _sample_bodies(rng, cfg, n_frames, camera or _renderer().camera)
+    bodies = sample_bodies(rng, cfg, n_frames, camera or _renderer().camera)
     frames = []
     for t in range(n_frames):
         for b in bodies:

@@ -23,7 +23,6 @@ import numpy as np  # noqa: E402
 
 from data.classes import NUM_CLASSES  # noqa: E402
 from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, TARGET_INDEX, list_videos  # noqa: E402
-from data.metric import ceiling_prediction, copy_last_input_prediction, jaccard  # noqa: E402
 
 MOVING_PX = 0.5  # a displacement above this counts as moving
 
@@ -52,6 +51,8 @@ def dataset_stats(root) -> dict:
 
 def mask_stats(masks) -> dict:
     """The statistics of a list of (22, H, W) masks (see the module's help)."""
+    # imported here: torch takes seconds to load, and --help or a wrong path should not wait for it
+    from data.metric import ceiling_prediction, copy_last_input_prediction, jaccard
     n_obj, areas, disp, entering = [], [], [], []
     for m in masks:
         t, h, w = m.shape

@@ -1,0 +1,75 @@
+"""scripts/data_stats.py: its measures on hand-made masks, on a synthetic root, and on the real samples."""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "data_stats.py"
+REAL = Path(__file__).resolve().parents[2] / "shared" / "real_samples" / "Dataset_Student"
+
+FIELDS = ("videos", "objects/frame mean", "area median (px)", "displacement median (px)", "moving (%)",
+          "entering videos (%)", "copy-11 Jaccard", "ceiling Jaccard")
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("data_stats", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(*args, cwd=REPO):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=cwd, capture_output=True, text=True)
+
+
+def test_measures_on_hand_made_masks():
+    """A still 10x10 square and one moving 2 px per frame, entering at frame 15."""
+    masks = np.zeros((22, 160, 240), np.uint8)
+    for t in range(22):
+        masks[t, 10:20, 10:20] = 5
+        if t >= 15:
+            masks[t, 50:60, 100 + 2 * t:110 + 2 * t] = 30
+    s = load_script().mask_stats([masks])
+    assert s["videos"] == 1
+    assert s["objects/frame mean"] == pytest.approx((22 + 7) / 22)
+    assert s["area median (px)"] == 100
+    assert s["moving (%)"] == pytest.approx(100 * 6 / (21 + 6))  # 6 moving pairs of 27
+    assert s["displacement p90 (px)"] == pytest.approx(2.0)
+    assert s["entering videos (%)"] == 100
+    # copying frame 11 gets the still square and the floor right and misses the newcomer; the
+    # ceiling cannot place the newcomer either (it is not in frame 11): (IoU_bg + 1 + 0) / 3 both
+    expected = (38200 / 38300 + 1 + 0) / 3
+    assert s["copy-11 Jaccard"] == pytest.approx(expected) and s["ceiling Jaccard"] == pytest.approx(expected)
+
+
+def test_prints_the_fields_for_a_synthetic_root_side_by_side(tiny_root):
+    result = run(tiny_root, tiny_root, cwd=REPO / "scripts")  # also: runs from its own folder
+    assert result.returncode == 0, result.stderr
+    for field in FIELDS:
+        line = next(l for l in result.stdout.splitlines() if l.startswith(field))
+        assert len(line.split()) >= 2 + len(field.split())  # two value columns
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [tiny_root.name, tiny_root.name]
+    assert lines[1].split() == ["videos", "4", "4"]  # train + val
+
+
+def test_root_without_labels_is_an_error_naming_it(tmp_path):
+    result = run(tmp_path)
+    assert result.returncode != 0 and str(tmp_path) in result.stderr
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f"real samples not found at {REAL}")
+def test_reproduces_the_real_figures():
+    s = load_script().dataset_stats(REAL)
+    assert s["videos"] == 6
+    assert round(s["objects/frame mean"], 1) == 4.5
+    assert (s["objects/frame min"], s["objects/frame max"]) == (1, 6)
+    assert s["area median (px)"] == 469
+    assert (s["area p10 (px)"], s["area p90 (px)"]) == (216, 830)
+    assert round(s["displacement median (px)"], 1) == 1.6 and round(s["displacement p90 (px)"], 1) == 9.5
+    assert round(s["moving (%)"]) == 58
+    assert round(s["copy-11 Jaccard"], 2) == 0.32

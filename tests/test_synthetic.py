@@ -1,0 +1,202 @@
+"""The synthetic generator: exact layout, determinism, per-video independence, refusals, and that
+what it draws agrees with its masks (colors, occlusion, objects entering the view)."""
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.classes import COLORS, class_id, class_parts
+from data.format import HEIGHT, MASK_FILE, NUM_FRAMES, NUM_INPUT_FRAMES, WIDTH, frame_name, list_videos
+from data.render import Renderer, SceneObject, albedo
+from data.synthetic import (
+    MANIFEST_FILE, SceneConfig, generate_dataset, render_video, sample_bodies, simulate, split_ids,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "make_synthetic_dataset.py"
+
+
+def run_cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=cwd, capture_output=True, text=True)
+
+
+def file_digests(root: Path) -> dict:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST_FILE}
+
+
+def pixels(video_dir: Path, n: int) -> np.ndarray:
+    return np.stack([np.array(Image.open(video_dir / frame_name(t))) for t in range(n)])
+
+
+# ---------------------------------------------------------------- layout
+
+def test_layout_and_naming(tiny_root):
+    """--train 2 --val 2 --unlabeled 2 --hidden 2: exact folders and files, numbered across splits."""
+    expected = {"train": [0, 1], "val": [2, 3], "unlabeled": [4, 5], "hidden": [6, 7]}
+    assert sorted(p.name for p in tiny_root.iterdir()) == sorted(list(expected) + [MANIFEST_FILE])
+    for split, ids in expected.items():
+        videos = list_videos(tiny_root / split)
+        assert [i for i, _ in videos] == ids
+        assert sorted(p.name for p in (tiny_root / split).iterdir()) == [f"video_{i}" for i in ids]
+        n_frames = NUM_INPUT_FRAMES if split == "hidden" else NUM_FRAMES
+        files = {frame_name(t) for t in range(n_frames)}
+        if split in ("train", "val"):
+            files.add(MASK_FILE)
+        for _, video in videos:
+            assert {p.name for p in video.iterdir()} == files, video
+            img = Image.open(video / frame_name(0))
+            assert (img.mode, img.size) == ("RGB", (WIDTH, HEIGHT))
+            if MASK_FILE in files:
+                mask = np.load(video / MASK_FILE)
+                assert mask.dtype == np.uint8 and mask.shape == (NUM_FRAMES, HEIGHT, WIDTH)
+                assert mask.max() <= 48 and (mask > 0).any()
+
+
+def test_split_ids_follow_the_real_numbering():
+    ids = split_ids({"train": 1000, "val": 1000, "unlabeled": 13000, "hidden": 2000})
+    assert (ids["val"].start, ids["unlabeled"].start, ids["hidden"].start, ids["hidden"].stop) == (1000, 2000, 15000, 17000)
+
+
+def test_cli_runs_from_its_own_folder_and_documents_flags():
+    result = run_cli("--help", cwd=REPO / "scripts")
+    assert result.returncode == 0, result.stderr
+    for flag in ("--out", "--train", "--val", "--unlabeled", "--hidden", "--seed", "--workers"):
+        assert flag in result.stdout
+
+
+# ---------------------------------------------------------------- determinism and independence
+
+def test_same_seed_same_bytes_different_seed_differs(tiny_root, tmp_path):
+    """Same seed, other worker count: identical mask bytes and frame pixels; another seed differs."""
+    again = tmp_path / "again"
+    generate_dataset(again, {"train": 2, "val": 1}, seed=0, workers=2, progress=False)
+    for split, vid in (("train", 0), ("train", 1), ("val", 2)):
+        a, b = tiny_root / split / f"video_{vid}", again / split / f"video_{vid}"
+        assert (a / MASK_FILE).read_bytes() == (b / MASK_FILE).read_bytes()
+        assert np.array_equal(pixels(a, NUM_FRAMES), pixels(b, NUM_FRAMES))
+    other = tmp_path / "other"
+    generate_dataset(other, {"train": 1}, seed=1, progress=False)
+    assert (other / "train/video_0" / MASK_FILE).read_bytes() != (tiny_root / "train/video_0" / MASK_FILE).read_bytes()
+
+
+def test_hidden_video_is_the_start_of_the_same_full_video():
+    frames11, masks11 = render_video(3, 17, NUM_INPUT_FRAMES)
+    frames22, masks22 = render_video(3, 17)
+    assert np.array_equal(frames11, frames22[:NUM_INPUT_FRAMES]) and np.array_equal(masks11, masks22[:NUM_INPUT_FRAMES])
+
+
+def test_extension_leaves_existing_videos_unchanged(tmp_path):
+    root = tmp_path / "root"
+    generate_dataset(root, {"train": 2, "val": 1}, seed=5, progress=False)
+    before = file_digests(root)
+    written = generate_dataset(root, {"train": 2, "val": 2, "unlabeled": 1, "hidden": 1}, seed=5, progress=False)
+    assert written == 3
+    after = file_digests(root)
+    assert {k: after[k] for k in before} == before
+    assert json.loads((root / MANIFEST_FILE).read_text())["counts"] == {"train": 2, "val": 2, "unlabeled": 1, "hidden": 1}
+    # a video depends on (seed, id) alone: the extension's video_3 is what a direct render gives
+    _, masks = render_video(5, 3)
+    assert np.array_equal(np.load(root / "val/video_3" / MASK_FILE), masks)
+
+
+def test_refuses_renumbering_shrinking_and_other_datasets(tmp_path):
+    root = tmp_path / "root"
+    generate_dataset(root, {"train": 1, "val": 1}, seed=0, progress=False)
+    with pytest.raises(ValueError, match="renumber"):  # more train videos would shift val's ids
+        generate_dataset(root, {"train": 2, "val": 1}, seed=0, progress=False)
+    with pytest.raises(ValueError, match="renumber or drop"):
+        generate_dataset(root, {"train": 1}, seed=0, progress=False)
+    with pytest.raises(ValueError, match="different synthetic dataset.*seed"):
+        generate_dataset(root, {"train": 1, "val": 1}, seed=1, progress=False)
+    with pytest.raises(ValueError, match="different synthetic dataset.*settings"):
+        generate_dataset(root, {"train": 1, "val": 1}, seed=0, cfg=SceneConfig(p_static=0.9), progress=False)
+    foreign = tmp_path / "foreign"
+    (foreign / "train").mkdir(parents=True)
+    result = run_cli("--out", foreign, "--train", 1, "--val", 0, "--unlabeled", 0, "--hidden", 0)
+    assert result.returncode != 0
+    assert str(foreign) in result.stderr and "no synthetic_manifest.json" in result.stderr
+
+
+def test_rerun_finishes_an_interrupted_generation(tmp_path):
+    root = tmp_path / "root"
+    generate_dataset(root, {"train": 2}, seed=0, progress=False)
+    done = (root / "train/video_1" / MASK_FILE).read_bytes()
+    # a crash mid-video leaves only a temp folder, never a video_N that looks complete
+    video = root / "train/video_1"
+    video.rename(root / "train/.tmp_video_1_999")
+    (root / "train/.tmp_video_1_999" / "image_21.png").unlink()
+    assert [i for i, _ in list_videos(root / "train")] == [0]
+    assert generate_dataset(root, {"train": 2}, seed=0, progress=False) == 1
+    assert sorted(p.name for p in (root / "train").iterdir()) == ["video_0", "video_1"]
+    assert (video / MASK_FILE).read_bytes() == done
+
+
+# ---------------------------------------------------------------- what is drawn
+
+def _nearest_color(mean_rgb) -> str:
+    """The CLEVR color whose (tone-mapped) RGB has the direction closest to mean_rgb's."""
+    v = np.asarray(mean_rgb, np.float64)
+    v /= np.linalg.norm(v)
+    refs = {c: albedo(c) / np.linalg.norm(albedo(c)) for c in COLORS}
+    return max(refs, key=lambda c: float(refs[c] @ v))
+
+
+def test_masks_agree_with_rendered_colors():
+    checked = 0
+    for vid in range(4):
+        frames, masks = render_video(0, vid, 4)
+        for t in range(0, 4, 3):
+            for cid in np.unique(masks[t])[1:]:
+                inside = masks[t] == cid
+                # keep pixels whose 4 neighbours are in the mask too: edges blend with the floor
+                core = inside.copy()
+                core[1:] &= inside[:-1]
+                core[:-1] &= inside[1:]
+                core[:, 1:] &= inside[:, :-1]
+                core[:, :-1] &= inside[:, 1:]
+                if core.sum() < 30:
+                    continue
+                mean = frames[t][core].mean(0)
+                assert _nearest_color(mean) == class_parts(int(cid))[2], (vid, t, cid, mean)
+                checked += 1
+    assert checked >= 10
+
+
+def test_nearer_object_hides_farther_one():
+    renderer = Renderer()
+    far = SceneObject(class_id("sphere", "rubber", "red"), 0.0, 2.0)
+    near = SceneObject(class_id("cube", "metal", "blue"), 0.1, 0.6, 0.3)  # in front, on the camera's line
+    _, m_far = renderer.render([far])
+    _, m_near = renderer.render([near])
+    overlap = (m_far > 0) & (m_near > 0)
+    assert overlap.sum() > 50
+    for order in ([far, near], [near, far]):
+        _, mask = renderer.render(order)
+        assert (mask[overlap] == near.class_id).all()
+        assert (mask == far.class_id).sum() == ((m_far > 0) & ~overlap).sum()
+
+
+def test_each_class_at_most_once_per_video():
+    renderer = Renderer()
+    for vid in range(200):
+        bodies = sample_bodies(np.random.default_rng([0, vid]), SceneConfig(), NUM_FRAMES, renderer.camera)
+        classes = [b.class_id for b in bodies]
+        assert len(classes) == len(set(classes)) and all(1 <= c <= 48 for c in classes)
+    for vid in range(5):
+        for objects in simulate(np.random.default_rng([1, vid]), SceneConfig()):
+            ids = [o.class_id for o in objects]
+            assert len(ids) == len(set(ids))
+
+
+def test_objects_enter_the_view_between_frames_11_and_22():
+    entered = 0
+    for vid in range(12):
+        _, masks = render_video(0, vid)
+        entered += bool(set(np.unique(masks[21])) - set(np.unique(masks[10])))
+    assert entered >= 1
