@@ -32,7 +32,6 @@ _LIGHTS = (
     ((0.55, 0.45, 0.70), 0.20, 0.10, 0.05),
     ((-0.55, 0.60, 0.30), 0.12, 0.035, 0.30),
 )
-NOISE_STD = 1.3  # render noise of the real frames, in 8-bit levels, measured on their still floor
 
 # The floor as the camera sees it: a degree-4 polynomial in the pixel position (u, v in -1..1)
 # fitted per channel to the median of the real frames' background (the real camera and lights
@@ -105,18 +104,29 @@ class Camera:
         return px, py, depth
 
     def screen_box(self, points, pad=1):
-        """Integer pixel box (y0, y1, x0, x1) covering the projection of points, or None if off screen."""
+        """Integer pixel box (y0, y1, x0, x1) covering the projection of points (k, 3), or None
+        when it is off screen."""
+        return self.screen_boxes(np.asarray(points)[None], pad)[0]
+
+    def screen_boxes(self, points, pad=1) -> list:
+        """screen_box of each group of points (n, k, 3), in one vectorized pass."""
         px, py, depth = self.project(points)
-        if (depth <= 0.05).any():  # a point behind the camera: be safe, take the whole width
-            x0, x1, y0 = 0, self.width, int(np.floor(py[depth > 0.05].min())) if (depth > 0.05).any() else 0
-            return (max(y0 - pad, 0), self.height_px, x0, x1)
-        x0, x1 = int(np.floor(px.min())) - pad, int(np.ceil(px.max())) + pad + 1
-        y0, y1 = int(np.floor(py.min())) - pad, int(np.ceil(py.max())) + pad + 1
-        x0, y0 = max(x0, 0), max(y0, 0)
-        x1, y1 = min(x1, self.width), min(y1, self.height_px)
-        if x0 >= x1 or y0 >= y1:
-            return None
-        return (y0, y1, x0, x1)
+        x0 = np.maximum(np.floor(px.min(-1)) - pad, 0).astype(int).tolist()
+        x1 = np.minimum(np.ceil(px.max(-1)) + pad + 1, self.width).astype(int).tolist()
+        y0 = np.maximum(np.floor(py.min(-1)) - pad, 0).astype(int).tolist()
+        y1 = np.minimum(np.ceil(py.max(-1)) + pad + 1, self.height_px).astype(int).tolist()
+        behind = (depth <= 0.05).any(-1).tolist()
+        boxes = []
+        for g in range(len(x0)):
+            if behind[g]:  # a point behind the camera: be safe, take the whole width below the rest
+                ahead = depth[g] > 0.05
+                top = int(np.floor(py[g][ahead].min())) - pad if ahead.any() else 0
+                boxes.append((max(top, 0), self.height_px, 0, self.width))
+            elif x0[g] >= x1[g] or y0[g] >= y1[g]:
+                boxes.append(None)
+            else:
+                boxes.append((y0[g], y1[g], x0[g], x1[g]))
+        return boxes
 
 
 def floor_image(width=WIDTH, height=HEIGHT) -> np.ndarray:
@@ -205,42 +215,30 @@ def _segment_distance(px, py, ax, ay, bx, by):
     return np.sqrt(qx * qx + qy * qy)
 
 
-def _convex_hull(pts):
-    """Counter-clockwise hull of a few 2D points (Andrew's monotone chain)."""
-    pts = sorted(map(tuple, pts))
-
-    def half(points):
-        out = []
-        for p in points:
-            while len(out) >= 2 and (out[-1][0] - out[-2][0]) * (p[1] - out[-2][1]) - (
-                out[-1][1] - out[-2][1]
-            ) * (p[0] - out[-2][0]) <= 0:
-                out.pop()
-            out.append(p)
-        return out
-
-    lower, upper = half(pts), half(pts[::-1])
-    return np.array(lower[:-1] + upper[:-1])
+def _halfplanes_sd(px, py, normals, offsets):
+    """max_k (normal_k . p - offset_k): the signed distance (negative inside) to a convex polygon
+    given by its edges' outward unit normals, exact inside and along the edges, slightly short
+    near its outer corners (soft shadows hide that)."""
+    n = normals.astype(np.float32)[:, :, None, None]
+    return (px[None] * n[:, 0] + py[None] * n[:, 1] - offsets.astype(np.float32)[:, None, None]).max(0)
 
 
-def _polygon_sd(px, py, hull):
-    """Signed distance (negative inside) to a convex counter-clockwise polygon, as the max over
-    its edges' half-planes: exact inside and along the edges, slightly short near outer corners."""
-    e = np.roll(hull, -1, axis=0) - hull
-    ln = np.hypot(e[:, 0], e[:, 1])
-    keep = ln > 1e-9
-    hull, e, ln = hull[keep], e[keep], ln[keep]
-    nx, ny = e[:, 1] / ln, -e[:, 0] / ln  # outward normals
-    c = nx * hull[:, 0] + ny * hull[:, 1]
-    return (px[None] * nx[:, None, None].astype(np.float32) + py[None] * ny[:, None, None].astype(np.float32)
-            - c[:, None, None].astype(np.float32)).max(0)
-
-
-def _cube_corners(obj: SceneObject):
+def _cube_shadow_planes(obj, shift):
+    """Edges of the shadow of a cube whose top's shadow is its base moved by `shift` (2,): the
+    convex hull of two squares = the square swept along the shift, bounded by the square's four
+    edge lines (pushed out along the shift) and two lines parallel to the shift."""
     c, s = np.cos(obj.angle), np.sin(obj.angle)
-    h = CUBE_HALF
-    local = np.array([[h, h], [-h, h], [-h, -h], [h, -h]])
-    return np.stack([obj.x + c * local[:, 0] - s * local[:, 1], obj.y + s * local[:, 0] + c * local[:, 1]], 1)
+    u, v = np.array([c, s]), np.array([-s, c])
+    centre = np.array([obj.x, obj.y])
+    normals = [u, -u, v, -v]
+    offsets = [n @ centre + CUBE_HALF + max(0.0, n @ shift) for n in normals]
+    length = np.hypot(*shift)
+    if length > 1e-9:
+        side = np.array([-shift[1], shift[0]]) / length
+        for n in (side, -side):
+            normals.append(n)
+            offsets.append(n @ centre + CUBE_HALF * (abs(n @ u) + abs(n @ v)))
+    return np.array(normals), np.array(offsets)
 
 
 def object_top(obj: SceneObject) -> float:
@@ -263,25 +261,34 @@ class Renderer:
         self._depth = np.full((gh, gw), np.inf)
         self._ids = np.zeros((gh, gw), np.uint8)
         self._cols = np.zeros((gh, gw, 3), np.float32)
+        self._cache = {}  # (class, x, y, angle) -> what _trace made of that object last frame
 
     # -- shadows
-    def _shadow(self, light, obj: SceneObject):
-        """Multiply `light` ((H, W) floor illumination) by obj's soft shadows, one per lamp."""
+    def _shadow_points(self, obj: SceneObject) -> list:
+        """For each lamp, the 4 floor corners of a rectangle holding obj's shadow on it."""
+        top = object_top(obj)
+        groups = []
+        for ldir, _, _, w in self.lights:
+            tip_x, tip_y = obj.x - top * ldir[0] / ldir[2], obj.y - top * ldir[1] / ldir[2]
+            reach = OBJECT_RADIUS + 2 * w
+            lo_x, hi_x = min(obj.x, tip_x) - reach, max(obj.x, tip_x) + reach
+            lo_y, hi_y = min(obj.y, tip_y) - reach, max(obj.y, tip_y) + reach
+            groups.append([(lo_x, lo_y, 0), (hi_x, lo_y, 0), (lo_x, hi_y, 0), (hi_x, hi_y, 0)])
+        return groups
+
+    def _shadow_factors(self, obj: SceneObject, boxes) -> list:
+        """[(box, (h, w) factor)]: how much each lamp's light reaches the floor pixels of the box
+        around obj's shadow (boxes: the screen box of each lamp's rectangle, from _shadow_points)."""
         cam = self.camera
         top = object_top(obj)
-        for ldir, _, strength, w in self.lights:
-            k = ldir[:2] / ldir[2]  # floor offset per unit of height towards the lamp
-            tip = np.array([obj.x, obj.y]) - top * k  # shadow of the object's top
-            reach = OBJECT_RADIUS + 2 * w
-            lo_x, hi_x = min(obj.x, tip[0]) - reach, max(obj.x, tip[0]) + reach
-            lo_y, hi_y = min(obj.y, tip[1]) - reach, max(obj.y, tip[1]) + reach
-            corners = np.array([[lo_x, lo_y, 0], [hi_x, lo_y, 0], [lo_x, hi_y, 0], [hi_x, hi_y, 0]])
-            box = cam.screen_box(corners, pad=0)
+        patches = []
+        for (ldir, _, strength, w), box in zip(self.lights, boxes):
             if box is None:
                 continue
             y0, y1, x0, x1 = box
             fx = cam.floor_xy[y0:y1, x0:x1, 0]
             fy = cam.floor_xy[y0:y1, x0:x1, 1]
+            shift = -top * ldir[:2] / ldir[2]  # from the base to the shadow of the top
             if obj.shape == "sphere":
                 # distance from the sphere's centre to the ray from the floor point to the lamp
                 vx, vy, vz = obj.x - fx, obj.y - fy, OBJECT_RADIUS
@@ -289,12 +296,11 @@ class Renderer:
                 sd = np.sqrt(np.maximum(vx * vx + vy * vy + (vz * vz) - vl * vl, 0)) - OBJECT_RADIUS
             elif obj.shape == "cylinder":
                 # the shadow of an upright cylinder is a disc swept along the shadow of its axis
-                sd = _segment_distance(fx, fy, obj.x, obj.y, tip[0], tip[1]) - OBJECT_RADIUS
+                sd = _segment_distance(fx, fy, obj.x, obj.y, obj.x + shift[0], obj.y + shift[1]) - OBJECT_RADIUS
             else:
-                # a cube's: the convex hull of its base and of its top's shadow
-                base = _cube_corners(obj)
-                sd = _polygon_sd(fx, fy, _convex_hull(np.concatenate([base, base - top * k])))
-            light[y0:y1, x0:x1] *= 1.0 - strength * _smooth_cover(sd, w)
+                sd = _halfplanes_sd(fx, fy, *_cube_shadow_planes(obj, shift))
+            patches.append((box, 1.0 - strength * _smooth_cover(sd, w)))
+        return patches
 
     # -- objects
     def _shade(self, material, color, p_n, d):
@@ -306,7 +312,8 @@ class Renderer:
             diffuse = 0.42 + 0.25 * (ndl @ self._light_k)
             # broad, weak highlight
             refl = d - 2 * (d * p_n).sum(1, keepdims=True) * p_n
-            spec = (np.maximum(refl @ self._light_dirs.T, 0.0) ** 6) @ self._light_k * 0.06
+            rl2 = np.maximum(refl @ self._light_dirs.T, 0.0) ** 2
+            spec = (rl2 * rl2 * rl2) @ self._light_k * 0.06  # cos^6 (powers by products: faster)
             col = diffuse[:, None] * alb + spec[:, None]
         else:
             # metal: mostly a tinted reflection of the surroundings (bright floor below, a
@@ -322,8 +329,13 @@ class Renderer:
             env += (0.10 * (hx - hy) / (horiz * horiz) + 0.22 * (refl[:, 0] * key[0] + refl[:, 1] * key[1]) / horiz) * (1 - np.abs(rz))
             diffuse = 0.04 + 0.12 * (ndl @ self._light_k)
             rl = np.maximum(refl @ self._light_dirs.T, 0.0)
-            glossy = (rl**8) @ self._light_k * 0.9  # the lamps' broad colored glow on the surface
-            spec = (rl**80) @ self._light_k * 1.8  # and their sharp white highlights
+            r2 = rl * rl
+            r4 = r2 * r2
+            r8 = r4 * r4
+            r16 = r8 * r8
+            r32 = r16 * r16
+            glossy = r8 @ self._light_k * 0.9  # the lamps' broad colored glow on the surface
+            spec = (r32 * r32 * r16) @ self._light_k * 1.8  # and their sharp white highlights, cos^80
             col = (0.8 * (env + diffuse) + glossy)[:, None] * alb + spec[:, None]
         return col * 255.0
 
@@ -334,11 +346,14 @@ class Renderer:
             return hit_box(o, d, np.array([obj.x, obj.y, CUBE_HALF]), CUBE_HALF, obj.angle)
         return hit_cylinder(o, d, obj.x, obj.y, OBJECT_RADIUS, CYLINDER_HEIGHT)
 
+    @staticmethod
+    def _object_points(obj: SceneObject) -> list:
+        r, top = OBJECT_RADIUS, object_top(obj)
+        return [(obj.x + sx, obj.y + sy, z) for sx in (-r, r) for sy in (-r, r) for z in (0, top)]
+
     def object_box(self, obj: SceneObject):
-        r = OBJECT_RADIUS
-        top = object_top(obj)
-        corners = np.array([[obj.x + sx * r, obj.y + sy * r, z] for sx in (-1, 1) for sy in (-1, 1) for z in (0, top)])
-        return self.camera.screen_box(corners)
+        """The pixel box (y0, y1, x0, x1) that holds obj's image, or None when it is off screen."""
+        return self.camera.screen_box(self._object_points(obj))
 
     def render(self, objects, noise=None) -> tuple:
         """objects: SceneObjects (each class at most once). noise: None, or an (H, W, 3) float32
@@ -348,30 +363,45 @@ class Renderer:
         nearest object at each pixel centre and the color is a [1, 2, 1] x [1, 2, 1] / 16 tent over
         the 3 x 3 grid points around the centre, which antialiases edges like the real renders."""
         cam = self.camera
+        # Each object's shadows and image depend on that object alone; an object that has not
+        # moved since the previous frame (about half of them) reuses them from there.
+        traced = []
+        cache = {}
+        fresh = [obj for obj in objects if self._key(obj) not in self._cache]
+        if fresh:  # every new screen box in one vectorized pass: the object's and its shadows'
+            groups = []
+            for obj in fresh:
+                groups.append(self._object_points(obj))
+                groups += [g + g for g in self._shadow_points(obj)]  # 4 corners twice: 8, like the object's
+            boxes = cam.screen_boxes(np.array(groups, np.float64).reshape(-1, 8, 3))
+            per_obj = len(self.lights) + 1
+            for k, obj in enumerate(fresh):
+                self._cache[self._key(obj)] = self._trace(obj, boxes[k * per_obj], boxes[k * per_obj + 1:(k + 1) * per_obj])
+        for obj in objects:
+            key = self._key(obj)
+            cache[key] = self._cache[key]
+            traced.append((obj, cache[key]))
+        self._cache = cache  # keep what this frame used, drop the rest
+
         light = np.ones((cam.height_px, cam.width), np.float32)
-        for obj in objects:
-            self._shadow(light, obj)
+        for _, (shadows, _, _, _) in traced:
+            for (y0, y1, x0, x1), factor in shadows:
+                light[y0:y1, x0:x1] *= factor
         floor = self.floor * light[..., None]
+
         depth, ids, cols = self._depth, self._ids, self._cols  # grid buffers, kept clear between frames
-        o = cam.origin
         boxes = []
-        for obj in objects:
-            box = self.object_box(obj)
+        for obj, (_, box, t, colors) in traced:  # nearest surface wins, whatever the order
             if box is None:
                 continue
             y0, y1, x0, x1 = box
             gy, gx = slice(2 * y0, 2 * y1 + 1), slice(2 * x0, 2 * x1 + 1)
-            d = cam.rays2[gy, gx].reshape(-1, 3)
-            t, n = self._intersect(obj, o, d)
-            t = t.reshape(2 * (y1 - y0) + 1, 2 * (x1 - x0) + 1)
             win = t < depth[gy, gx]
             if not win.any():
                 continue
-            _, material, color = class_parts(obj.class_id)
-            flat = win.reshape(-1)
             depth[gy, gx][win] = t[win]
             ids[gy, gx][win] = obj.class_id
-            cols[gy, gx][win] = self._shade(material, color, n[flat], d[flat])
+            cols[gy, gx][win] = colors[win]
             boxes.append(box)
         img = floor.copy()
         for y0, y1, x0, x1 in boxes:  # resolve each box from the grid (idempotent where boxes overlap)
@@ -386,18 +416,29 @@ class Renderer:
             img += noise
         return np.clip(img + 0.5, 0, 255).astype(np.uint8), mask
 
+    @staticmethod
+    def _key(obj: SceneObject):
+        return (obj.class_id, obj.x, obj.y, obj.angle)
+
+    def _trace(self, obj: SceneObject, box, shadow_boxes):
+        """(shadow patches, box, hit distance grid (inf = miss), color grid) of one object alone."""
+        shadows = self._shadow_factors(obj, shadow_boxes)
+        if box is None:
+            return shadows, None, None, None
+        y0, y1, x0, x1 = box
+        gy, gx = slice(2 * y0, 2 * y1 + 1), slice(2 * x0, 2 * x1 + 1)
+        d = self.camera.rays2[gy, gx].reshape(-1, 3)
+        t, n = self._intersect(obj, self.camera.origin, d)
+        hit = np.isfinite(t)
+        colors = np.zeros((len(t), 3), np.float32)
+        if hit.any():
+            _, material, color = class_parts(obj.class_id)
+            colors[hit] = self._shade(material, color, n[hit], d[hit])
+        shape = (2 * (y1 - y0) + 1, 2 * (x1 - x0) + 1)
+        return shadows, box, t.reshape(shape), colors.reshape(shape + (3,))
+
 
 def _tent(g):
     """(2h+1, 2w+1, ...) half-pixel grid -> (h, w, ...) pixels, [1, 2, 1] / 4 weights each way."""
     g = 0.25 * g[:-2:2] + 0.5 * g[1:-1:2] + 0.25 * g[2::2]
     return 0.25 * g[:, :-2:2] + 0.5 * g[:, 1:-1:2] + 0.25 * g[:, 2::2]
-
-
-def _soften(img):
-    """A [1, 2, 1] / 4 blur in both directions: the real frames are rendered larger and
-    downsampled, which leaves every edge about a pixel soft."""
-    out = img.copy()
-    out[:, 1:-1] = 0.25 * img[:, :-2] + 0.5 * img[:, 1:-1] + 0.25 * img[:, 2:]
-    tmp = out.copy()
-    out[1:-1] = 0.25 * tmp[:-2] + 0.5 * tmp[1:-1] + 0.25 * tmp[2:]
-    return out
