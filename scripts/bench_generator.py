@@ -9,6 +9,7 @@ writes the same number with scripts/make_synthetic_dataset.py's code path (PNG +
 import argparse
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -30,6 +31,12 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the worker processes)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--videos", type=int, default=40, help="videos per measurement (22 frames each)")
@@ -48,11 +55,17 @@ def main(argv=None):
     print(f"render only, 1 process:            {fps_render:7.1f} frames/s")
 
     with tempfile.TemporaryDirectory(prefix="bench_synthetic_") as tmp:
+        cpu0 = cpu_seconds()
         t = time.perf_counter()
         generate_dataset(Path(tmp) / "root", {"train": args.videos}, seed=args.seed, workers=args.workers, progress=False)
         dt = time.perf_counter() - t
-    fps_write = args.videos * NUM_FRAMES / dt
+        cpu = cpu_seconds() - cpu0
+    frames = args.videos * NUM_FRAMES
+    fps_write = frames / dt
     print(f"render + PNG/mask writing, {args.workers} workers: {fps_write:7.1f} frames/s")
+    # the machine may be shared: CPU time says what the same work gives on otherwise idle cores
+    print(f"  CPU time {1000 * cpu / frames:.1f} ms a frame -> {frames / cpu * args.workers:.0f} frames/s "
+          f"on {args.workers} otherwise idle cores")
     total = sum(n * SPLIT_FRAMES[s] for s, n in REAL_SPLIT_SIZES.items())
     print(f"competition-scale set ({sum(REAL_SPLIT_SIZES.values())} videos, {total} frames) "
           f"at this rate: {total / fps_write / 60:.0f} min")
