@@ -67,21 +67,26 @@ class _Body:
     gone: bool = False  # left the arena for good
 
 
+_NEAR_LIMIT = -7.0  # floor y below which nothing is simulated (the camera stands at y = -10.1)
+
+
 def _off_screen_start(rng, target, camera):
     """A start outside the view from which a body sliding straight to target comes into view."""
     heading = rng.uniform(0, 2 * np.pi)
     back = -np.array([np.cos(heading), np.sin(heading)])
     top = 2 * OBJECT_RADIUS
-    for step in np.arange(0.25, 40, 0.25):
+    for step in np.arange(0.25, 30, 0.25):
         p = target + step * back
         corners = [(p[0] + sx, p[1] + sy, z) for sx in (-OBJECT_RADIUS, OBJECT_RADIUS)
                    for sy in (-OBJECT_RADIUS, OBJECT_RADIUS) for z in (0, top)]
-        if p[1] < camera.origin[1] + 3 or camera.screen_box(np.array(corners), pad=0) is None:
+        if p[1] < _NEAR_LIMIT or camera.screen_box(np.array(corners), pad=0) is None:
             return p + 0.3 * back
     return p
 
 
 def sample_bodies(rng, cfg: SceneConfig, n_frames: int, camera):
+    """The bodies of one scene: some on the floor at frame 1 (still or sliding), some waiting
+    outside the view to slide in at their enter_frame; one class each, never twice."""
     n_init = int(rng.integers(cfg.initial_objects[0], cfg.initial_objects[1] + 1))
     n_enter = int(rng.integers(cfg.entering_objects[0], cfg.entering_objects[1] + 1))
     n_enter = min(n_enter, max(cfg.max_objects - n_init, 0))
@@ -140,9 +145,9 @@ def _step(bodies, cfg: SceneConfig, dt: float):
                 b.spin -= 0.15 * tangent
             push = (r2 - dist) / 2 * n  # separate overlapping bodies
             a.pos, b.pos = a.pos - push, b.pos + push
-    # a body far outside the view never comes back
+    # a body far outside the view never comes back (entering ones start within ~35 units)
     for b in live:
-        if abs(b.pos[0]) > cfg.arena_x + 12 or not (-7.5 < b.pos[1] < cfg.arena_y[1] + 15):
+        if np.hypot(*b.pos) > 40 or b.pos[1] < _NEAR_LIMIT - 1:
             b.gone = True
 
 

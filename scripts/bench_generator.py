@@ -37,8 +37,12 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and each flag's default after its help."""
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--videos", type=int, default=40, help="videos per measurement (22 frames each)")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes for the writing run")
     p.add_argument("--seed", type=int, default=0, help="dataset seed")

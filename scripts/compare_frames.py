@@ -41,8 +41,12 @@ def label(img: np.ndarray, text: str) -> np.ndarray:
     return np.array(pil)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and each flag's default after its help."""
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--real_root", default=str(REPO.parent / "shared" / "real_samples" / "Dataset_Student"),
                    help="a real dataset root (train/val/unlabeled video folders)")
     p.add_argument("--out", default=str(REPO / "data" / "figures" / "synthetic_vs_real.png"), help="PNG to write")

@@ -21,16 +21,20 @@ from data.format import SPLITS  # noqa: E402
 from data.synthetic import SceneConfig, generate_dataset, split_ids  # noqa: E402
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and each flag's default after its help."""
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="synthetic_data", help="dataset root to write (default: ./synthetic_data)")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--out", default="synthetic_data", help="dataset root to write")
     p.add_argument("--train", type=int, default=100, help="labeled training videos (22 frames + mask.npy)")
     p.add_argument("--val", type=int, default=50, help="labeled validation videos (22 frames + mask.npy)")
     p.add_argument("--unlabeled", type=int, default=200, help="unlabeled videos (22 frames, no mask)")
     p.add_argument("--hidden", type=int, default=50, help="hidden test videos (frames 1-11 only, no mask)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed; video i is drawn from (seed, i) alone")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                   help="parallel processes (default: min(2, CPUs))")
+                   help="parallel processes: min(2, CPUs) on this machine")
     args = p.parse_args(argv)
     counts = {s: getattr(args, s) for s in SPLITS}
     if any(n < 0 for n in counts.values()):
