@@ -1,12 +1,9 @@
 """Encoder -> ConvLSTM -> decoder: predict frame 22 (and optionally frames 12-21) from frames 1-11.
 
-    frames 1..11 ──Encoder (per frame)──> bottleneck features ──ConvLSTM──> state after frame 11
-                        │ frame 11's features at every scale            │ roll forward with no input,
-                        ▼                                               ▼ one step per future frame
-                    skips ───────────────────────────────> Decoder (bilinear up + convs) ──> Head
-                                                                                          │ + frame 11
-                                                                                          ▼
-                                                                          frames 12..22 (last K of them)
+    frames 1..11 --Encoder, per frame--> bottleneck features --ConvLSTM--> state after frame 11
+    state --ConvLSTM, no input, one step per future frame--> h for frames 12..22
+    h (last K steps) + frame 11's encoder features at every scale --Decoder--> OutputHead(+ frame 11)
+        --> frames 22-K+1..22, (B, K, C, H, W)
 
 The decoder sees frame 11 at every scale (U-Net skips) and the head predicts a change relative
 to frame 11 rather than a frame from nothing, so static background and object texture are copied
@@ -176,11 +173,11 @@ class Reconstructor(nn.Module):
     """Frames 1-11 -> frame 22 (and the frames between), RGB in [0, 1] at full resolution.
 
     Arguments (all recorded in `self.config`, plain data, with "name"; `Reconstructor.from_config`
-    rebuilds the model from it):
+    rebuilds the model from it). The defaults are PRESETS["small"] (the 2-core CPU quickstart);
+    PRESETS["large"] is for a GPU.
     in_channels, out_channels: 3 and 3 for RGB (the forecaster: 49 and 49).
     enc_channels: encoder widths per level; len - 1 = number of 2x downsamplings, so [16, 32, 64]
         puts the ConvLSTM at 1/4 resolution (40 x 60 for 160 x 240) and [8, 16, 32, 32] at 1/8.
-    The defaults are PRESETS["small"] (a 2-core CPU quickstart); PRESETS["large"] is for a GPU.
     hidden_channels: ConvLSTM widths, one per layer, at the bottleneck.
     kernel_size: the ConvLSTM's (odd) kernel; a larger one sees faster motion per step.
     future_steps: ConvLSTM steps rolled forward after the last input frame, with zero input; the
@@ -194,7 +191,7 @@ class Reconstructor(nn.Module):
         worse everywhere else). "residual" is the default because it learns faster from the
         start: its output moves linearly with delta, while blend's is a product (mask times
         generated image) that first has to leave the copy (a moving square: 30 Adam steps take
-        the loss to 0.05-0.45 of its start with residual, 0.11-0.51 with blend, over 5 seeds).
+        the loss to 0.05-0.42 of its start with residual, 0.11-0.51 with blend, over 5 seeds).
         "blend" + "softmax" suits class probabilities (the mask forecaster).
     norm: "group" (GroupNorm, independent of the batch size) or "none".
 
@@ -209,7 +206,8 @@ class Reconstructor(nn.Module):
                  hidden_channels=(32,), kernel_size: int = 3, future_steps: int = 11, skip: bool = True,
                  output_mode: str = "residual", output_activation: str = "clamp", norm: str = "group"):
         super().__init__()
-        in_channels, out_channels = _positive_int(in_channels, "in_channels"), _positive_int(out_channels, "out_channels")
+        in_channels = _positive_int(in_channels, "in_channels")
+        out_channels = _positive_int(out_channels, "out_channels")
         enc_channels = _int_list(enc_channels, "enc_channels")
         hidden_channels = _int_list(hidden_channels, "hidden_channels")
         future_steps = _positive_int(future_steps, "future_steps")
