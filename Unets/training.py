@@ -264,25 +264,36 @@ class ResumeError(ValueError):
     """--resume cannot continue the run in the checkpoint folder as asked (nothing there, or other flags)."""
 
 
+def model_name(model_or_cls):
+    """The kind of a model (class or instance): its NAME class attribute, or `name` (the reconstructor's)."""
+    for attr in ("NAME", "name"):
+        value = getattr(model_or_cls, attr, None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
 def model_config(model: nn.Module) -> dict:
     """{"name": the model's kind, "kwargs": its constructor's arguments}: enough to rebuild it.
 
-    A model class takes part by having a NAME class attribute and a `config` dict of the keyword
-    arguments it was built with (see Unets/unet.py).
+    A model class takes part by having a NAME (or name) class attribute and a `config` dict of the
+    keyword arguments it was built with (see Unets/unet.py); a "name" entry in that dict is the kind,
+    not an argument, and is left out of kwargs (SSL_convLSTM_Reconstructor/model.py keeps it there).
     """
     model = unwrap(model)
-    if not hasattr(model, "NAME") or not isinstance(getattr(model, "config", None), dict):
+    name = model_name(model)
+    if name is None or not isinstance(getattr(model, "config", None), dict):
         raise TypeError(f"{type(model).__name__} needs a NAME class attribute and a config dict to be checkpointed")
-    return {"name": model.NAME, "kwargs": dict(model.config)}
+    return {"name": name, "kwargs": {k: v for k, v in model.config.items() if k != "name"}}
 
 
 def build_model(config: dict, model_cls, source="checkpoint") -> nn.Module:
     """Rebuild a model from its model_config, after checking it is a `model_cls` (by NAME)."""
     if not isinstance(config, dict) or "name" not in config or "kwargs" not in config:
         raise CheckpointError(f"{source}: model_config {config!r} lacks 'name' and 'kwargs'")
-    if config["name"] != model_cls.NAME:
+    if config["name"] != model_name(model_cls):
         raise CheckpointError(
-            f"{source} holds a {config['name']!r} model, expected a {model_cls.NAME!r} model "
+            f"{source} holds a {config['name']!r} model, expected a {model_name(model_cls)!r} model "
             f"({model_cls.__name__}): check which checkpoint you passed"
         )
     try:
@@ -539,9 +550,10 @@ def fit(run: RunState, model, train_loader, optimizer, scheduler, compute_loss, 
         *, epochs: int, args, grad_clip: float = 0.0, score_name: str = "val_score") -> RunState:
     """Epochs run.epoch+1 .. epochs: train, validate, write last.pt (and best.pt), log one JSON line.
 
-    validate(model) -> score (the same on every rank: reduce inside). `model` may be DDP-wrapped;
-    checkpoints hold the unwrapped model. Rank 0 alone writes; the others wait at a barrier so no
-    rank runs ahead of a checkpoint.
+    validate(model) -> score (the same on every rank: reduce inside), or a dict of figures holding
+    score_name (the one that picks best.pt), every one of which goes into the log line. `model` may be
+    DDP-wrapped; checkpoints hold the unwrapped model. Rank 0 alone writes; the others wait at a
+    barrier so no rank runs ahead of a checkpoint.
     """
     logger = JsonlLogger(run.checkpoint_dir / LOG, ctx)
     scaler = make_grad_scaler(ctx.device)
@@ -555,7 +567,11 @@ def fit(run: RunState, model, train_loader, optimizer, scheduler, compute_loss, 
         stats = train_epoch(model, train_loader, optimizer, scheduler, compute_loss, ctx, epoch=epoch,
                             grad_clip=grad_clip, scaler=scaler, checkpoint_dir=run.checkpoint_dir)
         start = time.perf_counter()
-        score = validate(unwrap(model))
+        figures = validate(unwrap(model))
+        figures = dict(figures) if isinstance(figures, dict) else {score_name: figures}
+        if score_name not in figures:
+            raise KeyError(f"validate() returned {sorted(figures)}, without {score_name!r}")
+        score = figures[score_name]
         val_seconds = time.perf_counter() - start
         improved = run.is_better(score)
         run.epoch = epoch
@@ -566,9 +582,9 @@ def fit(run: RunState, model, train_loader, optimizer, scheduler, compute_loss, 
             atomic_save(ckpt, run.checkpoint_dir / LAST)
             if improved:
                 atomic_save(ckpt, run.checkpoint_dir / BEST)
-        record = {"epoch": epoch, "train_loss": round(stats["loss"], 6), score_name: round(score, 6),
-                  "best": round(run.best_score, 6), "lr": lr, "train_seconds": round(stats["seconds"], 2),
-                  "val_seconds": round(val_seconds, 2),
+        record = {"epoch": epoch, "train_loss": round(stats["loss"], 6),
+                  **{k: round(float(v), 6) for k, v in figures.items()}, "best": round(run.best_score, 6),
+                  "lr": lr, "train_seconds": round(stats["seconds"], 2), "val_seconds": round(val_seconds, 2),
                   "samples_per_s": round(stats["samples"] / max(stats["seconds"], 1e-9), 2)}
         logger.log(record)
         print0(f"epoch {epoch}/{epochs}: loss {stats['loss']:.4f}, {score_name} {score:.4f} "
