@@ -71,3 +71,12 @@ def test_wrong_kind_of_model_is_named():
         build_model({"name": "unet", "kwargs": {}}, Other)
     with pytest.raises(CheckpointError, match="cannot build UNet"):
         build_model({"name": "unet", "kwargs": {"width": 3}}, UNet)
+
+
+def test_untrained_model_starts_from_the_class_prior():
+    torch.manual_seed(0)
+    model = UNet(base_channels=4).eval()
+    with torch.no_grad():
+        probs = model(torch.rand(1, 3, 32, 32)).softmax(dim=1)  # (1, 49, H, W)
+    assert probs[:, 0].mean() > 0.5 and (probs.argmax(dim=1) == 0).float().mean() > 0.5
+    assert probs[:, 1:].max() < probs[:, 0].min()  # objects start rare, none preferred over background
