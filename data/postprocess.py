@@ -1,0 +1,64 @@
+"""Optional clean-ups of predicted frame-22 masks, each switched on by its own inference flag.
+
+- restrict_to_input_classes: a class absent from the input masks (the U-Net's frames 1-11) cannot
+  be in frame 22 (an object entering later is invisible to every model), so its logits are removed
+  and the pixel takes the best class that was seen.
+- remove_small_blobs: connected pieces of one object class smaller than min_size pixels (specks at
+  object edges, a class flickering inside another object) become background.
+Both work on batches, on any device, with torch alone.
+"""
+import torch
+import torch.nn.functional as F
+
+from data.classes import BACKGROUND
+
+
+def input_classes(inputs: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(B, C) bool: the classes present anywhere in each video's input masks (B, T, H, W); background always."""
+    B = inputs.shape[0]
+    present = torch.zeros(B, num_classes, dtype=torch.bool, device=inputs.device)
+    present.scatter_(1, inputs.reshape(B, -1).long(), True)
+    present[:, BACKGROUND] = True
+    return present
+
+
+def restrict_to_input_classes(logits: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """logits (B, C, H, W) with the classes absent from inputs (B, T, H, W) set to -inf (argmax never picks them)."""
+    present = input_classes(inputs, logits.shape[1])  # (B, C)
+    return logits.masked_fill(~present[:, :, None, None], float("-inf"))
+
+
+def connected_components(mask: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) class ids -> (B, H, W) int64 component labels (4-connectivity, same class), 0 on background.
+
+    Label propagation: every object pixel starts with its own label and takes the largest label of
+    its same-class neighbours until nothing changes (at most one pass per pixel of a blob's length).
+    """
+    B, H, W = mask.shape
+    labels = torch.arange(1, H * W + 1, device=mask.device).reshape(1, H, W).expand(B, H, W).clone()
+    labels[mask == BACKGROUND] = 0
+    padded_mask = F.pad(mask.long(), (1, 1, 1, 1), value=-1)  # (B, H+2, W+2): -1 matches no class
+    shifts = ((0, 1), (2, 1), (1, 0), (1, 2))  # up, down, left, right, as offsets into the padded frame
+    same = [padded_mask[:, dy:dy + H, dx:dx + W] == mask for dy, dx in shifts]  # neighbour of the same class
+    while True:
+        padded = F.pad(labels, (1, 1, 1, 1))
+        new = labels
+        for (dy, dx), s in zip(shifts, same):
+            new = torch.maximum(new, torch.where(s, padded[:, dy:dy + H, dx:dx + W], 0))
+        new = torch.where(mask == BACKGROUND, 0, new)
+        if torch.equal(new, labels):
+            return labels
+        labels = new
+
+
+def remove_small_blobs(mask: torch.Tensor, min_size: int) -> torch.Tensor:
+    """(B, H, W) class ids with every same-class 4-connected blob of fewer than min_size pixels set to background."""
+    if min_size <= 1:
+        return mask
+    labels = connected_components(mask)
+    B = mask.shape[0]
+    flat = labels.reshape(B, -1)
+    sizes = torch.zeros(B, flat.shape[1] + 1, dtype=torch.long, device=mask.device)
+    sizes.scatter_add_(1, flat, torch.ones_like(flat))  # (B, H*W+1): pixels per label
+    small = torch.gather(sizes, 1, flat).reshape(mask.shape) < min_size
+    return torch.where(small & (labels > 0), torch.full_like(mask, BACKGROUND), mask)
