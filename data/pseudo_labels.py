@@ -1,0 +1,151 @@
+"""Pseudo-label stores: the U-Net's masks of every video of a split, kept on disk for the mask forecaster.
+
+    DIR/<split>/masks.npy   uint8 (N, T, H, W), memory-mapped: row i = video ids[i], T = the frames labelled
+    DIR/<split>/ids.npy     int64 (N,), the split's video ids in numeric order
+    DIR/<split>/done.npy    bool (N,), rows written so far (rewritten atomically after each batch)
+    DIR/<split>/meta.json   split, frames, and the segmenter's checkpoint (path and sha256)
+
+Frames labelled: all 22 of an unlabeled video (the forecaster's training targets); frames 1-11 of
+a val or hidden video (its inputs: frame 22 of val is scored against the true mask). The train
+split needs no store: the forecaster reads its true masks (TrueMaskVideos).
+A store is filled by `label_split` (scripts/make_pseudo_labels.py), batch by batch; re-running
+continues with the rows not done. A store made by another segmenter, or for other videos, is
+refused (the fix is in the message) rather than mixed.
+"""
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from data.format import HEIGHT, NUM_FRAMES, NUM_INPUT_FRAMES, WIDTH
+from data.readers import SplitIndex, _chw
+
+# The frames a store holds, per split (see the module docstring).
+STORE_FRAMES = {"unlabeled": NUM_FRAMES, "val": NUM_INPUT_FRAMES, "hidden": NUM_INPUT_FRAMES}
+MASKS, IDS, DONE, META = "masks.npy", "ids.npy", "done.npy", "meta.json"
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_np_save(array: np.ndarray, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, array)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the store's other files have the usual mode
+    os.replace(tmp, path)
+
+
+def store_dir(out_dir, split: str) -> Path:
+    return Path(out_dir) / split
+
+
+def open_store(out_dir, split: str, require_complete: bool = True):
+    """(masks memmap (N, T, H, W) uint8 read-only, ids (N,), meta) of a finished store, with the fix when it is not."""
+    d = store_dir(out_dir, split)
+    if not (d / META).is_file():
+        raise FileNotFoundError(
+            f"no pseudo-labels for {split} in {d}: make them with python scripts/make_pseudo_labels.py "
+            f"--split {split} --out {out_dir} --root_dir ROOT --saved_seg_model_dir UNET.pt"
+        )
+    meta = json.loads((d / META).read_text())
+    ids, done = np.load(d / IDS), np.load(d / DONE)
+    if require_complete and not done.all():
+        raise ValueError(f"{d}: pseudo-labels are unfinished ({int(done.sum())}/{len(done)} videos): re-run "
+                         f"scripts/make_pseudo_labels.py with the same arguments to finish them")
+    masks = np.load(d / MASKS, mmap_mode="r")
+    return masks, ids, meta
+
+
+def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split: str, out_dir, *,
+                segmenter: str, batch_size: int = 8, num_videos: int = 0, desc: str = None) -> Path:
+    """Segment the frames STORE_FRAMES[split] of every video of `split` into DIR/<split>, resumably.
+
+    segment_fn: (N, 3, H, W) uint8 frames -> (N, H, W) class ids (any device). segmenter: the
+    checkpoint file that segment_fn comes from (its sha256 is recorded and checked on resume).
+    num_videos: the first N videos only (0: all). Returns the store's folder.
+    """
+    if split not in STORE_FRAMES:
+        raise ValueError(f"--split {split}: pseudo-labels are for {sorted(STORE_FRAMES)}; the train split's "
+                         f"true masks are read directly by the forecaster")
+    T = STORE_FRAMES[split]
+    index = SplitIndex(root, split, frame_indices=range(T), need_mask=False)
+    n = len(index) if not num_videos else min(num_videos, len(index))
+    ids = np.asarray(index.video_ids[:n], dtype=np.int64)
+    meta = {"split": split, "frames": T, "segmenter": str(Path(segmenter).resolve()),
+            "segmenter_sha256": file_sha256(segmenter)}
+    d = store_dir(out_dir, split)
+    if (d / META).is_file():  # resume: same videos, same segmenter
+        old = json.loads((d / META).read_text())
+        old_ids = np.load(d / IDS)
+        if old.get("segmenter_sha256") != meta["segmenter_sha256"] or old.get("frames") != T:
+            raise ValueError(f"{d} holds pseudo-labels of another segmenter ({old.get('segmenter')}): delete {d} "
+                             f"or choose another --out")
+        if not np.array_equal(old_ids, ids):
+            raise ValueError(f"{d} holds pseudo-labels of other videos ({len(old_ids)} from "
+                             f"{old_ids[:1].tolist()}): delete {d} or choose another --out")
+        masks = np.load(d / MASKS, mmap_mode="r+")
+        done = np.load(d / DONE)
+    else:
+        d.mkdir(parents=True, exist_ok=True)
+        masks = np.lib.format.open_memmap(d / MASKS, mode="w+", dtype=np.uint8, shape=(n, T, HEIGHT, WIDTH))
+        done = np.zeros(n, dtype=bool)
+        np.save(d / IDS, ids)
+        _atomic_np_save(done, d / DONE)
+        (d / META).write_text(json.dumps(meta, indent=1))  # written last: its presence means the store is set up
+    todo = np.flatnonzero(~done)
+    bar = tqdm(total=n, initial=n - len(todo), desc=desc or f"pseudo-labels {split}", unit="video", dynamic_ncols=True)
+    for start in range(0, len(todo), batch_size):
+        rows = todo[start:start + batch_size]
+        frames = torch.stack([_chw(index.frames(int(i), range(T))) for i in rows])  # (B, T, 3, H, W) uint8
+        pred = segment_fn(frames.flatten(0, 1))  # (B*T, H, W)
+        masks[rows] = pred.reshape(len(rows), T, HEIGHT, WIDTH).to("cpu", torch.uint8).numpy()
+        masks.flush()
+        done[rows] = True
+        _atomic_np_save(done, d / DONE)  # after the masks are on disk: a crash never marks an unwritten row
+        bar.update(len(rows))
+    bar.close()
+    del masks
+    return d
+
+
+class StoredMaskVideos(Dataset):
+    """Videos of a finished store: item {"video_id", "masks": (T, H, W) uint8}."""
+
+    def __init__(self, out_dir, split: str, num_videos: int = 0):
+        self.masks, self.ids, self.meta = open_store(out_dir, split)
+        self.n = len(self.ids) if not num_videos else min(num_videos, len(self.ids))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        return {"video_id": int(self.ids[i]), "masks": torch.from_numpy(np.array(self.masks[i]))  # a copy: the memmap is read-only}
+
+
+class TrueMaskVideos(Dataset):
+    """The true masks of all 22 frames of a labeled split's videos: item {"video_id", "masks": (22, H, W) uint8}."""
+
+    def __init__(self, root, split: str = "train", num_videos: int = 0):
+        self.index = SplitIndex(root, split, frame_indices=[], need_mask=True)
+        self.n = len(self.index) if not num_videos else min(num_videos, len(self.index))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        return {"video_id": self.index.video_ids[i], "masks": torch.from_numpy(self.index.masks(i, range(NUM_FRAMES)))}
