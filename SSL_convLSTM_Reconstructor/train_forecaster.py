@@ -1,0 +1,194 @@
+"""Train the mask forecaster: masks of frames 1-11 -> class logits of frame 22 (and 12-21), cross-entropy.
+
+    python scripts/make_pseudo_labels.py --root_dir D --saved_seg_model_dir U/best.pt --split unlabeled --out P
+    python SSL_convLSTM_Reconstructor/train_forecaster.py --root_dir D --pseudo_labels P \
+        --saved_seg_model_dir U/best.pt --checkpoint_dir checkpoints/forecaster
+    ... --resume                                       # continue from last.pt
+    torchrun --nproc_per_node=4 SSL_convLSTM_Reconstructor/train_forecaster.py ...   # DDP, --batch_size per process
+
+Training videos: the unlabeled split's pseudo-labels (P/unlabeled, all 22 frames segmented by the
+U-Net) plus the train split's true masks. Validation: the val split as inference sees it, the
+U-Net's masks of frames 1-11 as inputs (segmented once into P/val) and the true mask of frame 22 as
+target, scored with the competition's metric; best.pt keeps the best val Jaccard.
+Loss: cross-entropy of frame 22 at full resolution, plus --intermediate_weight x the cross-entropy
+of frames 12-21 against their class fractions at the network's resolution (rolling out is
+supervised at every step). --feedback feeds the ConvLSTM the frame before at each future step:
+the true one (teacher forcing) or, with probability --sampling_prob, its own prediction
+(scheduled sampling); inference always feeds its own. Random left-right flips; AdamW with warm-up
+and cosine decay per batch; gradient clipping.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+from torch.utils.data import ConcatDataset, Dataset  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
+from data.metric import SegmentationScore  # noqa: E402
+from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos, label_split  # noqa: E402
+from data.readers import SplitIndex  # noqa: E402
+from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster, class_fractions, count_parameters  # noqa: E402
+from Unets.inference import segment  # noqa: E402
+from Unets.training import (  # noqa: E402
+    RandomFlips, RunState, fit, load_model, make_loader, print0, print_run_header, run_cli, seed_everything,
+    setup_distributed, teardown_distributed, unwrap, warmup_cosine, wrap_ddp,
+)
+from Unets.unet import UNet  # noqa: E402
+
+# Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
+MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "seed",
+                        "intermediate_weight", "sampling_prob", "unlabeled_videos", "train_videos")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--root_dir", default="Dataset_Student", help="dataset root holding train/ and val/")
+    p.add_argument("--pseudo_labels", default="checkpoints/pseudo_labels",
+                   help="pseudo-label folder (scripts/make_pseudo_labels.py --out): reads DIR/unlabeled, writes DIR/val")
+    p.add_argument("--saved_seg_model_dir", default="checkpoints/unet/best.pt",
+                   help="U-Net checkpoint that segments the val inputs (frames 1-11), once, into PSEUDO_LABELS/val")
+    p.add_argument("--unlabeled_videos", type=int, default=-1,
+                   help="pseudo-labelled videos to train on: the first N (-1: all, 0: none, the train split alone)")
+    p.add_argument("--train_videos", type=int, default=-1, help="train-split videos (true masks) to train on (-1: all, 0: none)")
+    p.add_argument("--val_videos", type=int, default=0, help="score the first N val videos only (0: all, the honest score)")
+    p.add_argument("--epochs", type=int, default=20, help="passes over the training videos")
+    p.add_argument("--batch_size", type=int, default=8, help="videos per step and per process (global = nproc x this)")
+    p.add_argument("--learning_rate", type=float, default=2e-3, help="peak learning rate (after warm-up; cosine decay to 1%% of it)")
+    p.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
+    p.add_argument("--grad_clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
+    p.add_argument("--intermediate_weight", type=float, default=1.0,
+                   help="weight of the loss on frames 12-21 (0: supervise frame 22 only)")
+    p.add_argument("--feedback", action="store_true",
+                   help="feed the ConvLSTM the frame before at each future step (the model rolls out on its own predictions)")
+    p.add_argument("--sampling_prob", type=float, default=0.0,
+                   help="with --feedback: probability that a training step feeds the model's own prediction "
+                        "instead of the true frame (scheduled sampling; 0: teacher forcing, 1: own rollouts only)")
+    # Model size (recorded in the checkpoint's model_config: inference never repeats them).
+    p.add_argument("--enc_channels", type=int, nargs="+", default=[16, 32, 64],
+                   help="encoder widths per level; the ConvLSTM runs at 1/(downsample x 2**(levels-1))")
+    p.add_argument("--hidden_channels", type=int, nargs="+", default=[64], help="ConvLSTM widths, one per layer")
+    p.add_argument("--kernel_size", type=int, default=5, help="ConvLSTM kernel (odd)")
+    p.add_argument("--downsample", type=int, default=2, help="the network runs at H/d x W/d (1, 2, 4, ...)")
+    p.add_argument("--input_scale", type=float, default=5.0, help="logit of frame 11's class in the residual (copy) path")
+    p.add_argument("--checkpoint_dir", default="checkpoints/forecaster", help="folder for last.pt, best.pt and log.jsonl")
+    p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint_dir from its last.pt")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling, flips and sampling")
+    p.add_argument("--num_workers", type=int, default=2, help="data-loading worker processes per training process")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if present, else CPU)")
+    args = p.parse_args(argv)
+    for name in ("epochs", "batch_size", "kernel_size", "downsample"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1")
+    if args.learning_rate <= 0 or args.val_videos < 0 or args.grad_clip < 0 or args.intermediate_weight < 0:
+        p.error("--learning_rate must be > 0; --val_videos, --grad_clip and --intermediate_weight >= 0")
+    if args.unlabeled_videos < -1 or args.train_videos < -1 or args.unlabeled_videos == args.train_videos == 0:
+        p.error("--unlabeled_videos and --train_videos are -1 (all) or >= 0, and not both 0")
+    if not 0 <= args.sampling_prob <= 1 or (args.sampling_prob > 0 and not args.feedback):
+        p.error("--sampling_prob is in [0, 1] and needs --feedback (without it the model never sees its own frames)")
+    return args
+
+
+class ValInputs(Dataset):
+    """The val split as inference sees it: item (U-Net masks of frames 1-11 (11, H, W), true frame-22 mask (H, W))."""
+
+    def __init__(self, root, pseudo_labels, num_videos: int = 0):
+        self.inputs = StoredMaskVideos(pseudo_labels, "val", num_videos)
+        self.truth = SplitIndex(root, "val", frame_indices=[], need_mask=True)
+        if [int(i) for i in self.inputs.ids[:len(self.inputs)]] != self.truth.video_ids[:len(self.inputs)]:
+            raise ValueError(f"{pseudo_labels}/val holds other videos than {root}/val: delete it to segment them again")
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, i: int):
+        return self.inputs[i]["masks"], torch.from_numpy(self.truth.masks(i, [TARGET_INDEX])[0])
+
+
+def training_videos(args) -> Dataset:
+    parts = []
+    if args.unlabeled_videos != 0:
+        parts.append(StoredMaskVideos(args.pseudo_labels, "unlabeled", max(args.unlabeled_videos, 0)))
+    if args.train_videos != 0:
+        parts.append(TrueMaskVideos(args.root_dir, "train", max(args.train_videos, 0)))
+    return ConcatDataset(parts) if len(parts) > 1 else parts[0]
+
+
+def forecast_loss(model, masks: torch.Tensor, intermediate_weight: float, sampling_prob: float):
+    """Cross-entropy of frame 22 (full resolution) + intermediate_weight x that of frames 12-21 (network resolution).
+    masks: (B, 22, H, W) class ids of whole videos. `model` may be DDP-wrapped (its forward is called)."""
+    plain = unwrap(model)
+    inputs, future = masks[:, :NUM_INPUT_FRAMES], masks[:, NUM_INPUT_FRAMES:]  # (B, 11, H, W) each
+    K = plain.future_steps if intermediate_weight > 0 else 1
+    teacher = future[:, :-1] if plain.feedback else None
+    low = model(inputs, num_future=K, teacher=teacher, sampling_prob=sampling_prob, low_res=True)  # (B, K, C, h, w)
+    last = plain.upsample(low[:, -1:].float(), inputs[:, -1])[:, 0]  # (B, C, H, W)
+    loss = F.cross_entropy(last, future[:, -1].long())
+    if K > 1:
+        soft = class_fractions(future[:, -K:-1], plain.num_classes, plain.downsample)  # (B, K-1, C, h, w)
+        loss = loss + intermediate_weight * F.cross_entropy(low[:, :-1].flatten(0, 1).float(), soft.flatten(0, 1))
+    return loss
+
+
+def main(argv=None) -> RunState:
+    args = parse_args(argv)
+    ctx = setup_distributed(args.device)
+    try:
+        run_args = {**vars(args), "world_size": ctx.world_size, "global_batch_size": args.batch_size * ctx.world_size}
+        print_run_header(argparse.Namespace(**run_args), ctx)
+        seed_everything(args.seed)  # same seed on every rank: identical initial weights
+
+        # The val inputs, segmented once by the U-Net (resumable; skipped when already there).
+        if ctx.is_main:
+            unet = load_model(args.saved_seg_model_dir, UNet, ctx.device)
+            label_split(lambda frames: segment(unet, frames), args.root_dir, "val", args.pseudo_labels,
+                        segmenter=args.saved_seg_model_dir, desc="val inputs (U-Net on frames 1-11)")
+            del unet
+        if ctx.distributed:
+            dist.barrier()
+        train_set = RandomFlips(training_videos(args), seed=args.seed)
+        val_set = ValInputs(args.root_dir, args.pseudo_labels, args.val_videos)
+        if len(train_set) < run_args["global_batch_size"]:
+            raise ValueError(f"{len(train_set)} training videos, fewer than one global batch "
+                             f"({run_args['global_batch_size']}): lower --batch_size")
+        train_loader = make_loader(train_set, args.batch_size, ctx, shuffle=True, seed=args.seed, drop_last=True,
+                                   num_workers=args.num_workers)
+        val_loader = make_loader(val_set, args.batch_size, ctx, shuffle=False, num_workers=args.num_workers)
+
+        model = MaskForecaster(enc_channels=args.enc_channels, hidden_channels=args.hidden_channels,
+                               kernel_size=args.kernel_size, downsample=args.downsample,
+                               input_scale=args.input_scale, feedback=args.feedback).to(ctx.device)
+        print0(f"model: {count_parameters(model) / 1e6:.2f}M parameters, {model.config}; "
+               f"{len(train_set)} training videos, {len(val_set)} val videos", ctx=ctx)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+        scheduler = warmup_cosine(optimizer, total_steps=args.epochs * len(train_loader))
+        run = RunState.start(args.checkpoint_dir, args.resume, model, optimizer, scheduler, run_args, ctx,
+                             must_match=MUST_MATCH_ON_RESUME)
+
+        def compute_loss(model, batch):
+            masks = batch["masks"].to(ctx.device, non_blocking=True)  # (B, 22, H, W) uint8
+            return forecast_loss(model, masks, args.intermediate_weight, args.sampling_prob), len(masks)
+
+        def validate(model):
+            model.eval()
+            score, copy = SegmentationScore(ctx.device), SegmentationScore(ctx.device)
+            for inputs, truth in tqdm(val_loader, desc="val", disable=not ctx.is_main, leave=False, dynamic_ncols=True):
+                inputs, truth = inputs.to(ctx.device), truth.to(ctx.device)
+                score.update(model.predict(inputs), truth)
+                copy.update(inputs[:, LAST_INPUT_INDEX], truth)
+            # val_copy_jaccard: the U-Net's frame-11 mask as the prediction, the bar to beat
+            return {"val_jaccard": score.compute(), "val_copy_jaccard": copy.compute()}
+
+        return fit(run, wrap_ddp(model, ctx), train_loader, optimizer, scheduler, compute_loss, validate, ctx,
+                   epochs=args.epochs, args=run_args, grad_clip=args.grad_clip, score_name="val_jaccard")
+    finally:
+        teardown_distributed(ctx)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
