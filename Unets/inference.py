@@ -28,8 +28,11 @@ from tqdm import tqdm
 from data.classes import NUM_CLASSES, colorize
 from data.format import HEIGHT, LAST_INPUT_INDEX, NUM_INPUT_FRAMES, WIDTH
 from data.metric import SegmentationScore
+from data.postprocess import remove_small_blobs, restrict_to_input_classes
 from data.readers import VideoDataset, to_float
-from Unets.training import atomic_save, autocast, choose_device, memory_format
+from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster
+from Unets.training import atomic_save, autocast, choose_device, load_model, memory_format
+from Unets.unet import UNet
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -59,6 +62,49 @@ def segmentation_predictor(model, frame_index: int = LAST_INPUT_INDEX) -> Predic
         raise ValueError(f"frame_index must be an input frame 0..{NUM_INPUT_FRAMES - 1}, got {frame_index}")
     model.eval()
     return lambda frames: segment(model, frames[:, frame_index])  # (B, 11, 3, H, W) -> (B, 3, H, W)
+
+
+def forecaster_predictor(unet, forecaster, *, restrict_classes: bool = False, min_blob_size: int = 0) -> Predictor:
+    """Frame 22 forecast in mask space: the U-Net segments frames 1-11, the forecaster rolls their masks
+    forward to frame 22's class logits. Post-processing (data/postprocess.py): restrict_classes drops
+    classes absent from the U-Net's masks of frames 1-11; min_blob_size > 1 turns same-class blobs
+    smaller than that many pixels into background."""
+    unet.eval()
+    forecaster.eval()
+    device = next(forecaster.parameters()).device
+
+    @torch.no_grad()
+    def predictor(frames: torch.Tensor) -> torch.Tensor:
+        B, T, _, H, W = frames.shape
+        inputs = segment(unet, frames.flatten(0, 1)).reshape(B, T, H, W).to(device)  # (B*T, H, W) -> (B, T, H, W)
+        with autocast(device):
+            logits = forecaster(inputs)[:, -1].float()  # (B, 49, H, W): frame 22
+        if restrict_classes:
+            logits = restrict_to_input_classes(logits, inputs)
+        preds = logits.argmax(dim=1)
+        return remove_small_blobs(preds, min_blob_size) if min_blob_size > 1 else preds
+
+    return predictor
+
+
+def add_forecaster_args(parser: argparse.ArgumentParser) -> None:
+    """The flags of the two inference scripts with the forecaster."""
+    parser.add_argument("--saved_forecaster_model_dir", default="checkpoints/forecaster/best.pt",
+                        help="mask forecaster checkpoint (SSL_convLSTM_Reconstructor/train_forecaster.py)")
+    parser.add_argument("--restrict_classes", action="store_true",
+                        help="post-processing: never predict a class absent from the U-Net's masks of frames 1-11")
+    parser.add_argument("--min_blob_size", type=int, default=0,
+                        help="post-processing: same-class blobs smaller than this many pixels become background (0: off)")
+
+
+def build_forecaster_predictor(args, device) -> Predictor:
+    """U-Net (--saved_seg_model_dir) + forecaster (--saved_forecaster_model_dir), each rebuilt from its checkpoint."""
+    if args.min_blob_size < 0:
+        raise ValueError(f"--min_blob_size must be >= 0, got {args.min_blob_size}")
+    unet = load_model(args.saved_seg_model_dir, UNet, device)
+    forecaster = load_model(args.saved_forecaster_model_dir, MaskForecaster, device)
+    return forecaster_predictor(unet, forecaster, restrict_classes=args.restrict_classes,
+                                min_blob_size=args.min_blob_size)
 
 
 def video_loader(root, split: str, batch_size: int, num_workers: int = 0, device=torch.device("cpu"),

@@ -1,0 +1,23 @@
+"""Score the mask forecaster on val: the U-Net segments frames 1-11, the forecaster predicts frame 22's mask.
+
+    python Unets/inference_val_with_forecaster.py --root_dir Dataset_Student \
+        --saved_seg_model_dir U/best.pt --saved_forecaster_model_dir F/best.pt [--restrict_classes] [--min_blob_size 20]
+
+Prints `Jaccard: 0.xxxx` (the competition's dataset-level score of frame 22) and the per-class IoU
+table; --visualize DIR draws frame 11 | prediction | true frame 22 for a few videos.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from Unets.inference import add_forecaster_args, build_forecaster_predictor, val_main  # noqa: E402
+from Unets.training import run_cli  # noqa: E402
+
+
+def main(argv=None) -> float:
+    return val_main(build_forecaster_predictor, __doc__.split("\n\n")[0], argv, add_args=add_forecaster_args)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
