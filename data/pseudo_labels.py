@@ -134,7 +134,8 @@ class StoredMaskVideos(Dataset):
         return self.n
 
     def __getitem__(self, i: int) -> dict:
-        return {"video_id": int(self.ids[i]), "masks": torch.from_numpy(np.array(self.masks[i]))  # a copy: the memmap is read-only}
+        # np.array copies the row out of the read-only memmap
+        return {"video_id": int(self.ids[i]), "masks": torch.from_numpy(np.array(self.masks[i]))}
 
 
 class TrueMaskVideos(Dataset):
