@@ -1,0 +1,55 @@
+"""Post-processing of predicted masks (data/postprocess.py) on hand-made masks."""
+import torch
+
+from data.postprocess import connected_components, input_classes, remove_small_blobs, restrict_to_input_classes
+
+
+def hand_made() -> torch.Tensor:
+    m = torch.zeros(1, 6, 8, dtype=torch.uint8)
+    m[0, 0:3, 0:3] = 5  # a 9-pixel blob of class 5
+    m[0, 5, 7] = 5  # a 1-pixel blob of the same class, apart
+    m[0, 3, 4:6] = 7  # a 2-pixel blob of class 7
+    m[0, 4, 4] = 5  # 1 pixel of class 5 touching the class-7 blob: its own blob
+    m[0, 3, 0], m[0, 4, 1] = 9, 9  # diagonal neighbours: two blobs under 4-connectivity
+    return m
+
+
+def test_connected_components_split_by_class_and_4_connectivity():
+    labels = connected_components(hand_made())[0]
+    assert labels[0:3, 0:3].unique().numel() == 1 and labels[0, 0] > 0
+    assert labels[5, 7] != labels[0, 0]
+    assert labels[3, 4] == labels[3, 5] and labels[4, 4] != labels[3, 4]
+    assert labels[3, 0] != labels[4, 1]
+    assert (labels[hand_made()[0] == 0] == 0).all()
+    assert len(set(labels[labels > 0].tolist())) == 6
+
+
+def test_remove_small_blobs_keeps_big_ones_and_clears_the_rest():
+    m = hand_made()
+    out = remove_small_blobs(m, 3)
+    expected = torch.zeros_like(m)
+    expected[0, 0:3, 0:3] = 5
+    assert torch.equal(out, expected)
+    assert torch.equal(remove_small_blobs(m, 2)[0, 3, 4:6], torch.tensor([7, 7], dtype=torch.uint8))
+    assert torch.equal(remove_small_blobs(m, 0), m) and torch.equal(remove_small_blobs(m, 1), m)
+
+
+def test_remove_small_blobs_works_per_video_of_a_batch():
+    a, b = hand_made(), torch.zeros(1, 6, 8, dtype=torch.uint8)
+    b[0, 1:5, 1:5] = 3
+    out = remove_small_blobs(torch.cat([a, b]), 3)
+    assert torch.equal(out[1], b[0]) and out[0].count_nonzero() == 9
+
+
+def test_restrict_to_input_classes_picks_the_best_class_seen():
+    logits = torch.zeros(2, 49, 2, 2)
+    logits[:, 9] = 5.0  # the best class, but seen in neither video's inputs
+    logits[:, 3] = 1.0
+    logits[1, 4] = 2.0
+    inputs = torch.zeros(2, 3, 2, 2, dtype=torch.uint8)
+    inputs[0, 0, 0, 1] = 3
+    inputs[1, 2, 1, 1] = 4
+    inputs[1, 1, 0, 0] = 3
+    assert input_classes(inputs, 49).sum(1).tolist() == [2, 3]  # background always counts
+    pred = restrict_to_input_classes(logits, inputs).argmax(1)
+    assert (pred[0] == 3).all() and (pred[1] == 4).all()
