@@ -1,0 +1,103 @@
+"""The pseudo-label command and store: writes, resumes without redoing finished videos, refuses mixes;
+the train split is read as its true masks."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos, label_split, open_store
+from data.readers import SplitIndex
+from Unets.training import atomic_save, make_checkpoint
+from Unets.unet import UNet
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def fake_segment(frames: torch.Tensor) -> torch.Tensor:
+    """A deterministic stand-in for the U-Net: (N, 3, H, W) uint8 -> (N, H, W) ids."""
+    return (frames[:, 0].long() // 6) % 49
+
+
+@pytest.fixture(scope="module")
+def unet_ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    model = UNet(base_channels=2)
+    path = tmp_path_factory.mktemp("unet") / "best.pt"
+    atomic_save(make_checkpoint(model, torch.optim.AdamW(model.parameters()), None, 0, 0.0, {}), path)
+    return path
+
+
+def test_the_command_writes_every_frame_of_every_video(tiny_root, unet_ckpt, tmp_path):
+    out = tmp_path / "pl"
+    cmd = [sys.executable, "scripts/make_pseudo_labels.py", "--root_dir", tiny_root, "--saved_seg_model_dir",
+           unet_ckpt, "--split", "unlabeled", "--out", out, "--device", "cpu", "--batch_size", 1]
+    result = subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    masks, ids, meta = open_store(out, "unlabeled")
+    index = SplitIndex(tiny_root, "unlabeled")
+    assert masks.shape == (len(index), 22, 160, 240) and masks.dtype == np.uint8
+    assert ids.tolist() == index.video_ids and meta["frames"] == 22
+    assert masks.max() < 49
+    # val and hidden: the 11 input frames only
+    cmd[cmd.index("unlabeled")] = "hidden"
+    assert subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True).returncode == 0
+    assert open_store(out, "hidden")[0].shape[1] == 11
+
+
+def test_resumes_after_an_interruption_without_redoing_finished_videos(tiny_root, unet_ckpt, tmp_path):
+    out, calls = tmp_path / "pl", []
+
+    def dies_after_one_batch(frames):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(len(frames))
+        return fake_segment(frames)
+
+    with pytest.raises(KeyboardInterrupt):
+        label_split(dies_after_one_batch, tiny_root, "unlabeled", out, segmenter=unet_ckpt, batch_size=1)
+    assert np.load(out / "unlabeled" / "done.npy").tolist() == [True, False]
+    with pytest.raises(ValueError, match="unfinished"):
+        StoredMaskVideos(out, "unlabeled")
+
+    seen = []
+
+    def counting(frames):
+        seen.append(len(frames))
+        return fake_segment(frames)
+
+    label_split(counting, tiny_root, "unlabeled", out, segmenter=unet_ckpt, batch_size=1)
+    assert seen == [22]  # only the second video was segmented again
+    index = SplitIndex(tiny_root, "unlabeled")
+    store = StoredMaskVideos(out, "unlabeled")
+    for i in range(len(index)):
+        frames = torch.from_numpy(index.frames(i, range(22))).movedim(-1, 1)
+        assert torch.equal(store[i]["masks"], fake_segment(frames).to(torch.uint8))
+    label_split(counting, tiny_root, "unlabeled", out, segmenter=unet_ckpt)
+    assert seen == [22]  # finished: nothing to do
+
+
+def test_refuses_another_segmenter_and_the_train_split(tiny_root, unet_ckpt, tmp_path):
+    out = tmp_path / "pl"
+    label_split(fake_segment, tiny_root, "val", out, segmenter=unet_ckpt, num_videos=1)
+    other = tmp_path / "other.pt"
+    other.write_bytes(unet_ckpt.read_bytes() + b"x")
+    with pytest.raises(ValueError, match="another segmenter"):
+        label_split(fake_segment, tiny_root, "val", out, segmenter=other)
+    with pytest.raises(ValueError, match="other videos"):
+        label_split(fake_segment, tiny_root, "val", out, segmenter=unet_ckpt, num_videos=2)
+    with pytest.raises(ValueError, match="true masks"):
+        label_split(fake_segment, tiny_root, "train", out, segmenter=unet_ckpt)
+    assert json.loads((out / "val" / "meta.json").read_text())["frames"] == 11
+
+
+def test_the_train_split_is_read_as_its_true_masks(tiny_root):
+    videos = TrueMaskVideos(tiny_root, "train")
+    index = SplitIndex(tiny_root, "train")
+    assert len(videos) == len(index)
+    for i in range(len(videos)):
+        item = videos[i]
+        assert item["video_id"] == index.video_ids[i]
+        assert np.array_equal(item["masks"].numpy(), np.load(index.paths[i] / "mask.npy"))
