@@ -1,0 +1,69 @@
+"""The memory-mapped copy of a split (scripts/convert_to_memmap.py) reads back exactly the PNGs and masks,
+is used only while it holds the split's videos, and the loader benchmark runs on it."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data.format import NUM_FRAMES
+from data.readers import LabeledFrameDataset, SplitIndex, VideoDataset, memmap_paths
+from scripts import bench_loader, convert_to_memmap
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_root, tmp_path_factory) -> Path:
+    """A copy of tiny_root with every split converted, by the script run from its own folder."""
+    root = tmp_path_factory.mktemp("mm") / "data"
+    shutil.copytree(tiny_root, root)
+    result = subprocess.run([sys.executable, "convert_to_memmap.py", "--root_dir", str(root), "--split", "train",
+                             "val", "unlabeled", "hidden", "--workers", "2"], cwd=REPO / "scripts",
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "unlabeled: 2 videos" in result.stdout
+    return root
+
+
+@pytest.mark.parametrize("split", ["train", "val", "unlabeled", "hidden"])
+def test_memmap_reads_back_the_pngs_and_masks(converted, split):
+    mm, png = SplitIndex(converted, split), SplitIndex(converted, split, memmap=False)
+    assert mm.memmap is not None and png.memmap is None and mm.video_ids == png.video_ids
+    for i in range(len(png)):
+        assert np.array_equal(mm.frames(i, range(png.num_frames)), png.frames(i, range(png.num_frames)))
+        if png.has_mask:
+            assert np.array_equal(mm.masks(i, range(NUM_FRAMES)), png.masks(i, range(NUM_FRAMES)))
+    assert not list((converted / "memmap").glob(".*tmp"))  # no temporary file left
+
+
+def test_datasets_give_identical_items(converted):
+    a, b = VideoDataset(converted, "val", frame_indices=[0, 10, 21]), VideoDataset(converted, "val", frame_indices=[0, 10, 21], memmap=False)
+    assert a.index.memmap is not None
+    for x, y in zip(a, b):
+        assert x["video_id"] == y["video_id"] and (x["frames"] == y["frames"]).all() and (x["masks"] == y["masks"]).all()
+    f1, m1 = LabeledFrameDataset(converted, "train")[25]
+    f2, m2 = LabeledFrameDataset(converted, "train", memmap=False)[25]
+    assert (f1 == f2).all() and (m1 == m2).all()
+
+
+def test_stale_arrays_are_ignored_with_a_warning(converted, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(converted, root)
+    vid = sorted((root / "unlabeled").iterdir())[-1]
+    shutil.rmtree(vid)  # the split lost a video since the conversion
+    with pytest.warns(UserWarning, match="stale unlabeled arrays.*reading PNGs.*convert_to_memmap.py"):
+        index = SplitIndex(root, "unlabeled")
+    assert index.memmap is None and len(index) == 1
+    convert_to_memmap.main(["--root_dir", str(root), "--split", "unlabeled", "--workers", "1"])  # refreshed
+    assert SplitIndex(root, "unlabeled").memmap is not None
+    assert np.load(memmap_paths(root, "unlabeled")["ids"]).tolist() == SplitIndex(root, "unlabeled").video_ids
+
+
+def test_loader_benchmark_reports_both_sources(converted, capsys):
+    rows = bench_loader.main(["--root_dir", str(converted), "--videos", "2", "--batch_size", "2", "--workers", "0",
+                              "--passes", "1"])
+    assert [r["source"] for r in rows] == ["PNG", "memmap"] and all(r["frames_per_s"] > 0 for r in rows)
+    assert "frames/s" in capsys.readouterr().out
