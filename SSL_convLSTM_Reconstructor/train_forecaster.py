@@ -18,11 +18,13 @@ the true one (teacher forcing) or, with probability --sampling_prob, its own pre
 and cosine decay per batch; gradient clipping.
 """
 import argparse
+import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
@@ -31,7 +33,7 @@ from tqdm import tqdm  # noqa: E402
 
 from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
-from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos, label_split  # noqa: E402
+from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos, file_sha256, label_split, store_dir  # noqa: E402
 from data.readers import SplitIndex  # noqa: E402
 from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster, class_fractions, count_parameters  # noqa: E402
 from Unets.inference import segment  # noqa: E402
@@ -52,7 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--pseudo_labels", default="checkpoints/pseudo_labels",
                    help="pseudo-label folder (scripts/make_pseudo_labels.py --out): reads DIR/unlabeled, writes DIR/val")
     p.add_argument("--saved_seg_model_dir", default="checkpoints/unet/best.pt",
-                   help="U-Net checkpoint that segments the val inputs (frames 1-11), once, into PSEUDO_LABELS/val")
+                   help="U-Net checkpoint that segments the val inputs (frames 1-11), once, into PSEUDO_LABELS/val "
+                        "(a finished PSEUDO_LABELS/val is reused; checked against this file when it exists)")
     p.add_argument("--unlabeled_videos", type=int, default=-1,
                    help="pseudo-labelled videos to train on: the first N (-1: all, 0: none, the train split alone)")
     p.add_argument("--train_videos", type=int, default=-1, help="train-split videos (true masks) to train on (-1: all, 0: none)")
@@ -110,6 +113,22 @@ class ValInputs(Dataset):
         return self.inputs[i]["masks"], torch.from_numpy(self.truth.masks(i, [TARGET_INDEX])[0])
 
 
+def prepare_val_inputs(args, ctx) -> None:
+    """PSEUDO_LABELS/val: the U-Net's masks of val frames 1-11, made once (resumably) and reused by later runs.
+    A finished store is used as it is (the U-Net is then needed only if given, to check it made the store)."""
+    d = store_dir(args.pseudo_labels, "val")
+    if (d / "meta.json").is_file() and np.load(d / "done.npy").all():
+        meta = json.loads((d / "meta.json").read_text())
+        if Path(args.saved_seg_model_dir).is_file() and file_sha256(args.saved_seg_model_dir) != meta["segmenter_sha256"]:
+            raise ValueError(f"{d} holds val inputs made by another segmenter ({meta['segmenter']}) than "
+                             f"{args.saved_seg_model_dir}: delete {d} to segment them again")
+        print0(f"val inputs: {d} (made by {meta['segmenter']})", ctx=ctx)
+        return
+    unet = load_model(args.saved_seg_model_dir, UNet, ctx.device)
+    label_split(lambda frames: segment(unet, frames), args.root_dir, "val", args.pseudo_labels,
+                segmenter=args.saved_seg_model_dir, desc="val inputs (U-Net on frames 1-11)")
+
+
 def training_videos(args) -> Dataset:
     parts = []
     if args.unlabeled_videos != 0:
@@ -143,12 +162,8 @@ def main(argv=None) -> RunState:
         print_run_header(argparse.Namespace(**run_args), ctx)
         seed_everything(args.seed)  # same seed on every rank: identical initial weights
 
-        # The val inputs, segmented once by the U-Net (resumable; skipped when already there).
         if ctx.is_main:
-            unet = load_model(args.saved_seg_model_dir, UNet, ctx.device)
-            label_split(lambda frames: segment(unet, frames), args.root_dir, "val", args.pseudo_labels,
-                        segmenter=args.saved_seg_model_dir, desc="val inputs (U-Net on frames 1-11)")
-            del unet
+            prepare_val_inputs(args, ctx)
         if ctx.distributed:
             dist.barrier()
         train_set = RandomFlips(training_videos(args), seed=args.seed)

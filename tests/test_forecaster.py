@@ -102,6 +102,12 @@ def test_train_script_writes_checkpoints_and_resumes(trained):
     with pytest.raises(ResumeError, match="epochs"):
         train_forecaster.main(argv + ["--epochs", "3", "--resume"])
     assert json.loads((work / "fc" / "log.jsonl").read_text().splitlines()[-1])["epoch"] == 1
+    other = work / "other_unet.pt"
+    other.write_bytes((work / "unet.pt").read_bytes() + b"x")
+    swapped = argv.copy()
+    swapped[swapped.index("--saved_seg_model_dir") + 1] = str(other)
+    with pytest.raises(ValueError, match="another segmenter"):  # val inputs made by another U-Net are not reused
+        train_forecaster.main(swapped + ["--epochs", "2", "--resume"])
     model = load_model(work / "fc" / "best.pt", MaskForecaster)
     assert model.config["downsample"] == 4 and model.config["enc_channels"] == [4, 8]
     ckpt = torch.load(work / "fc" / "last.pt", weights_only=True)
