@@ -3,6 +3,7 @@ the train split is read as its true masks."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from data.readers import SplitIndex
 from Unets.training import atomic_save, make_checkpoint
 from Unets.unet import UNet
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def fake_segment(frames: torch.Tensor) -> torch.Tensor:
