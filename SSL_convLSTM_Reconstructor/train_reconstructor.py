@@ -1,0 +1,201 @@
+"""Train the reconstructor to predict frame 22 (and frames 12-21) from frames 1-11, self-supervised.
+
+    python SSL_convLSTM_Reconstructor/train_reconstructor.py --root_dir Dataset_Student \
+        --checkpoint_dir checkpoints/reconstructor
+    python SSL_convLSTM_Reconstructor/train_reconstructor.py ... --resume        # continue from last.pt
+    torchrun --nproc_per_node=4 SSL_convLSTM_Reconstructor/train_reconstructor.py ...   # DDP, --batch_size per process
+
+Data: every video of the unlabeled split (--use_train_frames adds the train split's frames, never
+its masks); the val split is only scored. Validation: PSNR and SSIM (torchmetrics) of the predicted
+frame 22 on the val videos, printed beside the naive prediction "frame 22 = frame 11"; best.pt keeps
+the best val PSNR. PSNR is the split's: 10 log10(1 / mean squared error over all its pixels).
+
+Recipe (defaults, for a 2-core CPU): the network runs at 1/4 resolution (--downsample 4; the output
+is frame 11 plus the upsampled change, see model.py), one ConvLSTM step per future frame, and frames
+12-21 are supervised too (--intermediate_weight): small motions first, a curriculum that makes the
+prediction move objects rather than fade them. Loss: L1 (or MSE) per frame, + optional 1-SSIM and
+image-gradient terms. AdamW, warm-up + cosine per batch, gradient clipping, random left-right flips
+of whole videos. On a loaded CPU, OMP_NUM_THREADS=1 can be several times faster than 2 threads.
+For a GPU: --enc_channels 32 64 128 128 --hidden_channels 128 128 --kernel_size 5 --downsample 1
+(model.PRESETS["large"]), a larger --batch_size, and the split converted once with
+scripts/convert_to_memmap.py so PNG decoding does not starve it.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+from torch.utils.data import ConcatDataset, Subset  # noqa: E402
+from torchmetrics.functional.image import structural_similarity_index_measure  # noqa: E402
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
+from data.readers import VideoDataset, to_float  # noqa: E402
+from SSL_convLSTM_Reconstructor.model import OUTPUT_MODES, Reconstructor, count_parameters  # noqa: E402
+from Unets.training import (  # noqa: E402
+    RandomFlips, RunState, autocast, fit, make_loader, print0, print_run_header, run_cli, seed_everything,
+    setup_distributed, teardown_distributed, warmup_cosine, wrap_ddp,
+)
+
+# Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
+MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "loss",
+                        "ssim_weight", "gradient_weight", "intermediate_weight", "use_train_frames", "seed")
+# The output activation that goes with each output mode (model.py: residual starts as a copy of frame 11).
+ACTIVATION = {"residual": "clamp", "blend": "sigmoid", "direct": "sigmoid"}
+NUM_FUTURE = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12..22
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--root_dir", default="Dataset_Student", help="dataset root holding unlabeled/ and val/ (and train/)")
+    p.add_argument("--epochs", type=int, default=20, help="passes over the training videos")
+    p.add_argument("--batch_size", type=int, default=8, help="videos per step and per process (global = nproc x this)")
+    p.add_argument("--learning_rate", type=float, default=3e-3, help="peak learning rate (after warm-up; cosine decay to 1%% of it)")
+    p.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
+    p.add_argument("--grad_clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
+    p.add_argument("--loss", default="l1", choices=("l1", "mse"), help="pixel loss per predicted frame")
+    p.add_argument("--ssim_weight", type=float, default=0.0, help="+ this x (1 - SSIM) per predicted frame (0: off)")
+    p.add_argument("--gradient_weight", type=float, default=0.0,
+                   help="+ this x L1 between the image gradients of prediction and truth (0: off)")
+    p.add_argument("--intermediate_weight", type=float, default=1.0,
+                   help="loss = frame 22's + this x the mean of frames 12-21's (0: frame 22 only, one decoder pass)")
+    p.add_argument("--use_train_frames", action="store_true",
+                   help="also train on the train split's frames (never its masks; val is never trained on)")
+    p.add_argument("--val_videos", type=int, default=0, help="score the first N val videos only (0: all)")
+    p.add_argument("--enc_channels", type=int, nargs="+", default=[8, 16, 32],
+                   help="encoder widths per level (len - 1 downsamplings inside the network)")
+    p.add_argument("--hidden_channels", type=int, nargs="+", default=[32], help="ConvLSTM widths, one per layer")
+    p.add_argument("--kernel_size", type=int, default=3, help="ConvLSTM kernel (odd)")
+    p.add_argument("--downsample", type=int, default=4,
+                   help="the network runs at 1/this resolution (4 for a CPU, 1 or 2 for a GPU); output at full resolution")
+    p.add_argument("--output_mode", default="residual", choices=OUTPUT_MODES,
+                   help="residual: frame 11 + change (starts as the copy); blend; direct (see model.py)")
+    p.add_argument("--checkpoint_dir", default="checkpoints/reconstructor", help="folder for last.pt, best.pt and log.jsonl")
+    p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint_dir from its last.pt")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and flips")
+    p.add_argument("--num_workers", type=int, default=2, help="data-loading worker processes per training process")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if present, else CPU)")
+    args = p.parse_args(argv)
+    for name in ("epochs", "batch_size", "kernel_size", "downsample"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1")
+    if args.learning_rate <= 0 or min(args.ssim_weight, args.gradient_weight, args.intermediate_weight,
+                                      args.grad_clip, args.val_videos, args.num_workers) < 0:
+        p.error("--learning_rate must be > 0; the weights, --grad_clip, --val_videos and --num_workers >= 0")
+    return args
+
+
+def gradient_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(N,) mean L1 between the horizontal and vertical differences of (N, C, H, W) images: edges in place."""
+    dx = lambda x: x[..., :, 1:] - x[..., :, :-1]  # noqa: E731
+    dy = lambda x: x[..., 1:, :] - x[..., :-1, :]  # noqa: E731
+    return (dx(pred) - dx(target)).abs().mean(dim=(1, 2, 3)) + (dy(pred) - dy(target)).abs().mean(dim=(1, 2, 3))
+
+
+def frame_losses(pred: torch.Tensor, target: torch.Tensor, args) -> torch.Tensor:
+    """(B, K) loss of each predicted frame: pred, target (B, K, 3, H, W) float in [0, 1]."""
+    B, K = pred.shape[:2]
+    p, t = pred.flatten(0, 1), target.flatten(0, 1)  # (B*K, 3, H, W)
+    pixel = (p - t).abs() if args.loss == "l1" else (p - t).square()
+    loss = pixel.mean(dim=(1, 2, 3))
+    if args.ssim_weight:
+        ssim = structural_similarity_index_measure(p, t, data_range=1.0, reduction="none")
+        loss = loss + args.ssim_weight * (1 - ssim)
+    if args.gradient_weight:
+        loss = loss + args.gradient_weight * gradient_l1(p, t)
+    return loss.reshape(B, K)
+
+
+def reconstruction_loss(model, frames: torch.Tensor, args) -> torch.Tensor:
+    """The training loss of a batch of whole videos, frames (B, 22, 3, H, W) float in [0, 1]: frame 22's
+    loss + intermediate_weight x the mean loss of frames 12-21 (decoded only when that weight is > 0)."""
+    K = NUM_FUTURE if args.intermediate_weight > 0 else 1  # future frames decoded and supervised
+    pred = model(frames[:, :NUM_INPUT_FRAMES], num_future=K)  # (B, K, 3, H, W): frames 22-K+1 .. 22
+    losses = frame_losses(pred.float(), frames[:, NUM_FRAMES - K:], args)  # (B, K)
+    loss = losses[:, -1].mean()
+    if K > 1:
+        loss = loss + args.intermediate_weight * losses[:, :-1].mean()
+    return loss
+
+
+def build_model(args) -> Reconstructor:
+    return Reconstructor(enc_channels=args.enc_channels, hidden_channels=args.hidden_channels,
+                         kernel_size=args.kernel_size, future_steps=NUM_FUTURE, output_mode=args.output_mode,
+                         output_activation=ACTIVATION[args.output_mode], downsample=args.downsample)
+
+
+def main(argv=None) -> RunState:
+    args = parse_args(argv)
+    ctx = setup_distributed(args.device)
+    try:
+        run_args = {**vars(args), "world_size": ctx.world_size, "global_batch_size": args.batch_size * ctx.world_size}
+        print_run_header(argparse.Namespace(**run_args), ctx)
+        seed_everything(args.seed)  # same seed on every rank: identical initial weights
+
+        all_frames = range(NUM_FRAMES)
+        videos = [VideoDataset(args.root_dir, "unlabeled", frame_indices=all_frames, mask_indices=[])]
+        if args.use_train_frames:
+            videos.append(VideoDataset(args.root_dir, "train", frame_indices=all_frames, mask_indices=[]))
+        train_set = RandomFlips(ConcatDataset(videos), seed=args.seed)
+        val_set = VideoDataset(args.root_dir, "val", frame_indices=[*range(NUM_INPUT_FRAMES), TARGET_INDEX],
+                               mask_indices=[])  # frames 1-11 and 22
+        if args.val_videos:
+            val_set = Subset(val_set, range(min(len(val_set), args.val_videos)))
+        if len(train_set) < run_args["global_batch_size"]:
+            raise ValueError(f"{args.root_dir}: {len(train_set)} training videos, fewer than one global batch "
+                             f"({run_args['global_batch_size']}): lower --batch_size")
+        train_loader = make_loader(train_set, args.batch_size, ctx, shuffle=True, seed=args.seed, drop_last=True,
+                                   num_workers=args.num_workers)
+        val_loader = make_loader(val_set, args.batch_size, ctx, shuffle=False, num_workers=args.num_workers)
+        print0(f"data: {len(train_set)} training videos ({' + '.join(d.index.split for d in videos)}), "
+               f"{len(val_set)} val videos", ctx=ctx)
+
+        model = build_model(args).to(ctx.device)
+        print0(f"model: {count_parameters(model) / 1e6:.3f}M parameters, {model.config}", ctx=ctx)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+        scheduler = warmup_cosine(optimizer, total_steps=args.epochs * len(train_loader))
+        run = RunState.start(args.checkpoint_dir, args.resume, model, optimizer, scheduler, run_args, ctx,
+                             must_match=MUST_MATCH_ON_RESUME)
+
+        def compute_loss(model, batch):
+            frames = to_float(batch["frames"].to(ctx.device, non_blocking=True))  # (B, 22, 3, H, W)
+            return reconstruction_loss(model, frames, args), len(frames)
+
+        naive = {}  # the frame-11 copy's figures: the same every epoch, computed once
+
+        @torch.no_grad()
+        def validate(model):
+            model.eval()
+            metrics = {name: (PeakSignalNoiseRatio(data_range=1.0).to(ctx.device),
+                              StructuralSimilarityIndexMeasure(data_range=1.0).to(ctx.device))
+                       for name in (("val",) if naive else ("val", "copy11"))}
+            for batch in tqdm(val_loader, desc="val", disable=not ctx.is_main, leave=False, dynamic_ncols=True):
+                frames = to_float(batch["frames"].to(ctx.device, non_blocking=True))  # (B, 12, 3, H, W)
+                target = frames[:, -1]
+                with autocast(ctx.device):
+                    pred = model(frames[:, :NUM_INPUT_FRAMES])[:, -1]  # (B, 3, H, W): frame 22
+                for name, x in (("val", pred.float().clamp(0, 1)), ("copy11", frames[:, LAST_INPUT_INDEX])):
+                    if name in metrics:
+                        for metric in metrics[name]:
+                            metric.update(x, target)
+            # compute() sums the states of all ranks under torch.distributed
+            figures = {f"{name}_{kind}": float(m.compute()) for name, pair in metrics.items()
+                       for kind, m in zip(("psnr", "ssim"), pair)}
+            naive.update({k: v for k, v in figures.items() if k.startswith("copy11")})
+            figures.update(naive)
+            print0(f"val frame 22: PSNR {figures['val_psnr']:.2f} dB, SSIM {figures['val_ssim']:.4f} | frame 11 "
+                   f"copied: PSNR {figures['copy11_psnr']:.2f} dB, SSIM {figures['copy11_ssim']:.4f}", ctx=ctx)
+            return figures
+
+        return fit(run, wrap_ddp(model, ctx), train_loader, optimizer, scheduler, compute_loss, validate, ctx,
+                   epochs=args.epochs, args=run_args, grad_clip=args.grad_clip, score_name="val_psnr")
+    finally:
+        teardown_distributed(ctx)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
