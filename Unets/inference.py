@@ -2,6 +2,8 @@
 
 A predictor maps a batch of input videos to frame 22's class ids:
     predictor(frames) -> preds,  frames (B, 11, 3, H, W) uint8 on the device -> preds (B, H, W) int64
+A predictor that makes an image of frame 22 on the way (the reconstructor's two stages) returns
+(preds, images (B, 3, H, W) uint8) instead, and --visualize draws the image beside the masks.
 Entry scripts differ only in how they build it (from a U-Net checkpoint alone, or a reconstructor
 and a U-Net); everything else (loading videos in numeric order, batching, scoring with the
 competition's metric, pictures, checking and writing the submission) lives here:
@@ -31,7 +33,8 @@ from data.metric import SegmentationScore
 from data.postprocess import remove_small_blobs, restrict_to_input_classes
 from data.readers import VideoDataset, to_float
 from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster
-from Unets.training import atomic_save, autocast, choose_device, load_model, memory_format
+from SSL_convLSTM_Reconstructor.model import Reconstructor
+from Unets.training import CheckpointError, atomic_save, autocast, choose_device, load_model, memory_format
 from Unets.unet import UNet
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
@@ -107,6 +110,52 @@ def build_forecaster_predictor(args, device) -> Predictor:
                                 min_blob_size=args.min_blob_size)
 
 
+@torch.no_grad()
+def reconstruct(reconstructor, frames: torch.Tensor) -> torch.Tensor:
+    """Frame 22 as an image: frames 1-11 (B, 11, 3, H, W) uint8 -> (B, 3, H, W) uint8, on the reconstructor's
+    device. Rounded to uint8 like a real frame, so the U-Net sees here exactly what Unets/train.py
+    fine-tunes it on (--saved_recon_model_dir)."""
+    device = next(reconstructor.parameters()).device
+    x = to_float(frames.to(device, non_blocking=True))
+    with autocast(device):
+        out = reconstructor(x)[:, -1]  # (B, 1, 3, H, W) -> (B, 3, H, W): frame 22
+    return out.float().clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+def reconstruction_predictor(reconstructor, unet) -> Predictor:
+    """Two stages: the reconstructor predicts frame 22 as an image, the U-Net segments it.
+    Returns (preds, images) so that --visualize can draw the predicted frame."""
+    reconstructor.eval()
+    unet.eval()
+
+    def predictor(frames: torch.Tensor):
+        images = reconstruct(reconstructor, frames)  # (B, 3, H, W) uint8
+        return segment(unet, images), images
+
+    return predictor
+
+
+def load_for_flag(path, model_cls, flag: str, device="cpu"):
+    """load_model with the flag named in any error (a reconstructor passed as the U-Net, a missing file)."""
+    try:
+        return load_model(path, model_cls, device)
+    except CheckpointError as e:
+        raise CheckpointError(f"{flag}: {e}") from None
+
+
+def add_reconstructor_args(parser: argparse.ArgumentParser) -> None:
+    """The flag of the two inference scripts with the reconstructor."""
+    parser.add_argument("--saved_recon_model_dir", default="checkpoints/reconstructor/best.pt",
+                        help="reconstructor checkpoint file (SSL_convLSTM_Reconstructor/train_reconstructor.py)")
+
+
+def build_reconstructor_predictor(args, device) -> Predictor:
+    """Reconstructor (--saved_recon_model_dir) then U-Net (--saved_seg_model_dir), each rebuilt from its checkpoint."""
+    reconstructor = load_for_flag(args.saved_recon_model_dir, Reconstructor, "--saved_recon_model_dir", device)
+    unet = load_for_flag(args.saved_seg_model_dir, UNet, "--saved_seg_model_dir", device)
+    return reconstruction_predictor(reconstructor, unet)
+
+
 def video_loader(root, split: str, batch_size: int, num_workers: int = 0, device=torch.device("cpu"),
                  frame_indices=range(NUM_INPUT_FRAMES), mask_indices=None) -> DataLoader:
     """Batches of a split's videos in numeric order: {"video_id": (B,), "frames": (B, T, 3, H, W) uint8, "masks"?}.
@@ -119,19 +168,26 @@ def video_loader(root, split: str, batch_size: int, num_workers: int = 0, device
 
 
 def predict(predictor: Predictor, loader: DataLoader, device, desc: str = "predict"):
-    """Yields (batch, preds) with preds (B, H, W) uint8 on the CPU, checked against the predictor contract."""
+    """Yields (batch, preds) with preds (B, H, W) uint8 on the CPU, checked against the predictor contract;
+    a predicted image of frame 22, when the predictor returns one, is in batch["predicted_frame"] (CPU)."""
     for batch in tqdm(loader, desc=desc, dynamic_ncols=True):
         frames = batch["frames"].to(device, non_blocking=True)
         preds = predictor(frames)
+        if isinstance(preds, tuple):
+            preds, images = preds
+            batch["predicted_frame"] = images.cpu()
         expected = (frames.shape[0], HEIGHT, WIDTH)
         if tuple(preds.shape) != expected:
             raise ValueError(f"predictor returned shape {tuple(preds.shape)}, expected {expected} (B, H, W)")
         yield batch, preds.to("cpu", torch.uint8)
 
 
-def save_grid(path, frame: torch.Tensor, pred, truth=None) -> None:
-    """One PNG: input frame | predicted mask | true mask (when given), side by side, 4 px apart."""
-    panels = [frame.permute(1, 2, 0).cpu().numpy(), colorize(pred)] + ([colorize(truth)] if truth is not None else [])
+def save_grid(path, frame: torch.Tensor, pred, truth=None, predicted_frame: torch.Tensor = None) -> None:
+    """One PNG: input frame | predicted frame 22 (when given) | predicted mask | true mask (when given),
+    side by side, 4 px apart. Frames (3, H, W) uint8."""
+    images = [frame] + ([predicted_frame] if predicted_frame is not None else [])
+    panels = [f.permute(1, 2, 0).cpu().numpy() for f in images] + [colorize(pred)]
+    panels += [colorize(truth)] if truth is not None else []
     gap = np.full((frame.shape[-2], 4, 3), 255, np.uint8)
     row = np.concatenate(sum([[p, gap] for p in panels], [])[:-1], axis=1)
     Image.fromarray(row).save(path)
@@ -140,7 +196,8 @@ def save_grid(path, frame: torch.Tensor, pred, truth=None) -> None:
 def evaluate(predictor: Predictor, root, *, split: str = "val", batch_size: int = 8, device="cpu",
              num_workers: int = 0, visualize_dir=None, num_visualize: int = 4) -> SegmentationScore:
     """Frame-22 predictions of every video of a labeled split scored with the competition's metric.
-    visualize_dir: grids (frame 11, prediction, truth of frame 22) for the first num_visualize videos."""
+    visualize_dir: grids (frame 11, [predicted frame 22,] prediction, truth of frame 22) for the first
+    num_visualize videos."""
     loader = video_loader(root, split, batch_size, num_workers, device)
     if visualize_dir is not None:
         Path(visualize_dir).mkdir(parents=True, exist_ok=True)
@@ -151,8 +208,9 @@ def evaluate(predictor: Predictor, root, *, split: str = "val", batch_size: int 
         for k in range(len(preds)):
             if visualize_dir is None or drawn >= num_visualize:
                 break
+            predicted = batch["predicted_frame"][k] if "predicted_frame" in batch else None
             save_grid(Path(visualize_dir) / f"video_{int(batch['video_id'][k])}.png",
-                      batch["frames"][k, LAST_INPUT_INDEX], preds[k], truth[k])
+                      batch["frames"][k, LAST_INPUT_INDEX], preds[k], truth[k], predicted)
             drawn += 1
     return score
 
@@ -222,7 +280,8 @@ def _parser(description: str, hidden: bool) -> argparse.ArgumentParser:
                        help="submission file: uint8 tensor (hidden videos, 160, 240), written atomically")
     else:
         p.add_argument("--visualize", default=None, metavar="DIR",
-                       help="write PNG grids (frame 11 | prediction | true frame 22) of a few videos to DIR")
+                       help="write PNG grids (frame 11 | [predicted frame 22 |] prediction | true frame 22) "
+                            "of a few videos to DIR")
         p.add_argument("--num_visualize", type=int, default=8, help="how many videos --visualize draws")
     return p
 
