@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import Subset  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from data.classes import NUM_CLASSES  # noqa: E402
 from data.format import NUM_FRAMES  # noqa: E402
@@ -43,10 +44,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--root_dir", default="Dataset_Student", help="dataset root holding train/ and val/")
     p.add_argument("--epochs", type=int, default=20, help="passes over the train split's frames")
     p.add_argument("--batch_size", type=int, default=16, help="frames per step and per process (global = nproc x this)")
-    p.add_argument("--learning_rate", type=float, default=2e-3, help="peak learning rate (after warm-up; cosine decay to 1%% of it)")
+    p.add_argument("--learning_rate", type=float, default=5e-3, help="peak learning rate (after warm-up; cosine decay to 1%% of it)")
     p.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
     p.add_argument("--grad_clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
-    p.add_argument("--dice_weight", type=float, default=0.0, help="loss = cross-entropy + this x soft Dice (0: CE only)")
+    p.add_argument("--dice_weight", type=float, default=0.0, help="loss = cross-entropy + this x soft Dice over each process's batch (0: CE only; "
+                   "Dice is not a mean over frames, so under torchrun it differs slightly from 1 process)")
     p.add_argument("--base_channels", type=int, default=32, help="U-Net width: channels of the first level (8 for a CPU quickstart)")
     p.add_argument("--val_videos", type=int, default=0,
                    help="validate on the frames of the first N val videos only (0: all, the honest score)")
@@ -112,7 +114,7 @@ def main(argv=None) -> RunState:
         def validate(model):
             model.eval()
             score = SegmentationScore(ctx.device)
-            for frames, masks in val_loader:
+            for frames, masks in tqdm(val_loader, desc="val", disable=not ctx.is_main, leave=False, dynamic_ncols=True):
                 score.update(segment(model, frames), masks)
             return score.compute()  # sums the confusion matrices of all ranks under torch.distributed
 

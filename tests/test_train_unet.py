@@ -209,6 +209,14 @@ def test_nonfinite_loss_stops_with_a_clear_message(tmp_path):
                     checkpoint_dir=tmp_path)
 
 
+def test_dice_loss_is_zero_when_right_and_counts_each_wrong_class():
+    target = torch.randint(0, 3, (2, 8, 8))
+    right = torch.nn.functional.one_hot(target, 49).permute(0, 3, 1, 2).float() * 50  # (B, 49, H, W) logits
+    assert train.dice_loss(right, target).item() == pytest.approx(0, abs=1e-3)
+    wrong = torch.nn.functional.one_hot((target + 1) % 3, 49).permute(0, 3, 1, 2).float() * 50
+    assert train.dice_loss(wrong, target).item() == pytest.approx(3 / 49, abs=2e-3)  # 3 of 49 classes all wrong
+
+
 def test_flips_are_geometric_shared_and_reproducible():
     frame = torch.arange(2 * 3 * 4, dtype=torch.uint8).reshape(2, 3, 4)  # stands for (C, H, W)
     mask = frame[0].clone()
