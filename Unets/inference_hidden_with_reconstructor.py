@@ -1,0 +1,25 @@
+"""Write a submission with the two-stage pipeline: the reconstructor predicts frame 22 of every hidden
+video as an image, the U-Net segments it.
+
+    python Unets/inference_hidden_with_reconstructor.py --root_dir Dataset_Student \
+        --saved_recon_model_dir R/best.pt --saved_seg_model_dir U/best.pt --output submission.pt
+
+The submission is a uint8 tensor (hidden videos, 160, 240), rows in numeric video order, checked
+and then written atomically; an unwritable --output fails before any inference, and a checkpoint
+of the wrong kind is refused with the flag named.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from Unets.inference import add_reconstructor_args, build_reconstructor_predictor, hidden_main  # noqa: E402
+from Unets.training import run_cli  # noqa: E402
+
+
+def main(argv=None):
+    return hidden_main(build_reconstructor_predictor, __doc__.split("\n\n")[0], argv, add_args=add_reconstructor_args)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,25 @@
+"""Score the two-stage pipeline on val: the reconstructor predicts frame 22 as an image, the U-Net segments it.
+
+    python Unets/inference_val_with_reconstructor.py --root_dir Dataset_Student \
+        --saved_recon_model_dir R/best.pt --saved_seg_model_dir U/best.pt [--visualize DIR]
+
+Prints `Jaccard: 0.xxxx` (the competition's dataset-level score of frame 22) and the per-class IoU
+table; --visualize DIR draws frame 11 | predicted frame 22 | prediction | true frame 22 for a few
+videos. Both models are rebuilt from their checkpoints alone; a checkpoint of the wrong kind (a
+U-Net given as the reconstructor or the other way round) is refused with the flag named.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from Unets.inference import add_reconstructor_args, build_reconstructor_predictor, val_main  # noqa: E402
+from Unets.training import run_cli  # noqa: E402
+
+
+def main(argv=None) -> float:
+    return val_main(build_reconstructor_predictor, __doc__.split("\n\n")[0], argv, add_args=add_reconstructor_args)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
