@@ -46,8 +46,11 @@ class SegmentationScore:
 
     def per_class(self) -> torch.Tensor:
         """(49,) IoU per class, nan for classes absent from both predictions and targets."""
-        iou = self._per_class.compute().float().cpu()
-        confmat = self._per_class.confmat.cpu()  # (49, 49) rows = target, cols = pred
+        iou = self._per_class.compute().float().cpu()  # summed over ranks by torchmetrics
+        confmat = self._per_class.confmat.clone()  # (49, 49) rows = target, cols = pred; this rank's
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(confmat)  # presence must be judged on all ranks' counts too
+        confmat = confmat.cpu()
         present = (confmat.sum(0) + confmat.sum(1)) > 0
         iou[~present] = float("nan")
         return iou
