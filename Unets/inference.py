@@ -122,6 +122,24 @@ def reconstruct(reconstructor, frames: torch.Tensor) -> torch.Tensor:
     return out.float().clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
+def reconstruct_split(reconstructor, root, split: str, *, batch_size: int = 8, num_workers: int = 0,
+                      desc: str = None) -> dict:
+    """The reconstructor's frame 22 of every video of a split, once, in numeric order (small splits: it all
+    stays in memory, 115 KB a video): {"video_ids": [N], "images": (N, 3, H, W) uint8 on the CPU,
+    "masks": (N, H, W) uint8, frame 22's true masks, for a labeled split}."""
+    device = next(reconstructor.parameters()).device
+    loader = video_loader(root, split, batch_size, num_workers, device)  # frames 1-11 (+ frame 22's mask)
+    out = {"video_ids": [], "images": [], "masks": []}
+    for batch in tqdm(loader, desc=desc or f"reconstruct {split}", dynamic_ncols=True, leave=False):
+        out["video_ids"].extend(int(v) for v in batch["video_id"])
+        out["images"].append(reconstruct(reconstructor, batch["frames"]).cpu())
+        if "masks" in batch:
+            out["masks"].append(batch["masks"][:, 0])
+    out["images"] = torch.cat(out["images"])
+    out["masks"] = torch.cat(out["masks"]) if out["masks"] else None
+    return out
+
+
 def reconstruction_predictor(reconstructor, unet) -> Predictor:
     """Two stages: the reconstructor predicts frame 22 as an image, the U-Net segments it.
     Returns (preds, images) so that --visualize can draw the predicted frame."""
