@@ -10,6 +10,16 @@ steps then cosine-decayed (stepped per batch), gradient clipping, random left-ri
 only: color is the class).
 --batch_size is per process: under torchrun the global batch is nproc x batch_size, and N processes
 take the same steps as one process with N times the batch (tested on CPU).
+
+Robust to predicted frames (the two-stage pipeline, Unets/inference_*_with_reconstructor.py):
+    python Unets/train.py ... --init_from checkpoints/unet/best.pt \
+        --saved_recon_model_dir checkpoints/reconstructor/best.pt --checkpoint_dir checkpoints/unet_finetuned
+--init_from starts from a U-Net checkpoint (its model_config rebuilds the model; optimizer and schedule
+start fresh). --saved_recon_model_dir adds, for every train video, the pair (the reconstructor's frame
+22, the true mask of frame 22), --predicted_fraction of each epoch's samples, mixed with the real
+frames; validation then scores the U-Net on the reconstructor's frame 22 of each val video, the
+two-stage val Jaccard. The predicted frames are made once at start and kept in memory (115 KB a
+video: fine for the train split's 1,000 videos); the val split is never trained on.
 """
 import argparse
 import sys
@@ -19,14 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
-from torch.utils.data import Subset  # noqa: E402
+from torch.utils.data import ConcatDataset, Dataset, Subset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data.classes import NUM_CLASSES  # noqa: E402
 from data.format import NUM_FRAMES  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from data.readers import LabeledFrameDataset, to_float  # noqa: E402
-from Unets.inference import segment  # noqa: E402
+from SSL_convLSTM_Reconstructor.model import Reconstructor  # noqa: E402
+from Unets.inference import load_for_flag, reconstruct_split, segment  # noqa: E402
 from Unets.training import (  # noqa: E402
     RandomFlips, RunState, fit, make_loader, memory_format, print0, print_run_header, run_cli, seed_everything,
     setup_distributed, teardown_distributed, warmup_cosine, wrap_ddp,
@@ -35,7 +46,7 @@ from Unets.unet import UNet  # noqa: E402
 
 # Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
 MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip",
-                        "dice_weight", "seed")
+                        "dice_weight", "seed", "init_from", "saved_recon_model_dir", "predicted_fraction")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,6 +63,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--base_channels", type=int, default=32, help="U-Net width: channels of the first level (8 for a CPU quickstart)")
     p.add_argument("--val_videos", type=int, default=0,
                    help="validate on the frames of the first N val videos only (0: all, the honest score)")
+    p.add_argument("--init_from", default=None, metavar="PATH",
+                   help="fine-tune: start from this U-Net checkpoint's weights (model rebuilt from it, --base_channels unused)")
+    p.add_argument("--saved_recon_model_dir", default=None, metavar="PATH",
+                   help="reconstructor checkpoint: also train on its frame 22 of each train video with the true mask, "
+                        "predicted once at start, and validate on its frame 22 of each val video (see above)")
+    p.add_argument("--predicted_fraction", type=float, default=0.5,
+                   help="with --saved_recon_model_dir: share of each epoch's samples that are predicted frames "
+                        "(pairs repeated to reach it; 1: predicted frames only)")
     p.add_argument("--checkpoint_dir", default="checkpoints/unet", help="folder for last.pt, best.pt and log.jsonl")
     p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint_dir from its last.pt")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and flips")
@@ -63,6 +82,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--{name} must be >= 1")
     if args.learning_rate <= 0 or args.val_videos < 0 or args.dice_weight < 0 or args.grad_clip < 0:
         p.error("--learning_rate must be > 0; --val_videos, --dice_weight and --grad_clip >= 0")
+    if not 0 < args.predicted_fraction <= 1:
+        p.error("--predicted_fraction must be in (0, 1]")
     return args
 
 
@@ -75,6 +96,27 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> t
     return 1 - ((2 * inter + eps) / (total + eps)).mean()
 
 
+class FramePairs(Dataset):
+    """(frame (3, H, W) uint8, mask (H, W) uint8) pairs held in memory, items like LabeledFrameDataset's."""
+
+    def __init__(self, images: torch.Tensor, masks: torch.Tensor):
+        self.images, self.masks = images, masks
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        return self.images[i], self.masks[i]
+
+
+def with_predicted_frames(real: Dataset, predicted: Dataset, fraction: float) -> Dataset:
+    """Real frames and predicted pairs, the predicted ones repeated to be `fraction` of the whole (1: alone)."""
+    if fraction >= 1:
+        return predicted
+    repeats = max(1, round(fraction / (1 - fraction) * len(real) / len(predicted)))
+    return ConcatDataset([real, Subset(predicted, [i % len(predicted) for i in range(repeats * len(predicted))])])
+
+
 def main(argv=None) -> RunState:
     args = parse_args(argv)
     ctx = setup_distributed(args.device)
@@ -83,10 +125,25 @@ def main(argv=None) -> RunState:
         print_run_header(argparse.Namespace(**run_args), ctx)
         seed_everything(args.seed)  # same seed on every rank: identical initial weights
 
-        train_set = RandomFlips(LabeledFrameDataset(args.root_dir, "train"), seed=args.seed)
-        val_set = LabeledFrameDataset(args.root_dir, "val")
-        if args.val_videos:
-            val_set = Subset(val_set, range(min(len(val_set), args.val_videos * NUM_FRAMES)))
+        train_set, score_name = LabeledFrameDataset(args.root_dir, "train"), "val_jaccard"
+        if args.saved_recon_model_dir:  # the two-stage pipeline's frames: predicted once, kept in memory
+            recon = load_for_flag(args.saved_recon_model_dir, Reconstructor, "--saved_recon_model_dir", ctx.device)
+            train_pred = reconstruct_split(recon, args.root_dir, "train", batch_size=args.batch_size)  # never val
+            val_pred = reconstruct_split(recon, args.root_dir, "val", batch_size=args.batch_size)  # scored only
+            del recon
+            train_set = with_predicted_frames(train_set, FramePairs(train_pred["images"], train_pred["masks"]),
+                                              args.predicted_fraction)
+            val_set, score_name = FramePairs(val_pred["images"], val_pred["masks"]), "val_jaccard_predicted"
+            if args.val_videos:
+                val_set = Subset(val_set, range(min(len(val_set), args.val_videos)))
+            print0(f"predicted frame 22 of {len(train_pred['images'])} train and {len(val_pred['images'])} val "
+                   f"videos; {len(train_set)} training samples an epoch, predicted fraction "
+                   f"{args.predicted_fraction}; validation on the predicted val frames", ctx=ctx)
+        else:
+            val_set = LabeledFrameDataset(args.root_dir, "val")
+            if args.val_videos:
+                val_set = Subset(val_set, range(min(len(val_set), args.val_videos * NUM_FRAMES)))
+        train_set = RandomFlips(train_set, seed=args.seed)
         if len(train_set) < run_args["global_batch_size"]:
             raise ValueError(f"{args.root_dir}/train has {len(train_set)} frames, fewer than one global batch "
                              f"({run_args['global_batch_size']}): lower --batch_size")
@@ -94,7 +151,13 @@ def main(argv=None) -> RunState:
                                    num_workers=args.num_workers)
         val_loader = make_loader(val_set, args.batch_size, ctx, shuffle=False, num_workers=args.num_workers)
 
-        model = UNet(base_channels=args.base_channels).to(ctx.device, memory_format=memory_format(ctx.device))
+        if args.init_from:  # fine-tuning: the architecture comes with the weights
+            model = load_for_flag(args.init_from, UNet, "--init_from").train()
+            run_args["base_channels"] = model.config["base_channels"]
+            print0(f"initialised from {args.init_from}", ctx=ctx)
+        else:
+            model = UNet(base_channels=args.base_channels)
+        model = model.to(ctx.device, memory_format=memory_format(ctx.device))
         print0(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {model.config}", ctx=ctx)
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
         scheduler = warmup_cosine(optimizer, total_steps=args.epochs * len(train_loader))
@@ -119,7 +182,7 @@ def main(argv=None) -> RunState:
             return score.compute()  # sums the confusion matrices of all ranks under torch.distributed
 
         return fit(run, wrap_ddp(model, ctx), train_loader, optimizer, scheduler, compute_loss, validate, ctx,
-                   epochs=args.epochs, args=run_args, grad_clip=args.grad_clip, score_name="val_jaccard")
+                   epochs=args.epochs, args=run_args, grad_clip=args.grad_clip, score_name=score_name)
     finally:
         teardown_distributed(ctx)
 
