@@ -257,7 +257,19 @@ class Reconstructor(nn.Module):
             raise ValueError(f"model_config is for {config.get('name')!r}, not {cls.name!r}")
         return cls(**{k: v for k, v in config.items() if k != "name"})
 
-    def forward(self, frames: torch.Tensor, num_future: int = 1) -> torch.Tensor:
+    def shrink(self, frames: torch.Tensor) -> torch.Tensor:
+        """(..., H, W) frames -> the network's resolution, ceil(H / downsample) x ceil(W / downsample), by area
+        averaging: what forward feeds the network, and the targets of a low_res training loss."""
+        if self.downsample == 1:
+            return frames
+        H, W = frames.shape[-2:]
+        d = self.downsample
+        small = F.interpolate(frames.reshape(-1, *frames.shape[-3:]), size=(-(-H // d), -(-W // d)), mode="area")
+        return small.reshape(*frames.shape[:-2], *small.shape[-2:])
+
+    def forward(self, frames: torch.Tensor, num_future: int = 1, low_res: bool = False) -> torch.Tensor:
+        """low_res=True: the network's own output, at 1/downsample resolution (B, K, C_out, h, w), compared
+        in training with shrink(target): the full-resolution upsampling then costs nothing."""
         if not frames.is_floating_point():
             raise TypeError(f"frames are {frames.dtype}: convert uint8 frames with data.readers.to_float first")
         if frames.dim() != 5 or frames.shape[2] != self.config["in_channels"]:
@@ -269,10 +281,10 @@ class Reconstructor(nn.Module):
         if self.downsample == 1:
             return self._network(frames, num_future)
         B, T, C, H, W = frames.shape
-        d = self.downsample
-        small = F.interpolate(frames.flatten(0, 1), size=(-(-H // d), -(-W // d)), mode="area")  # (B*T, C, h, w)
-        small = small.reshape(B, T, C, *small.shape[-2:])
+        small = self.shrink(frames)  # (B, T, C, h, w)
         out = self._network(small, num_future)  # (B, K, C_out, h, w)
+        if low_res:
+            return out
         direct = self.config["output_mode"] == "direct"
         change = out if direct else out - small[:, -1:]  # what the network changed, at its resolution
         up = F.interpolate(change.flatten(0, 1), size=(H, W), mode="bilinear", align_corners=False)
