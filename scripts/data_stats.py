@@ -1,6 +1,6 @@
 """Statistics of a dataset's labeled videos (train and val masks), to compare synthetic with real.
 
-    python scripts/data_stats.py /work/shared/real_samples/Dataset_Student /tmp/syn
+    python scripts/data_stats.py ../shared/real_samples/Dataset_Student /tmp/syn
 
 Several roots are printed side by side. The measures, over every labeled video of a root:
   objects/frame      distinct object classes in a frame's mask (mean, min, max over frames)
