@@ -38,7 +38,8 @@ from data.readers import SplitIndex  # noqa: E402
 from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster, class_fractions, count_parameters  # noqa: E402
 from Unets.inference import segment  # noqa: E402
 from Unets.training import (  # noqa: E402
-    RandomFlips, RunState, fit, load_model, make_loader, print0, print_run_header, run_cli, seed_everything,
+    add_run_args, start_run,
+    RandomFlips, RunState, fit, load_model, make_loader, print0, run_cli,
     setup_distributed, teardown_distributed, unwrap, warmup_cosine, wrap_ddp,
 )
 from Unets.unet import UNet  # noqa: E402
@@ -79,11 +80,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--kernel_size", type=int, default=5, help="ConvLSTM kernel (odd)")
     p.add_argument("--downsample", type=int, default=2, help="the network runs at H/d x W/d (1, 2, 4, ...)")
     p.add_argument("--input_scale", type=float, default=5.0, help="logit of frame 11's class in the residual (copy) path")
-    p.add_argument("--checkpoint_dir", default="checkpoints/forecaster", help="folder for last.pt, best.pt and log.jsonl")
-    p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint_dir from its last.pt")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling, flips and sampling")
-    p.add_argument("--num_workers", type=int, default=2, help="data-loading worker processes per training process")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if present, else CPU)")
+    add_run_args(p, checkpoint_default="checkpoints/forecaster")
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "kernel_size", "downsample"):
         if getattr(args, name) < 1:
@@ -158,9 +155,7 @@ def main(argv=None) -> RunState:
     args = parse_args(argv)
     ctx = setup_distributed(args.device)
     try:
-        run_args = {**vars(args), "world_size": ctx.world_size, "global_batch_size": args.batch_size * ctx.world_size}
-        print_run_header(argparse.Namespace(**run_args), ctx)
-        seed_everything(args.seed)  # same seed on every rank: identical initial weights
+        run_args = start_run(args, ctx)
 
         if ctx.is_main:
             prepare_val_inputs(args, ctx)

@@ -32,7 +32,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import ConcatDataset, Subset  # noqa: E402
 from torchmetrics.functional.image import structural_similarity_index_measure  # noqa: E402
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure  # noqa: E402

@@ -39,7 +39,8 @@ from data.readers import LabeledFrameDataset, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import Reconstructor  # noqa: E402
 from Unets.inference import load_for_flag, reconstruct_split, segment  # noqa: E402
 from Unets.training import (  # noqa: E402
-    RandomFlips, RunState, fit, make_loader, memory_format, print0, print_run_header, run_cli, seed_everything,
+    add_run_args, start_run,
+    RandomFlips, RunState, fit, make_loader, memory_format, print0, run_cli,
     setup_distributed, teardown_distributed, warmup_cosine, wrap_ddp,
 )
 from Unets.unet import UNet  # noqa: E402
@@ -71,11 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--predicted_fraction", type=float, default=0.5,
                    help="with --saved_recon_model_dir: share of each epoch's samples that are predicted frames "
                         "(pairs repeated to reach it; 1: predicted frames only)")
-    p.add_argument("--checkpoint_dir", default="checkpoints/unet", help="folder for last.pt, best.pt and log.jsonl")
-    p.add_argument("--resume", action="store_true", help="continue the run in --checkpoint_dir from its last.pt")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and flips")
-    p.add_argument("--num_workers", type=int, default=2, help="data-loading worker processes per training process")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if present, else CPU)")
+    add_run_args(p, checkpoint_default="checkpoints/unet")
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "base_channels"):
         if getattr(args, name) < 1:
@@ -121,9 +118,7 @@ def main(argv=None) -> RunState:
     args = parse_args(argv)
     ctx = setup_distributed(args.device)
     try:
-        run_args = {**vars(args), "world_size": ctx.world_size, "global_batch_size": args.batch_size * ctx.world_size}
-        print_run_header(argparse.Namespace(**run_args), ctx)
-        seed_everything(args.seed)  # same seed on every rank: identical initial weights
+        run_args = start_run(args, ctx)
 
         train_set, score_name = LabeledFrameDataset(args.root_dir, "train"), "val_jaccard"
         if args.saved_recon_model_dir:  # the two-stage pipeline's frames: predicted once, kept in memory

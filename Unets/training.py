@@ -25,6 +25,7 @@ Randomness that shapes training never depends on the number of processes: the sa
 with (seed, epoch) and per-sample augmentation draws from (seed, epoch, sample index); this is what
 makes one process with batch 2N and two processes with batch N take the same steps.
 """
+import argparse
 import contextlib
 import json
 import math
@@ -185,6 +186,24 @@ def print_run_header(args, ctx: DistContext) -> None:
     print0(f"command: {' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}", ctx=ctx)
     print0(f"device: {ctx.device}, processes: {ctx.world_size}", ctx=ctx)
     print0("arguments: " + json.dumps(vars(args), sort_keys=True), ctx=ctx)
+
+
+def add_run_args(parser, checkpoint_default: str) -> None:
+    """The flags every train script shares: where the run lives, resuming it, its seed, loaders, device."""
+    parser.add_argument("--checkpoint_dir", default=checkpoint_default, help="folder for last.pt, best.pt and log.jsonl")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --checkpoint_dir from its last.pt")
+    parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling, flips and sampling")
+    parser.add_argument("--num_workers", type=int, default=2, help="data-loading worker processes per training process")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if present, else CPU)")
+
+
+def start_run(args, ctx: DistContext) -> dict:
+    """Print the run header and seed every rank alike; returns the run's arguments as plain data, with the
+    process count and global batch added (what a checkpoint stores and a resume must match)."""
+    run_args = {**vars(args), "world_size": ctx.world_size, "global_batch_size": args.batch_size * ctx.world_size}
+    print_run_header(argparse.Namespace(**run_args), ctx)
+    seed_everything(args.seed)  # same seed on every rank: identical initial weights
+    return run_args
 
 
 class JsonlLogger:
