@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from data.format import LAST_INPUT_INDEX, TARGET_INDEX  # noqa: E402
+from data.format import TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore, copy_last_input_prediction  # noqa: E402
 from data.readers import LabeledFrameDataset, SplitIndex, to_float  # noqa: E402
 from Unets.inference import evaluate, predict, predict_hidden, segmentation_predictor, video_loader  # noqa: E402
