@@ -42,8 +42,8 @@ from data.readers import VideoDataset, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import OUTPUT_MODES, Reconstructor, count_parameters  # noqa: E402
 from Unets.training import (  # noqa: E402
     add_run_args, start_run,
-    RandomFlips, RunState, autocast, fit, make_loader, print0, run_cli,
-    setup_distributed, teardown_distributed, unwrap, warmup_cosine, wrap_ddp,
+    RandomFlips, RunState, autocast, fit, print0, run_cli,
+    setup_distributed, teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
 )
 
 # Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
@@ -148,21 +148,13 @@ def main(argv=None) -> RunState:
                                mask_indices=[])  # frames 1-11 and 22
         if args.val_videos:
             val_set = Subset(val_set, range(min(len(val_set), args.val_videos)))
-        if len(train_set) < run_args["global_batch_size"]:
-            raise ValueError(f"{args.root_dir}: {len(train_set)} training videos, fewer than one global batch "
-                             f"({run_args['global_batch_size']}): lower --batch_size")
-        train_loader = make_loader(train_set, args.batch_size, ctx, shuffle=True, seed=args.seed, drop_last=True,
-                                   num_workers=args.num_workers)
-        val_loader = make_loader(val_set, args.batch_size, ctx, shuffle=False, num_workers=args.num_workers)
         print0(f"data: {len(train_set)} training videos ({' + '.join(d.index.split for d in videos)}), "
                f"{len(val_set)} val videos", ctx=ctx)
 
         model = build_model(args).to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.3f}M parameters, {model.config}", ctx=ctx)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-        scheduler = warmup_cosine(optimizer, total_steps=args.epochs * len(train_loader))
-        run = RunState.start(args.checkpoint_dir, args.resume, model, optimizer, scheduler, run_args, ctx,
-                             must_match=MUST_MATCH_ON_RESUME)
+        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set, MUST_MATCH_ON_RESUME,
+                                     unit="training videos")
 
         def compute_loss(model, batch):
             frames = to_float(batch["frames"].to(ctx.device, non_blocking=True))  # (B, 22, 3, H, W)
@@ -176,7 +168,7 @@ def main(argv=None) -> RunState:
             metrics = {name: (PeakSignalNoiseRatio(data_range=1.0).to(ctx.device),
                               StructuralSimilarityIndexMeasure(data_range=1.0).to(ctx.device))
                        for name in (("val",) if naive else ("val", "copy11"))}
-            for batch in tqdm(val_loader, desc="val", disable=not ctx.is_main, leave=False, dynamic_ncols=True):
+            for batch in tqdm(setup.val_loader, desc="val", disable=not ctx.is_main, leave=False, dynamic_ncols=True):
                 frames = to_float(batch["frames"].to(ctx.device, non_blocking=True))  # (B, 12, 3, H, W)
                 target = frames[:, -1]
                 with autocast(ctx.device):
@@ -194,8 +186,8 @@ def main(argv=None) -> RunState:
                    f"copied: PSNR {figures['copy11_psnr']:.2f} dB, SSIM {figures['copy11_ssim']:.4f}", ctx=ctx)
             return figures
 
-        return fit(run, wrap_ddp(model, ctx), train_loader, optimizer, scheduler, compute_loss, validate, ctx,
-                   epochs=args.epochs, args=run_args, grad_clip=args.grad_clip, score_name="val_psnr")
+        return fit(setup, wrap_ddp(model, ctx), compute_loss, validate, ctx, epochs=args.epochs, args=run_args,
+                   grad_clip=args.grad_clip, score_name="val_psnr", val_every=args.val_every)
     finally:
         teardown_distributed(ctx)
 

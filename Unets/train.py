@@ -7,7 +7,11 @@ val split's frames with the competition's metric (dataset-level Jaccard); best.p
 
 Recipe: cross-entropy (+ --dice_weight x soft Dice), AdamW, learning rate warmed up over 5% of the
 steps then cosine-decayed (stepped per batch), gradient clipping, random left-right flips (geometry
-only: color is the class).
+only: color is the class). Each frame is trained on as one --crop_size crop centred near an object
+(Unets/training.py: ObjectCrops; validation and inference see whole frames), and the network's head
+scores a class as background, or object + its shape + material + color (Unets/unet.py:
+FactoredOutConv). Both make the default recipe much faster to a given val Jaccard on CPU;
+scripts/bench_unet.py measures it.
 --batch_size is per process: under torchrun the global batch is nproc x batch_size, and N processes
 take the same steps as one process with N times the batch (tested on CPU).
 
@@ -39,15 +43,15 @@ from data.readers import LabeledFrameDataset, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import Reconstructor  # noqa: E402
 from Unets.inference import load_for_flag, reconstruct_split, segment  # noqa: E402
 from Unets.training import (  # noqa: E402
-    add_run_args, start_run,
-    RandomFlips, RunState, fit, make_loader, memory_format, print0, run_cli,
-    setup_distributed, teardown_distributed, warmup_cosine, wrap_ddp,
+    ObjectCrops, RandomFlips, RunState, add_run_args, fit, memory_format, prepare_optimization, print0, run_cli,
+    setup_distributed, start_run, teardown_distributed, wrap_ddp,
 )
-from Unets.unet import UNet  # noqa: E402
+from Unets.unet import HEADS, UNet  # noqa: E402
 
 # Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
 MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip",
-                        "dice_weight", "seed", "init_from", "saved_recon_model_dir", "predicted_fraction")
+                        "dice_weight", "seed", "init_from", "saved_recon_model_dir", "predicted_fraction",
+                        "crop_size", "head")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,7 +65,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--grad_clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
     p.add_argument("--dice_weight", type=float, default=0.0, help="loss = cross-entropy + this x soft Dice over each process's batch (0: CE only; "
                    "Dice is not a mean over frames, so under torchrun it differs slightly from 1 process)")
-    p.add_argument("--base_channels", type=int, default=32, help="U-Net width: channels of the first level (8 for a CPU quickstart)")
+    p.add_argument("--base_channels", type=int, default=16, help="U-Net width: channels of the first level (8 for the quickstart)")
+    p.add_argument("--head", choices=HEADS, default="factored",
+                   help="class logits: 'factored' (background | object + shape + material + color) or 'flat' (one per class)")
+    p.add_argument("--crop_size", type=int, default=64,
+                   help="train on one crop of this size per frame, centred near an object (0: whole frames)")
     p.add_argument("--val_videos", type=int, default=0,
                    help="validate on the frames of the first N val videos only (0: all, the honest score)")
     p.add_argument("--init_from", default=None, metavar="PATH",
@@ -69,16 +77,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--saved_recon_model_dir", default=None, metavar="PATH",
                    help="reconstructor checkpoint: also train on its frame 22 of each train video with the true mask, "
                         "predicted once at start, and validate on its frame 22 of each val video (see above)")
-    p.add_argument("--predicted_fraction", type=float, default=0.5,
+    p.add_argument("--predicted_fraction", type=float, default=None,
                    help="with --saved_recon_model_dir: share of each epoch's samples that are predicted frames "
-                        "(pairs repeated to reach it; 1: predicted frames only)")
+                        "(pairs repeated to reach it; 1: predicted frames only) (default: 0.5)")
     add_run_args(p, checkpoint_default="checkpoints/unet")
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "base_channels"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1")
-    if args.learning_rate <= 0 or args.val_videos < 0 or args.dice_weight < 0 or args.grad_clip < 0:
-        p.error("--learning_rate must be > 0; --val_videos, --dice_weight and --grad_clip >= 0")
+    if args.learning_rate <= 0 or min(args.val_videos, args.dice_weight, args.grad_clip, args.crop_size) < 0:
+        p.error("--learning_rate must be > 0; --val_videos, --dice_weight, --grad_clip and --crop_size >= 0")
+    if args.predicted_fraction is None:
+        args.predicted_fraction = 0.5
+    elif not args.saved_recon_model_dir:
+        p.error("--predicted_fraction only applies with --saved_recon_model_dir (the reconstructor's frames)")
     if not 0 < args.predicted_fraction <= 1:
         p.error("--predicted_fraction must be in (0, 1]")
     return args
@@ -138,26 +150,20 @@ def main(argv=None) -> RunState:
             val_set = LabeledFrameDataset(args.root_dir, "val")
             if args.val_videos:
                 val_set = Subset(val_set, range(min(len(val_set), args.val_videos * NUM_FRAMES)))
+        if args.crop_size:
+            train_set = ObjectCrops(train_set, args.crop_size, seed=args.seed)
         train_set = RandomFlips(train_set, seed=args.seed)
-        if len(train_set) < run_args["global_batch_size"]:
-            raise ValueError(f"{args.root_dir}/train has {len(train_set)} frames, fewer than one global batch "
-                             f"({run_args['global_batch_size']}): lower --batch_size")
-        train_loader = make_loader(train_set, args.batch_size, ctx, shuffle=True, seed=args.seed, drop_last=True,
-                                   num_workers=args.num_workers)
-        val_loader = make_loader(val_set, args.batch_size, ctx, shuffle=False, num_workers=args.num_workers)
 
         if args.init_from:  # fine-tuning: the architecture comes with the weights
             model = load_for_flag(args.init_from, UNet, "--init_from").train()
-            run_args["base_channels"] = model.config["base_channels"]
+            run_args.update(base_channels=model.config["base_channels"], head=model.config["head"])
             print0(f"initialised from {args.init_from}", ctx=ctx)
         else:
-            model = UNet(base_channels=args.base_channels)
+            model = UNet(base_channels=args.base_channels, head=args.head)
         model = model.to(ctx.device, memory_format=memory_format(ctx.device))
         print0(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {model.config}", ctx=ctx)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-        scheduler = warmup_cosine(optimizer, total_steps=args.epochs * len(train_loader))
-        run = RunState.start(args.checkpoint_dir, args.resume, model, optimizer, scheduler, run_args, ctx,
-                             must_match=MUST_MATCH_ON_RESUME)
+        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set, MUST_MATCH_ON_RESUME,
+                                     unit="training frames")
 
         def compute_loss(model, batch):
             frames, masks = batch
@@ -172,12 +178,12 @@ def main(argv=None) -> RunState:
         def validate(model):
             model.eval()
             score = SegmentationScore(ctx.device)
-            for frames, masks in tqdm(val_loader, desc="val", disable=not ctx.is_main, leave=False, dynamic_ncols=True):
+            for frames, masks in tqdm(setup.val_loader, desc="val", disable=not ctx.is_main, leave=False, dynamic_ncols=True):
                 score.update(segment(model, frames), masks)
             return score.compute()  # sums the confusion matrices of all ranks under torch.distributed
 
-        return fit(run, wrap_ddp(model, ctx), train_loader, optimizer, scheduler, compute_loss, validate, ctx,
-                   epochs=args.epochs, args=run_args, grad_clip=args.grad_clip, score_name=score_name)
+        return fit(setup, wrap_ddp(model, ctx), compute_loss, validate, ctx, epochs=args.epochs, args=run_args,
+                   grad_clip=args.grad_clip, score_name=score_name, val_every=args.val_every)
     finally:
         teardown_distributed(ctx)
 

@@ -20,7 +20,7 @@ from data.format import HEIGHT, WIDTH
 from data.metric import SegmentationScore
 from Unets import train
 from Unets.training import (
-    CHECKPOINT_KEYS, DistContext, RandomFlips, ResumeError, rng_state, set_rng_state, train_epoch,
+    CHECKPOINT_KEYS, DistContext, ObjectCrops, RandomFlips, ResumeError, rng_state, set_rng_state, train_epoch,
 )
 from Unets.unet import UNet
 
@@ -82,7 +82,8 @@ def test_run_writes_self_describing_checkpoints_and_a_log(two_epochs):
     assert sorted(p.name for p in ckpt.iterdir()) == ["best.pt", "last.pt", "log.jsonl"]  # no temp file left
     last = load(ckpt / "last.pt")  # weights_only=True: plain data only
     assert tuple(last) == CHECKPOINT_KEYS
-    assert last["model_config"] == {"name": "unet", "kwargs": {"base_channels": 4, "in_channels": 3, "num_classes": 49}}
+    assert last["model_config"] == {"name": "unet", "kwargs": {"base_channels": 4, "in_channels": 3, "num_classes": 49,
+                                                               "head": "factored"}}
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in last["model"])
     assert last["epoch"] == 2 and isinstance(last["args"], dict) and last["args"]["batch_size"] == 4
     assert set(last["rng"]) >= {"python", "numpy", "torch"}
@@ -167,7 +168,9 @@ def test_torchrun_two_processes_agree_with_one(small_root, tmp_path):
     w0 = UNet(base_channels=4).state_dict()  # the initial weights both runs started from
     moved = max((w1[k] - w0[k]).abs().max().item() for k in w0)
     apart = max((w1[k] - w2[k]).abs().max().item() for k in w0)
-    assert moved > 1e-3 and apart < 1e-3 * moved
+    # Adam divides by the root of tiny second moments on its first steps, so summation-order noise in
+    # the gradients shows at about 1e-3 of the move; different data or steps would be of its order.
+    assert moved > 1e-3 and apart < 1e-2 * moved
 
 
 def _score_worker(rank: int, world: int, port: int, preds, targets, out_dir):
@@ -231,6 +234,48 @@ def test_flips_are_geometric_shared_and_reproducible():
             again = flips[i][0]
             assert torch.equal(f, again)  # the same (seed, epoch, index) gives the same flip
     assert seen == {True, False}
+
+
+def test_object_crops_hold_objects_match_their_frame_and_are_reproducible():
+    torch.manual_seed(0)
+    frame = torch.randint(0, 256, (3, HEIGHT, WIDTH), dtype=torch.uint8)
+    mask = torch.zeros(HEIGHT, WIDTH, dtype=torch.uint8)
+    mask[100:120, 200:225] = 7  # one object near the bottom-right corner
+    crops = ObjectCrops([(frame, mask)] * 32, size=64, seed=0, object_share=1.0)
+    corners = set()
+    for epoch in (1, 2):
+        crops.set_epoch(epoch)
+        for i in range(32):
+            f, m = crops[i]
+            assert f.shape == (3, 64, 64) and m.shape == (64, 64)
+            assert (m == 7).any()  # centred near an object pixel, shifted by at most a quarter of the crop
+            hits = [(y, x) for y in range(HEIGHT - 63) for x in range(WIDTH - 63)
+                    if torch.equal(frame[:, y:y + 64, x:x + 64], f)]
+            assert len(hits) == 1 and torch.equal(mask[hits[0][0]:hits[0][0] + 64, hits[0][1]:hits[0][1] + 64], m)
+            corners.add(hits[0])
+            assert torch.equal(crops[i][0], f)  # the same (seed, epoch, index) gives the same crop
+    assert len(corners) > 10  # and different samples or epochs differ
+    anywhere = ObjectCrops([(frame, mask)] * 64, size=64, seed=0, object_share=0.0)
+    assert sum(bool((anywhere[i][1] == 7).any()) for i in range(64)) < 48  # not always on the object
+    assert ObjectCrops([(frame, mask)], size=HEIGHT, seed=0)[0][0].shape == (3, HEIGHT, HEIGHT)
+    whole = ObjectCrops([(frame, mask)], size=WIDTH, seed=0)[0]
+    assert torch.equal(whole[0], frame) and torch.equal(whole[1], mask)
+    with pytest.raises(ValueError, match="size >= 1"):
+        ObjectCrops([], size=0, seed=0)
+
+
+def test_validation_every_n_epochs_and_after_the_last(small_root, tmp_path):
+    with one_thread(), contextlib.redirect_stdout(io.StringIO()) as out:
+        train.main(flags(small_root, tmp_path / "c", "--epochs", "3", "--val_every", "2"))
+    log = read_log(tmp_path / "c")
+    assert [("val_jaccard" in r) for r in log] == [False, True, True]
+    assert "epoch 1/3: loss" in out.getvalue() and "not validated (every 2 epochs)" in out.getvalue()
+    assert load(tmp_path / "c" / "best.pt")["epoch"] in (2, 3)
+    with pytest.raises(SystemExit):
+        train.parse_args(["--predicted_fraction", "0.3"])  # without --saved_recon_model_dir it would do nothing
+    with pytest.raises(ValueError, match="--val_every must be >= 1"):
+        train.main(flags(small_root, tmp_path / "d", "--val_every", "0"))
+    assert not (tmp_path / "d").exists()
 
 
 def test_rng_state_round_trips_as_plain_data(tmp_path):

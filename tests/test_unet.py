@@ -3,16 +3,17 @@ and a configuration that rebuilds it from a checkpoint alone."""
 import pytest
 import torch
 
-from data.classes import NUM_CLASSES
+from data.classes import NUM_CLASSES, class_id
 from data.format import HEIGHT, WIDTH
 from Unets.training import CheckpointError, build_model, load_model, make_checkpoint, atomic_save, model_config
-from Unets.unet import DoubleConv, Down, OutConv, Up, UNet
+from Unets.unet import DoubleConv, Down, FactoredOutConv, OutConv, Up, UNet
 
 
+@pytest.mark.parametrize("head", ["factored", "flat"])
 @pytest.mark.parametrize("size", [(HEIGHT, WIDTH), (37, 51), (16, 16), (33, 18)])
-def test_logits_have_49_classes_at_input_size(size):
+def test_logits_have_49_classes_at_input_size(size, head):
     torch.manual_seed(0)
-    model = UNet(base_channels=4).eval()
+    model = UNet(base_channels=4, head=head).eval()
     with torch.no_grad():
         out = model(torch.rand(2, 3, *size))
     assert out.shape == (2, NUM_CLASSES, *size)
@@ -31,7 +32,8 @@ def test_width_is_one_parameter():
 def test_parts_compose_like_the_figure():
     model = UNet(base_channels=4)
     assert [type(getattr(model, n)) for n in ("inc", "down1", "down4", "up1", "up4", "outc")] == \
-        [DoubleConv, Down, Down, Up, Up, OutConv]
+        [DoubleConv, Down, Down, Up, Up, FactoredOutConv]
+    assert type(UNet(base_channels=4, head="flat").outc) is OutConv
     up = Up(8, 4)
     skip, low = torch.rand(1, 4, 9, 7), torch.rand(1, 8, 4, 3)  # 9x7 pooled to 4x3: Up pads back to 9x7
     assert up(low, skip).shape == (1, 4, 9, 7)
@@ -48,6 +50,11 @@ def test_one_frame_does_not_depend_on_its_batch():
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="base_channels"):
         UNet(base_channels=0)
+    with pytest.raises(ValueError, match="head must be one of"):
+        UNet(head="tree")
+    with pytest.raises(ValueError, match="factored needs the 49 classes"):
+        UNet(num_classes=10)  # the factored head knows the competition's classes only
+    assert UNet(base_channels=2, num_classes=10, head="flat")(torch.rand(1, 3, 16, 16)).shape[1] == 10
 
 
 def test_rebuilt_from_checkpoint_alone(tmp_path):
@@ -61,7 +68,8 @@ def test_rebuilt_from_checkpoint_alone(tmp_path):
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(x), model.eval()(x))
-    assert model_config(model) == {"name": "unet", "kwargs": {"base_channels": 4, "in_channels": 3, "num_classes": 49}}
+    assert model_config(model) == {"name": "unet", "kwargs": {"base_channels": 4, "in_channels": 3, "num_classes": 49,
+                                                               "head": "factored"}}
 
 
 def test_wrong_kind_of_model_is_named():
@@ -73,10 +81,31 @@ def test_wrong_kind_of_model_is_named():
         build_model({"name": "unet", "kwargs": {"width": 3}}, UNet)
 
 
-def test_untrained_model_starts_from_the_class_prior():
+@pytest.mark.parametrize("head", ["factored", "flat"])
+def test_untrained_model_starts_from_the_class_prior(head):
     torch.manual_seed(0)
-    model = UNet(base_channels=4).eval()
+    model = UNet(base_channels=4, head=head).eval()
     with torch.no_grad():
         probs = model(torch.rand(1, 3, 32, 32)).softmax(dim=1)  # (1, 49, H, W)
     assert probs[:, 0].mean() > 0.5 and (probs.argmax(dim=1) == 0).float().mean() > 0.5
     assert probs[:, 1:].max() < probs[:, 0].min()  # objects start rare, none preferred over background
+
+
+def test_factored_head_sums_the_parts_of_each_class():
+    """Logit of (shape, material, color) = object + shape + material + color; background on its own."""
+    torch.manual_seed(0)
+    head = FactoredOutConv(5)
+    x = torch.randn(2, 5, 3, 4)
+    p = head.conv(x)  # (2, 15, 3, 4): background, object, 3 shapes, 2 materials, 8 colors
+    out = head(x)
+    assert out.shape == (2, NUM_CLASSES, 3, 4)
+    assert torch.equal(out[:, 0], p[:, 0])
+    # metal green sphere: shape 1, material 0, color 3 (data/classes.py)
+    cid = class_id("sphere", "metal", "green")
+    assert torch.allclose(out[:, cid], p[:, 1] + p[:, 2 + 1] + p[:, 5 + 0] + p[:, 7 + 3])
+    cid = class_id("cylinder", "rubber", "yellow")
+    assert torch.allclose(out[:, cid], p[:, 1] + p[:, 2 + 2] + p[:, 5 + 1] + p[:, 7 + 7])
+    # its argmax over objects is the best shape, material and color taken apart
+    objects = out[:, 1:].argmax(1) + 1
+    best = (p[:, 2:5].argmax(1), p[:, 5:7].argmax(1), p[:, 7:15].argmax(1))
+    assert torch.equal(objects, 1 + best[2] + 8 * best[1] + 16 * best[0])
