@@ -35,12 +35,13 @@ from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa
 from data.metric import SegmentationScore  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos, file_sha256, label_split, store_dir  # noqa: E402
 from data.readers import SplitIndex  # noqa: E402
-from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster, class_fractions, count_parameters  # noqa: E402
+from data.motion import DEFAULT_DAMPING  # noqa: E402
+from SSL_convLSTM_Reconstructor.forecaster import STARTS, MaskForecaster, class_fractions, count_parameters  # noqa: E402
 from Unets.inference import segment  # noqa: E402
 from Unets.training import (  # noqa: E402
     add_run_args, start_run,
-    RandomFlips, RunState, fit, load_model, make_loader, print0, run_cli,
-    setup_distributed, teardown_distributed, unwrap, warmup_cosine, wrap_ddp,
+    RandomFlips, RunState, fit, load_model, print0, run_cli,
+    setup_distributed, teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
 )
 from Unets.unet import UNet  # noqa: E402
 
@@ -79,7 +80,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--hidden_channels", type=int, nargs="+", default=[64], help="ConvLSTM widths, one per layer")
     p.add_argument("--kernel_size", type=int, default=5, help="ConvLSTM kernel (odd)")
     p.add_argument("--downsample", type=int, default=2, help="the network runs at H/d x W/d (1, 2, 4, ...)")
-    p.add_argument("--input_scale", type=float, default=5.0, help="logit of frame 11's class in the residual (copy) path")
+    p.add_argument("--input_scale", type=float, default=5.0, help="logit of the start mask's class in the residual path")
+    p.add_argument("--start", choices=STARTS, default="extrapolate",
+                   help="what each predicted frame starts from: the frame-11 objects moved along their velocity, or frame 11")
+    p.add_argument("--damping", type=float, default=DEFAULT_DAMPING,
+                   help="with --start extrapolate: objects move damping x frames ahead x their last velocity")
     add_run_args(p, checkpoint_default="checkpoints/forecaster")
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "kernel_size", "downsample"):
@@ -142,8 +147,8 @@ def forecast_loss(model, masks: torch.Tensor, intermediate_weight: float, sampli
     inputs, future = masks[:, :NUM_INPUT_FRAMES], masks[:, NUM_INPUT_FRAMES:]  # (B, 11, H, W) each
     K = plain.future_steps if intermediate_weight > 0 else 1
     teacher = future[:, :-1] if plain.feedback else None
-    low = model(inputs, num_future=K, teacher=teacher, sampling_prob=sampling_prob, low_res=True)  # (B, K, C, h, w)
-    last = plain.upsample(low[:, -1:].float(), inputs[:, -1])[:, 0]  # (B, C, H, W)
+    low, start = model(inputs, num_future=K, teacher=teacher, sampling_prob=sampling_prob, low_res=True)  # (B, K, C, h, w)
+    last = plain.upsample(low[:, -1:].float(), start[:, -1:])[:, 0]  # (B, C, H, W)
     loss = F.cross_entropy(last, future[:, -1].long())
     if K > 1:
         soft = class_fractions(future[:, -K:-1], plain.num_classes, plain.downsample)  # (B, K-1, C, h, w)
@@ -163,22 +168,15 @@ def main(argv=None) -> RunState:
             dist.barrier()
         train_set = RandomFlips(training_videos(args), seed=args.seed)
         val_set = ValInputs(args.root_dir, args.pseudo_labels, args.val_videos)
-        if len(train_set) < run_args["global_batch_size"]:
-            raise ValueError(f"{len(train_set)} training videos, fewer than one global batch "
-                             f"({run_args['global_batch_size']}): lower --batch_size")
-        train_loader = make_loader(train_set, args.batch_size, ctx, shuffle=True, seed=args.seed, drop_last=True,
-                                   num_workers=args.num_workers)
-        val_loader = make_loader(val_set, args.batch_size, ctx, shuffle=False, num_workers=args.num_workers)
 
         model = MaskForecaster(enc_channels=args.enc_channels, hidden_channels=args.hidden_channels,
                                kernel_size=args.kernel_size, downsample=args.downsample,
-                               input_scale=args.input_scale, feedback=args.feedback).to(ctx.device)
+                               input_scale=args.input_scale, feedback=args.feedback,
+                               start=args.start, damping=args.damping).to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.2f}M parameters, {model.config}; "
                f"{len(train_set)} training videos, {len(val_set)} val videos", ctx=ctx)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-        scheduler = warmup_cosine(optimizer, total_steps=args.epochs * len(train_loader))
-        run = RunState.start(args.checkpoint_dir, args.resume, model, optimizer, scheduler, run_args, ctx,
-                             must_match=MUST_MATCH_ON_RESUME)
+        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set, MUST_MATCH_ON_RESUME,
+                                     unit="training videos")
 
         def compute_loss(model, batch):
             masks = batch["masks"].to(ctx.device, non_blocking=True)  # (B, 22, H, W) uint8
@@ -187,15 +185,15 @@ def main(argv=None) -> RunState:
         def validate(model):
             model.eval()
             score, copy = SegmentationScore(ctx.device), SegmentationScore(ctx.device)
-            for inputs, truth in tqdm(val_loader, desc="val", disable=not ctx.is_main, leave=False, dynamic_ncols=True):
+            for inputs, truth in tqdm(setup.val_loader, desc="val", disable=not ctx.is_main, leave=False, dynamic_ncols=True):
                 inputs, truth = inputs.to(ctx.device), truth.to(ctx.device)
                 score.update(model.predict(inputs), truth)
                 copy.update(inputs[:, LAST_INPUT_INDEX], truth)
             # val_copy_jaccard: the U-Net's frame-11 mask as the prediction, the bar to beat
             return {"val_jaccard": score.compute(), "val_copy_jaccard": copy.compute()}
 
-        return fit(run, wrap_ddp(model, ctx), train_loader, optimizer, scheduler, compute_loss, validate, ctx,
-                   epochs=args.epochs, args=run_args, grad_clip=args.grad_clip, score_name="val_jaccard")
+        return fit(setup, wrap_ddp(model, ctx), compute_loss, validate, ctx, epochs=args.epochs, args=run_args,
+                   grad_clip=args.grad_clip, score_name="val_jaccard", val_every=args.val_every)
     finally:
         teardown_distributed(ctx)
 

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from data.motion import extrapolate_mask
 from data.pseudo_labels import label_split
 from SSL_convLSTM_Reconstructor import train_forecaster
 from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster, class_fractions
@@ -31,16 +32,24 @@ def moving_squares(batch=3, T=22, H=16, W=24, size=4, seed=0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("feedback", [False, True])
-def test_shapes_and_the_copy_it_starts_from(feedback):
+def test_shapes_and_the_start_masks_it_begins_from(feedback):
     torch.manual_seed(0)
     model = MaskForecaster(**TINY, feedback=feedback)
     masks = moving_squares()
     out = model(masks[:, :11], num_future=11, teacher=masks[:, 11:21] if feedback else None, sampling_prob=0.5)
     assert out.shape == (3, 11, 49, 16, 24)
-    assert model(masks[:, :11], num_future=4, low_res=True).shape == (3, 4, 49, 8, 12)
-    assert torch.equal(model.predict(masks[:, :11]), masks[:, 10].long())  # zero delta: frame 11 copied
+    low, start = model(masks[:, :11], num_future=4, low_res=True)
+    assert low.shape == (3, 4, 49, 8, 12) and start.shape == (3, 4, 16, 24)
+    # zero delta at initialisation: frame 22 is the extrapolated frame-11 mask ...
+    expected = torch.stack([extrapolate_mask(m) for m in masks[:, :11]])
+    assert torch.equal(model.predict(masks[:, :11]), expected.long())
+    assert torch.equal(start[:, -1], expected)
+    assert not torch.equal(expected, masks[:, 10])  # the squares do move
+    # ... and with start="copy", frame 11 itself
+    copy = MaskForecaster(**TINY, feedback=feedback, start="copy")
+    assert torch.equal(copy.predict(masks[:, :11]), masks[:, 10].long())
     rebuilt = build_model(model_config(model), MaskForecaster)
-    assert rebuilt.config == model.config
+    assert rebuilt.config == model.config and rebuilt.config["start"] == "extrapolate"
 
 
 def test_bad_inputs_raise_with_the_reason():
@@ -53,6 +62,8 @@ def test_bad_inputs_raise_with_the_reason():
         model(torch.zeros(1, 11, 16, 24, dtype=torch.uint8), teacher=torch.zeros(1, 10, 16, 24, dtype=torch.uint8))
     with pytest.raises(ValueError, match="input_scale"):
         MaskForecaster(input_scale=-1.0)
+    with pytest.raises(ValueError, match="start must be one of"):
+        MaskForecaster(start="flow")
 
 
 def test_class_fractions_are_the_pooled_one_hot():

@@ -1,0 +1,45 @@
+"""Motion extrapolation (data/motion.py): objects move along their last velocity, damped; the nearer
+object covers the farther; objects leaving the frame vanish; objects without a velocity stay."""
+import numpy as np
+import pytest
+import torch
+
+from data.motion import extrapolate_mask, extrapolate_masks, extrapolate_sequence
+
+
+def square(H, W, y, x, size, cls, out=None):
+    m = torch.zeros(H, W, dtype=torch.uint8) if out is None else out
+    m[y:y + size, x:x + size] = cls
+    return m
+
+
+def test_an_object_moves_by_damping_x_horizon_x_its_velocity():
+    frames = torch.stack([square(40, 60, 10, 5 + 2 * t, 4, 7) for t in range(11)])  # 2 px per frame to the right
+    assert torch.equal(extrapolate_mask(frames, damping=1.0, horizon=11), square(40, 60, 10, 25 + 22, 4, 7))
+    assert torch.equal(extrapolate_mask(frames, damping=0.5, horizon=11), square(40, 60, 10, 25 + 11, 4, 7))
+    seq = extrapolate_sequence(frames, [1, 2, 11], damping=1.0)
+    assert seq.shape == (3, 40, 60)
+    assert [int(torch.nonzero(f)[:, 1].min()) for f in seq] == [27, 29, 47]
+    assert torch.equal(extrapolate_mask(frames.numpy(), damping=1.0), seq[2])  # numpy in, tensor out
+
+
+def test_nearer_objects_cover_farther_ones_and_leavers_vanish():
+    before, last = torch.zeros(30, 30, dtype=torch.uint8), torch.zeros(30, 30, dtype=torch.uint8)
+    square(30, 30, 4, 10, 6, 3, before), square(30, 30, 4, 12, 6, 3, last)     # far (high), moving right 2 px
+    square(30, 30, 8, 20, 6, 9, before), square(30, 30, 8, 18, 6, 9, last)     # near (lower), moving left 2 px
+    square(30, 30, 20, 24, 4, 5, before), square(30, 30, 20, 27, 4, 5, last)   # leaving on the right
+    square(30, 30, 24, 2, 3, 11, last)                                         # new in frame 11: stays
+    out = extrapolate_mask(torch.stack([before, last]), damping=1.0, horizon=2)  # far at x 16, near at x 14
+    assert torch.equal(out[8:10, 16:20], torch.full((2, 4), 9, dtype=torch.uint8))  # overlap: the near one
+    assert (out == 3).sum() == 6 * 6 - 2 * 4 and 5 not in out.unique()
+    assert torch.equal(out == 11, last == 11)
+
+
+def test_batched_and_bad_shapes():
+    frames = torch.stack([square(20, 20, 5, 2 + t, 3, 4) for t in range(11)])
+    batch = torch.stack([frames, torch.zeros_like(frames)])
+    out = extrapolate_masks(batch)
+    assert out.shape == (2, 20, 20) and not out[1].any()
+    assert torch.equal(out[0], extrapolate_mask(frames))
+    with pytest.raises(ValueError, match="T >= 2"):
+        extrapolate_mask(np.zeros((1, 4, 4), np.uint8))
