@@ -1,7 +1,10 @@
 """Post-processing of predicted masks (data/postprocess.py) on hand-made masks."""
 import torch
 
-from data.postprocess import connected_components, input_classes, remove_small_blobs, restrict_to_input_classes
+from data.classes import class_id
+from data.postprocess import (
+    connected_components, input_classes, remove_small_blobs, restrict_to_input_classes, vote_per_object,
+)
 
 
 def hand_made() -> torch.Tensor:
@@ -53,3 +56,21 @@ def test_restrict_to_input_classes_picks_the_best_class_seen():
     assert input_classes(inputs, 49).sum(1).tolist() == [2, 3]  # background always counts
     pred = restrict_to_input_classes(logits, inputs).argmax(1)
     assert (pred[0] == 3).all() and (pred[1] == 4).all()
+
+
+def test_vote_per_object_gives_each_piece_of_one_color_a_single_class():
+    red_cube, red_sphere = class_id("cube", "metal", "red"), class_id("sphere", "metal", "red")
+    blue_cyl, blue_cube = class_id("cylinder", "rubber", "blue"), class_id("cube", "rubber", "blue")
+    logits = torch.zeros(2, 49, 6, 8)
+    logits[:, 0] = 5.0  # background everywhere ...
+    logits[0, red_sphere, 0:3, 0:4] = 10.0  # ... but a red object: mostly sphere, confidently,
+    logits[0, red_cube, 0:1, 0:4] = 10.5  # its top row a little more cube
+    logits[0, blue_cube, 4:6, 4:8] = 9.0  # a blue object touching nothing red: cube,
+    logits[0, blue_cyl, 4:6, 4:5] = 12.0  # one column strongly cylinder (2 px x 12 < 6 px x ...)
+    out = vote_per_object(logits)
+    assert torch.equal(out[0, 0:3, 0:4], torch.full((3, 4), red_sphere))
+    assert out[0, 4:6, 4:8].unique().tolist() == [blue_cube]
+    assert (out[0][logits[0].argmax(0) == 0] == 0).all() and (out[1] == 0).all()  # background stays
+    # a piece's class keeps its color, whatever the logits of other colors say
+    logits[0, class_id("cube", "metal", "green"), 0:3, 0:4] = 9.9
+    assert torch.equal(vote_per_object(logits)[0, 0:3, 0:4], torch.full((3, 4), red_sphere))
