@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PY = sys.executable
 
+from data.motion import DEFAULT_DAMPING  # noqa: E402
+
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -48,8 +50,11 @@ def parse_args():
     p.add_argument("--unlabeled", type=int, default=300, help="synthetic unlabeled videos")
     p.add_argument("--hidden", type=int, default=10, help="synthetic hidden videos")
     p.add_argument("--seed", type=int, default=1, help="dataset seed")
-    p.add_argument("--unet_epochs", type=int, default=1, help="U-Net epochs (Unets/train.py --epochs)")
-    p.add_argument("--unet_channels", type=int, default=8, help="U-Net --base_channels")
+    p.add_argument("--root_dir", default=None,
+                   help="use this synthetic dataset (made with --seed, e.g. by scripts/bench_unet.py --unlabeled N) instead of OUT/data")
+    p.add_argument("--unet_checkpoint", default=None,
+                   help="use this trained U-Net (e.g. scripts/bench_unet.py's) instead of training one here")
+    p.add_argument("--unet_epochs", type=int, default=20, help="U-Net epochs (Unets/train.py --epochs; its other flags: defaults)")
     p.add_argument("--pseudo_videos", type=int, default=0, help="unlabeled videos to pseudo-label (0: all)")
     p.add_argument("--forecaster_args", default="--epochs 4 --batch_size 4 --learning_rate 3e-3 --enc_channels 8 16 32 "
                    "--hidden_channels 32 --kernel_size 3 --downsample 4",
@@ -152,25 +157,31 @@ def main():
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     b = Bench(out, args.threads)
-    data, dev = out / "data", ["--device", args.device]
+    data, dev = (Path(args.root_dir).resolve() if args.root_dir else out / "data"), ["--device", args.device]
     t0 = time.time()
     rows = {}
     train_fc = [PY, "SSL_convLSTM_Reconstructor/train_forecaster.py", "--root_dir", data, *args.forecaster_args.split(),
                 "--num_workers", 1, *dev]
 
-    b.run("dataset", [PY, "scripts/make_synthetic_dataset.py", "--out", data, "--train", args.train, "--val", args.val,
-                      "--unlabeled", args.unlabeled, "--hidden", args.hidden, "--seed", args.seed, "--workers", 2],
-          done_when=data / "hidden")
+    if not args.root_dir:
+        b.run("dataset", [PY, "scripts/make_synthetic_dataset.py", "--out", data, "--train", args.train, "--val", args.val,
+                          "--unlabeled", args.unlabeled, "--hidden", args.hidden, "--seed", args.seed, "--workers", 2],
+              done_when=data / "hidden")
     refs = b.run("references", [PY, "scripts/reference_scores.py", "--root_dir", data, "--split", "val"])
     copy = float(re.search(r"copy frame 11 Jaccard: ([0-9.]+)", refs).group(1))
     ceiling = float(re.search(r"ceiling\s+Jaccard: ([0-9.]+)", refs).group(1))
+    rows["motion extrapolation of the true frame-11 mask (data/motion.py, no learning)"] = float(
+        re.search(rf"extrapolate\s+Jaccard: ([0-9.]+)\s+\(frame-11 objects moved by {DEFAULT_DAMPING:g} ", refs).group(1))
 
     if args.segmentation in ("unet", "both"):
-        unet = out / "unet"
-        b.run("unet", [PY, "Unets/train.py", "--root_dir", data, "--epochs", args.unet_epochs, "--base_channels",
-                       args.unet_channels, "--batch_size", 16, "--learning_rate", 3e-3, "--val_videos", 6,
-                       "--num_workers", 1, "--checkpoint_dir", unet, *dev], done_when=unet / "best.pt")
-        seg = ["--saved_seg_model_dir", unet / "best.pt"]
+        if args.unet_checkpoint:
+            unet_best = Path(args.unet_checkpoint).resolve()
+        else:
+            unet = out / "unet"
+            b.run("unet", [PY, "Unets/train.py", "--root_dir", data, "--epochs", args.unet_epochs, "--num_workers", 1,
+                           "--checkpoint_dir", unet, *dev], done_when=unet / "best.pt")
+            unet_best = unet / "best.pt"
+        seg = ["--saved_seg_model_dir", unet_best]
         rows["U-Net on frame 11 (no motion model)"] = jaccard(b.run("val unet", [
             PY, "Unets/inference_val_without_reconstructor.py", "--root_dir", data, *seg, "--num_workers", 1, *dev]))
         pseudo = out / "pseudo_labels"

@@ -1,7 +1,7 @@
 """Benchmark of the U-Net on a synthetic dataset: quality of the default recipe, and speed.
 
     python scripts/bench_unet.py --out /tmp/bench_unet                    # everything, default recipe
-    python scripts/bench_unet.py --out /tmp/b --train 20 --val 10 --base_channels 8 --epochs 8   # a quick look
+    python scripts/bench_unet.py --out /tmp/b --train 40 --val 10 --epochs 4   # a quick look
 
 1. makes (or reuses) a synthetic dataset with scripts/make_synthetic_dataset.py;
 2. trains the U-Net with Unets/train.py (the default recipe, or the overrides given) and times it;
@@ -9,8 +9,9 @@
      oracle     the U-Net segmenting the TRUE frame 22 (segmentation quality alone; target >= 0.90),
      frame 11   the U-Net segmenting frame 11 as its frame-22 prediction (inference_val_without_reconstructor),
      copy mask  the true mask of frame 11 as frame 22 (what a perfect segmenter without motion scores);
-4. measures training throughput (frames/s, forward+backward+AdamW step) and hidden inference throughput
-   (videos/s, end to end: PNG decoding, batching, segmentation) for each width in --speed_widths;
+4. measures training throughput (samples/s of forward+backward+AdamW step, on the recipe's crops and on
+   whole frames) and hidden inference throughput (videos/s, end to end: PNG decoding, batching,
+   segmentation) for each width in --speed_widths;
 and prints both tables.
 """
 import argparse
@@ -30,7 +31,7 @@ from data.format import TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore, copy_last_input_prediction  # noqa: E402
 from data.readers import LabeledFrameDataset, SplitIndex, to_float  # noqa: E402
 from Unets.inference import evaluate, predict, predict_hidden, segmentation_predictor, video_loader  # noqa: E402
-from Unets.training import choose_device, load_model  # noqa: E402
+from Unets.training import ObjectCrops, choose_device, load_model  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,18 +41,24 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default="bench_unet", help="work folder: dataset (unless --root_dir), checkpoints, results.json")
     p.add_argument("--root_dir", default=None, help="use this dataset instead of generating one in OUT/data")
-    p.add_argument("--train", type=int, default=100, help="synthetic train videos to generate")
-    p.add_argument("--val", type=int, default=50, help="synthetic val videos to generate")
+    p.add_argument("--train", type=int, default=200, help="synthetic train videos to generate")
+    p.add_argument("--val", type=int, default=30, help="synthetic val videos to generate")
     p.add_argument("--hidden", type=int, default=50, help="synthetic hidden videos to generate (inference speed)")
+    p.add_argument("--unlabeled", type=int, default=0,
+                   help="synthetic unlabeled videos to generate too (so that scripts/bench_forecaster.py --root_dir can reuse the set)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed")
     p.add_argument("--epochs", type=int, default=None, help="override train.py's --epochs (default: its default)")
     p.add_argument("--base_channels", type=int, default=None, help="override train.py's --base_channels")
     p.add_argument("--batch_size", type=int, default=None, help="override train.py's --batch_size")
     p.add_argument("--learning_rate", type=float, default=None, help="override train.py's --learning_rate")
+    p.add_argument("--crop_size", type=int, default=None, help="override train.py's --crop_size")
+    p.add_argument("--head", default=None, help="override train.py's --head")
+    p.add_argument("--val_every", type=int, default=None, help="override train.py's --val_every")
     p.add_argument("--skip_quality", action="store_true", help="measure speed only (no training run)")
-    p.add_argument("--speed_widths", type=int, nargs="*", default=[32, 8],
+    p.add_argument("--speed_widths", type=int, nargs="*", default=[16, 8],
                    help="base_channels to time (train.py's default and the quickstart's)")
-    p.add_argument("--speed_batch", type=int, default=8, help="batch size of the speed measurements")
+    p.add_argument("--speed_batch", type=int, default=16, help="batch size of the speed measurements")
+    p.add_argument("--speed_crop", type=int, default=64, help="crop size of the training speed measurement (train.py's default)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (CPU), also for the training run")
     p.add_argument("--num_workers", type=int, default=2, help="data-loading workers (training and inference)")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: CUDA if present)")
@@ -63,7 +70,7 @@ def make_dataset(args) -> Path:
         return Path(args.root_dir)
     root = Path(args.out) / "data"
     subprocess.run([sys.executable, str(REPO / "scripts" / "make_synthetic_dataset.py"), "--out", str(root),
-                    "--train", str(args.train), "--val", str(args.val), "--unlabeled", "0",
+                    "--train", str(args.train), "--val", str(args.val), "--unlabeled", str(args.unlabeled),
                     "--hidden", str(args.hidden), "--seed", str(args.seed)], check=True)
     return root
 
@@ -73,7 +80,7 @@ def train(args, root: Path, env) -> tuple:
     ckpt = Path(args.out) / f"ckpt_{time.strftime('%Y%m%d_%H%M%S')}"
     cmd = [sys.executable, str(REPO / "Unets" / "train.py"), "--root_dir", str(root), "--checkpoint_dir", str(ckpt),
            "--num_workers", str(args.num_workers)]
-    for flag in ("epochs", "base_channels", "batch_size", "learning_rate", "device"):
+    for flag in ("epochs", "base_channels", "batch_size", "learning_rate", "crop_size", "head", "val_every", "device"):
         if getattr(args, flag) is not None:
             cmd += [f"--{flag}", str(getattr(args, flag))]
     start = time.perf_counter()
@@ -81,11 +88,11 @@ def train(args, root: Path, env) -> tuple:
     return ckpt, time.perf_counter() - start, cmd
 
 
-def oracle_score(model, root, device, batch_size, num_workers) -> float:
-    """The U-Net on the true frame 22, scored against frame 22's mask."""
+def oracle_score(model, root, device, batch_size, num_workers, vote: bool = True) -> float:
+    """The U-Net on the true frame 22, scored against frame 22's mask (vote: see Unets/inference.py: segment)."""
     loader = video_loader(root, "val", batch_size, num_workers, device, frame_indices=[TARGET_INDEX])
     score = SegmentationScore()
-    for batch, preds in predict(segmentation_predictor(model, frame_index=0), loader, device, desc="oracle"):
+    for batch, preds in predict(segmentation_predictor(model, frame_index=0, vote=vote), loader, device, desc="oracle"):
         score.update(preds, batch["masks"][:, 0])
     return score.compute()
 
@@ -99,9 +106,12 @@ def copy_mask_score(root) -> float:
     return score.compute()
 
 
-def train_speed(width: int, root, device, batch: int, steps: int = 5) -> float:
-    """Frames/s of forward + cross-entropy + backward + AdamW step on real frames (data loading excluded)."""
+def train_speed(width: int, root, device, batch: int, crop: int = 0, steps: int = 5) -> float:
+    """Samples/s of forward + cross-entropy + backward + AdamW step on frames, or on crop x crop crops
+    of them when crop > 0 (data loading excluded)."""
     data = LabeledFrameDataset(root, "train")
+    if crop:
+        data = ObjectCrops(data, crop, seed=0)
     frames = torch.stack([data[i][0] for i in range(batch)]).to(device)
     masks = torch.stack([data[i][1] for i in range(batch)]).to(device).long()
     torch.manual_seed(0)
@@ -155,12 +165,14 @@ def main():
             "command": " ".join(cmd[1:]), "train_minutes": round(seconds / 60, 1), "epochs": len(log),
             "model": model.config, "best_val_frames_jaccard": max(r["val_jaccard"] for r in log),
             "oracle_frame22": oracle_score(model, root, device, 8, args.num_workers),
+            "oracle_frame22_no_vote": oracle_score(model, root, device, 8, args.num_workers, vote=False),
             "unet_frame11": evaluate(segmentation_predictor(model), root, batch_size=8, device=device,
                                      num_workers=args.num_workers).compute(),
             "copy_true_mask_frame11": copy_mask_score(root),
         }
     results["speed"] = [
         {"base_channels": w, "params_M": round(sum(p.numel() for p in UNet(base_channels=w).parameters()) / 1e6, 2),
+         "train_crops_per_s": round(train_speed(w, root, device, args.speed_batch, args.speed_crop), 2),
          "train_frames_per_s": round(train_speed(w, root, device, args.speed_batch), 2),
          "hidden_videos_per_s": round(hidden_speed(w, root, device, args.speed_batch, args.num_workers), 2)}
         for w in args.speed_widths
@@ -173,12 +185,15 @@ def main():
         print(f"\nrecipe: {q['command']}\n{q['epochs']} epochs in {q['train_minutes']} min, model {q['model']}")
         print("| val Jaccard (competition metric)            | score  |\n|---|---|")
         print(f"| U-Net on true frame 22 (oracle, target 0.90) | {q['oracle_frame22']:.4f} |")
+        print(f"| the same without the per-object vote         | {q['oracle_frame22_no_vote']:.4f} |")
         print(f"| U-Net on frame 11 (no motion)                | {q['unet_frame11']:.4f} |")
         print(f"| true mask of frame 11 (perfect segmenter)    | {q['copy_true_mask_frame11']:.4f} |")
         print(f"| best val Jaccard over all frames (train log) | {q['best_val_frames_jaccard']:.4f} |")
-    print(f"\n| base_channels | params (M) | train frames/s (batch {args.speed_batch}) | hidden videos/s |\n|---|---|---|---|")
+    print(f"\n| base_channels | params (M) | train crops/s ({args.speed_crop}x{args.speed_crop}, batch {args.speed_batch}) "
+          f"| train frames/s (whole) | hidden videos/s |\n|---|---|---|---|---|")
     for s in results["speed"]:
-        print(f"| {s['base_channels']} | {s['params_M']} | {s['train_frames_per_s']} | {s['hidden_videos_per_s']} |")
+        print(f"| {s['base_channels']} | {s['params_M']} | {s['train_crops_per_s']} | {s['train_frames_per_s']} "
+              f"| {s['hidden_videos_per_s']} |")
     print(f"\nresults: {Path(args.out) / 'results.json'}")
 
 
