@@ -343,13 +343,21 @@ def atomic_save(obj, path) -> None:
         raise
 
 
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """A checkpoint dict, loaded with weights_only=True, with a clear error when it is missing or broken."""
+# The script that trains each kind of model: named in the error when its checkpoint is missing.
+TRAIN_SCRIPTS = {"unet": "Unets/train.py", "reconstructor": "SSL_convLSTM_Reconstructor/train_reconstructor.py",
+                 "forecaster": "SSL_convLSTM_Reconstructor/train_forecaster.py"}
+
+
+def load_checkpoint(path, map_location="cpu", model_cls=None) -> dict:
+    """A checkpoint dict, loaded with weights_only=True, with a clear error when it is missing or broken
+    (naming the script that trains a model_cls when the file is missing)."""
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder: pass the checkpoint file itself, e.g. {path / BEST}")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path} (train one with python Unets/train.py --checkpoint_dir DIR)")
+        script = TRAIN_SCRIPTS.get(model_name(model_cls), "the train script") if model_cls is not None else \
+            "the train script of that model"
+        raise CheckpointError(f"checkpoint not found: {path} (train one with python {script} --checkpoint_dir DIR)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # unpickling raises many types; all mean the same thing here
@@ -361,7 +369,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 
 def load_model(path, model_cls, device="cpu") -> nn.Module:
     """The model stored in a checkpoint file, rebuilt from its model_config alone, in eval mode on `device`."""
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, model_cls=model_cls)
     model = build_model(ckpt["model_config"], model_cls, source=str(path))
     try:
         model.load_state_dict(ckpt["model"])

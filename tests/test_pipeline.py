@@ -91,6 +91,7 @@ def test_wrong_kind_of_checkpoint_is_refused_with_the_flag_named(tiny_root, ckpt
                             cwd=REPO / "Unets", capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.startswith("error: --saved_recon_model_dir: checkpoint not found") and "Traceback" not in result.stderr
+    assert "python SSL_convLSTM_Reconstructor/train_reconstructor.py --checkpoint_dir" in result.stderr  # the right script
 
 
 def test_unet_fine_tunes_on_predicted_frames(tiny_root, ckpts, tmp_path):
