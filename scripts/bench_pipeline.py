@@ -56,8 +56,9 @@ def parse_args(argv=None):
     p.add_argument("--unlabeled", type=int, default=300, help="synthetic unlabeled videos (the reconstructor's data)")
     p.add_argument("--hidden", type=int, default=10, help="synthetic hidden videos")
     p.add_argument("--seed", type=int, default=1, help="dataset seed")
-    p.add_argument("--base_channels", type=int, default=8, help="U-Net width (train.py --base_channels)")
-    p.add_argument("--unet_epochs", type=int, default=6, help="U-Net epochs on the train frames")
+    p.add_argument("--unet_epochs", type=int, default=6, help="U-Net epochs on the train frames (train.py's other flags: defaults)")
+    p.add_argument("--unet_checkpoint", default=None,
+                   help="use this trained U-Net (e.g. scripts/bench_unet.py's best.pt on the same --root_dir) instead of training one")
     p.add_argument("--recon_epochs", type=int, default=5, help="reconstructor epochs on the unlabeled videos")
     p.add_argument("--recon_flags", default="",
                    help="extra train_reconstructor.py flags (model size, loss), as one string, e.g. '--loss mse'")
@@ -137,12 +138,16 @@ def main(argv=None) -> dict:
     rows = {"copy the frame-11 mask": float(re.search(r"copy frame 11 Jaccard: ([0-9.]+)", refs).group(1))}
     ceiling = float(re.search(r"ceiling\s+Jaccard: ([0-9.]+)", refs).group(1))
 
-    unet, recon, tuned = out / "unet", out / "reconstructor", out / "unet_finetuned"
+    recon, tuned = out / "reconstructor", out / "unet_finetuned"
     common = ["--root_dir", data, "--num_workers", 0, *dev]
-    s.run("train U-Net", [PY, "Unets/train.py", *common, "--epochs", args.unet_epochs, "--base_channels",
-                          args.base_channels, "--checkpoint_dir", unet], done_when=unet / "best.pt")
+    if args.unet_checkpoint:
+        unet_best = Path(args.unet_checkpoint).resolve()
+    else:
+        s.run("train U-Net", [PY, "Unets/train.py", *common, "--epochs", args.unet_epochs, "--checkpoint_dir",
+                              out / "unet"], done_when=out / "unet" / "best.pt")
+        unet_best = out / "unet" / "best.pt"
     rows["U-Net on frame 11"] = jaccard_line(s.run("val U-Net on frame 11", [
-        PY, "Unets/inference_val_without_reconstructor.py", *common, "--saved_seg_model_dir", unet / "best.pt"]),
+        PY, "Unets/inference_val_without_reconstructor.py", *common, "--saved_seg_model_dir", unet_best]),
         "val U-Net on frame 11")
 
     s.run("train reconstructor", [PY, "SSL_convLSTM_Reconstructor/train_reconstructor.py", *common, "--epochs",
@@ -150,10 +155,10 @@ def main(argv=None) -> dict:
           done_when=recon / "best.pt")
     rows["two stages: reconstructor -> U-Net"] = jaccard_line(s.run("val two stages", [
         PY, "Unets/inference_val_with_reconstructor.py", *common, "--saved_recon_model_dir", recon / "best.pt",
-        "--saved_seg_model_dir", unet / "best.pt", "--visualize", out / "grids_two_stage"]), "val two stages")
+        "--saved_seg_model_dir", unet_best, "--visualize", out / "grids_two_stage"]), "val two stages")
 
     s.run("fine-tune U-Net", [PY, "Unets/train.py", *common, "--epochs", args.finetune_epochs, "--init_from",
-                              unet / "best.pt", "--saved_recon_model_dir", recon / "best.pt", "--predicted_fraction",
+                              unet_best, "--saved_recon_model_dir", recon / "best.pt", "--predicted_fraction",
                               args.predicted_fraction, "--checkpoint_dir", tuned], done_when=tuned / "best.pt")
     rows["two stages, U-Net fine-tuned on predicted frames"] = jaccard_line(s.run("val two stages fine-tuned", [
         PY, "Unets/inference_val_with_reconstructor.py", *common, "--saved_recon_model_dir", recon / "best.pt",
@@ -163,7 +168,7 @@ def main(argv=None) -> dict:
     rows["control: fine-tuned U-Net on frame 11"] = jaccard_line(s.run("val fine-tuned U-Net on frame 11", [
         PY, "Unets/inference_val_without_reconstructor.py", *common, "--saved_seg_model_dir", tuned / "best.pt"]),
         "val fine-tuned U-Net on frame 11")
-    rows["U-Net on the true frame 22 (oracle)"] = oracle_jaccard(data, unet / "best.pt", choose_device(args.device))
+    rows["U-Net on the true frame 22 (oracle)"] = oracle_jaccard(data, unet_best, choose_device(args.device))
     rows["ceiling (true frame 22, objects absent from frame 11 removed)"] = ceiling
 
     log = read_log(recon / "log.jsonl")
