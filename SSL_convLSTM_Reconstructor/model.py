@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from data.motion import DEFAULT_DAMPING
 from SSL_convLSTM_Reconstructor.convlstm import ConvLSTM, _positive_int
 
 OUTPUT_MODES = ("blend", "residual", "direct")
@@ -38,6 +39,7 @@ _ALLOWED = {
     "direct": OUTPUT_ACTIVATIONS,
 }
 NORMS = ("group", "none")
+REFERENCES = ("frame11", "extrapolated")
 BLEND_INIT_LOGIT = 3.0  # sigmoid(3) = 0.95: the blend starts as (almost) a copy of frame 11
 
 
@@ -194,6 +196,13 @@ class Reconstructor(nn.Module):
         the loss to 0.05-0.42 of its start with residual, 0.11-0.51 with blend, over 5 seeds).
         "blend" + "softmax" suits class probabilities (the mask forecaster).
     norm: "group" (GroupNorm, independent of the batch size) or "none".
+    reference: what the output's change is relative to. "frame11" (default): the last input frame.
+        "extrapolated": a reference frame per predicted frame that the caller passes as forward's
+        `ref`, the last frame with its objects moved along their velocities (data/motion.py:
+        extrapolate_frames, from the U-Net's masks of frames 10-11). The network then starts from
+        objects at their expected place and learns what that misses, instead of having to draw
+        moved objects itself (at CPU budgets it only learns to fade them). Not with "direct".
+    damping: the extrapolation's (data/motion.py), recorded so that inference makes the same `ref`.
     downsample: run the network on frames area-averaged by this factor (4: 40 x 60 for 160 x 240,
         16 times less compute, what makes CPU training learn motion in minutes). The output stays at
         full resolution: frame 11 plus the network's change bilinearly upsampled (clamped to [0, 1]
@@ -210,7 +219,7 @@ class Reconstructor(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, enc_channels=(8, 16, 32, 32),
                  hidden_channels=(32,), kernel_size: int = 3, future_steps: int = 11, skip: bool = True,
                  output_mode: str = "residual", output_activation: str = "clamp", norm: str = "group",
-                 downsample: int = 1):
+                 downsample: int = 1, reference: str = "frame11", damping: float = DEFAULT_DAMPING):
         super().__init__()
         downsample = _positive_int(downsample, "downsample")
         in_channels = _positive_int(in_channels, "in_channels")
@@ -232,6 +241,10 @@ class Reconstructor(nn.Module):
             )
         if norm not in NORMS:
             raise ValueError(f"norm {norm!r} is not one of {NORMS}")
+        if reference not in REFERENCES or (reference != "frame11" and output_mode == "direct"):
+            raise ValueError(f"reference {reference!r} must be one of {REFERENCES} (and 'frame11' with output_mode 'direct')")
+        if not isinstance(damping, (int, float)) or not 0 <= damping <= 2:
+            raise ValueError(f"damping must be a number in [0, 2], got {damping!r}")
         if not isinstance(skip, bool):
             raise ValueError(f"skip must be True or False, got {skip!r}")
         if not isinstance(kernel_size, int):  # plain int: the config stays plain data
@@ -240,7 +253,8 @@ class Reconstructor(nn.Module):
             "name": self.name, "in_channels": in_channels, "out_channels": out_channels,
             "enc_channels": enc_channels, "hidden_channels": hidden_channels, "kernel_size": kernel_size,
             "future_steps": future_steps, "skip": skip, "output_mode": output_mode,
-            "output_activation": output_activation, "norm": norm, "downsample": downsample,
+            "output_activation": output_activation, "norm": norm, "downsample": downsample, "reference": reference,
+            "damping": float(damping),
         }
         self.downsample = downsample
         self.future_steps = future_steps
@@ -267,9 +281,12 @@ class Reconstructor(nn.Module):
         small = F.interpolate(frames.reshape(-1, *frames.shape[-3:]), size=(-(-H // d), -(-W // d)), mode="area")
         return small.reshape(*frames.shape[:-2], *small.shape[-2:])
 
-    def forward(self, frames: torch.Tensor, num_future: int = 1, low_res: bool = False) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, num_future: int = 1, low_res: bool = False,
+                ref: torch.Tensor = None) -> torch.Tensor:
         """low_res=True: the network's own output, at 1/downsample resolution (B, K, C_out, h, w), compared
-        in training with shrink(target): the full-resolution upsampling then costs nothing."""
+        in training with shrink(target): the full-resolution upsampling then costs nothing.
+        ref (B, K, C, H, W) float: with reference "extrapolated" (only), the frame each of the K
+        predicted frames is a change of."""
         if not frames.is_floating_point():
             raise TypeError(f"frames are {frames.dtype}: convert uint8 frames with data.readers.to_float first")
         if frames.dim() != 5 or frames.shape[2] != self.config["in_channels"]:
@@ -278,23 +295,31 @@ class Reconstructor(nn.Module):
             )
         if not 1 <= num_future <= self.future_steps:
             raise ValueError(f"num_future must be in 1..{self.future_steps} (future_steps), got {num_future}")
-        if self.downsample == 1:
-            return self._network(frames, num_future)
+        extrapolated = self.config["reference"] == "extrapolated"
+        if extrapolated != (ref is not None):
+            raise ValueError("this reconstructor's reference is 'extrapolated': pass ref, the extrapolated frames"
+                             if extrapolated else "ref is for reconstructors with reference 'extrapolated'")
         B, T, C, H, W = frames.shape
+        if ref is not None and tuple(ref.shape) != (B, num_future, C, H, W):
+            raise ValueError(f"ref must be (B, num_future, C, H, W) = {(B, num_future, C, H, W)}, got {tuple(ref.shape)}")
+        if self.downsample == 1:
+            return self._network(frames, num_future, ref)
         small = self.shrink(frames)  # (B, T, C, h, w)
-        out = self._network(small, num_future)  # (B, K, C_out, h, w)
+        small_ref = self.shrink(ref) if ref is not None else small[:, -1:]  # (B, K or 1, C, h, w)
+        out = self._network(small, num_future, small_ref if ref is not None else None)  # (B, K, C_out, h, w)
         if low_res:
             return out
         direct = self.config["output_mode"] == "direct"
-        change = out if direct else out - small[:, -1:]  # what the network changed, at its resolution
+        change = out if direct else out - small_ref  # what the network changed, at its resolution
         up = F.interpolate(change.flatten(0, 1), size=(H, W), mode="bilinear", align_corners=False)
         up = up.reshape(B, num_future, -1, H, W)  # (B*K, C_out, H, W) -> (B, K, C_out, H, W)
         if direct:
             return up
-        out = frames[:, -1:] + up  # frame 11 at full resolution plus the change
+        out = (ref if ref is not None else frames[:, -1:]) + up  # the reference at full resolution plus the change
         return out if self.config["output_activation"] == "none" else clamp_st(out)
 
-    def _network(self, frames: torch.Tensor, num_future: int) -> torch.Tensor:
+    def _network(self, frames: torch.Tensor, num_future: int, ref: torch.Tensor = None) -> torch.Tensor:
+        """ref: None (frame 11) or (B, K, C, H, W), the output head's reference for each predicted frame."""
         B, T, C, H, W = frames.shape
         pad_h, pad_w = (-H) % self.multiple, (-W) % self.multiple
 
@@ -305,7 +330,7 @@ class Reconstructor(nn.Module):
         bottom = features[-1]
         seq = bottom.reshape(B, T, *bottom.shape[1:])  # (B, T, C_enc, h, w)
         skips = [f.reshape(B, T, *f.shape[1:])[:, -1] for f in features]  # frame 11 at every scale: (B, C_s, H_s, W_s)
-        ref = x.reshape(B, T, C, *x.shape[-2:])[:, -1]  # padded frame 11: (B, C, H', W')
+        ref11 = x.reshape(B, T, C, *x.shape[-2:])[:, -1]  # padded frame 11: (B, C, H', W')
 
         _, state = self.convlstm(seq)
         future = []
@@ -317,7 +342,13 @@ class Reconstructor(nn.Module):
         K = num_future
         h = h.reshape(B * K, *h.shape[2:])  # (B*K, hidden, h, w): decode the K steps as one batch
         skips = [s.repeat_interleave(K, dim=0) for s in skips]  # (B*K, C_s, H_s, W_s)
-        out = self.head(self.decoder(h, skips), ref.repeat_interleave(K, dim=0))  # (B*K, C_out, H', W')
+        if ref is None:
+            ref = ref11.repeat_interleave(K, dim=0)  # (B*K, C, H', W')
+        else:
+            ref = ref.flatten(0, 1)
+            if pad_h or pad_w:
+                ref = F.pad(ref, (0, pad_w, 0, pad_h), mode="replicate")
+        out = self.head(self.decoder(h, skips), ref)  # (B*K, C_out, H', W')
         out = out[..., :H, :W]
         return out.reshape(B, K, *out.shape[1:])  # (B, K, C_out, H, W)
 

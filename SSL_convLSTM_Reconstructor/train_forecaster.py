@@ -18,13 +18,11 @@ the true one (teacher forcing) or, with probability --sampling_prob, its own pre
 and cosine decay per batch; gradient clipping.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
@@ -33,17 +31,16 @@ from tqdm import tqdm  # noqa: E402
 
 from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
-from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos, file_sha256, label_split, store_dir  # noqa: E402
+from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import SplitIndex  # noqa: E402
 from data.motion import DEFAULT_DAMPING  # noqa: E402
 from SSL_convLSTM_Reconstructor.forecaster import STARTS, MaskForecaster, class_fractions, count_parameters  # noqa: E402
-from Unets.inference import segment  # noqa: E402
+from Unets.inference import prepare_val_inputs  # noqa: E402
 from Unets.training import (  # noqa: E402
     add_run_args, start_run,
-    RandomFlips, RunState, fit, load_model, print0, run_cli,
+    RandomFlips, RunState, fit, print0, run_cli,
     setup_distributed, teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
 )
-from Unets.unet import UNet  # noqa: E402
 
 # Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
 MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "seed",
@@ -115,22 +112,6 @@ class ValInputs(Dataset):
         return self.inputs[i]["masks"], torch.from_numpy(self.truth.masks(i, [TARGET_INDEX])[0])
 
 
-def prepare_val_inputs(args, ctx) -> None:
-    """PSEUDO_LABELS/val: the U-Net's masks of val frames 1-11, made once (resumably) and reused by later runs.
-    A finished store is used as it is (the U-Net is then needed only if given, to check it made the store)."""
-    d = store_dir(args.pseudo_labels, "val")
-    if (d / "meta.json").is_file() and np.load(d / "done.npy").all():
-        meta = json.loads((d / "meta.json").read_text())
-        if Path(args.saved_seg_model_dir).is_file() and file_sha256(args.saved_seg_model_dir) != meta["segmenter_sha256"]:
-            raise ValueError(f"{d} holds val inputs made by another segmenter ({meta['segmenter']}) than "
-                             f"{args.saved_seg_model_dir}: delete {d} to segment them again")
-        print0(f"val inputs: {d} (made by {meta['segmenter']})", ctx=ctx)
-        return
-    unet = load_model(args.saved_seg_model_dir, UNet, ctx.device)
-    label_split(lambda frames: segment(unet, frames), args.root_dir, "val", args.pseudo_labels,
-                segmenter=args.saved_seg_model_dir, desc="val inputs (U-Net on frames 1-11)")
-
-
 def training_videos(args) -> Dataset:
     parts = []
     if args.unlabeled_videos != 0:
@@ -163,7 +144,8 @@ def main(argv=None) -> RunState:
         run_args = start_run(args, ctx)
 
         if ctx.is_main:
-            prepare_val_inputs(args, ctx)
+            prepare_val_inputs(args.root_dir, args.pseudo_labels, args.saved_seg_model_dir, ctx.device,
+                               print_fn=lambda m: print0(m, ctx=ctx))
         if ctx.distributed:
             dist.barrier()
         train_set = RandomFlips(training_videos(args), seed=args.seed)

@@ -21,6 +21,12 @@ Measured (400 synthetic unlabeled videos, 6 epochs, 2-core CPU): val PSNR of fra
 L1, 26.62 dB with --loss mse, against 24.63 dB for the frame-11 copy. At this budget the gain comes
 from fading what is about to move, not yet from drawing it at its new place (see the --visualize
 grids of Unets/inference_val_with_reconstructor.py): MSE leaves a halo that costs the U-Net more.
+Motion-compensated reference (--reference extrapolated): each predicted frame is a change of frame
+11 with its objects moved along their velocities (data/motion.py: extrapolate_frames), the objects
+found by the U-Net (--pseudo_labels: scripts/make_pseudo_labels.py's store of the unlabeled videos;
+the train split's true masks with --use_train_frames; the val inputs segmented once with
+--saved_seg_model_dir). The model then starts with objects at their expected place, which a U-Net
+can segment there; Unets/inference_*_with_reconstructor.py make the same frames at inference.
 For a GPU: --enc_channels 32 64 128 128 --hidden_channels 128 128 --kernel_size 5 --downsample 1
 (model.PRESETS["large"]), a larger --batch_size, and the split converted once with
 scripts/convert_to_memmap.py so PNG decoding does not starve it.
@@ -32,14 +38,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-from torch.utils.data import ConcatDataset, Subset  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+from torch.utils.data import ConcatDataset, Dataset, Subset  # noqa: E402
 from torchmetrics.functional.image import structural_similarity_index_measure  # noqa: E402
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
+from data.motion import DEFAULT_DAMPING, extrapolate_frames  # noqa: E402
+from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import VideoDataset, to_float  # noqa: E402
-from SSL_convLSTM_Reconstructor.model import OUTPUT_MODES, Reconstructor, count_parameters  # noqa: E402
+from SSL_convLSTM_Reconstructor.model import OUTPUT_MODES, REFERENCES, Reconstructor, count_parameters  # noqa: E402
+from Unets.inference import prepare_val_inputs  # noqa: E402
 from Unets.training import (  # noqa: E402
     add_run_args, start_run,
     RandomFlips, RunState, autocast, fit, print0, run_cli,
@@ -48,7 +58,8 @@ from Unets.training import (  # noqa: E402
 
 # Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
 MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "loss",
-                        "ssim_weight", "gradient_weight", "intermediate_weight", "use_train_frames", "seed")
+                        "ssim_weight", "gradient_weight", "intermediate_weight", "use_train_frames", "seed",
+                        "pseudo_labels")
 # The output activation that goes with each output mode (model.py: residual starts as a copy of frame 11).
 ACTIVATION = {"residual": "clamp", "blend": "sigmoid", "direct": "sigmoid"}
 NUM_FUTURE = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12..22
@@ -79,6 +90,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the network runs at 1/this resolution (4 for a CPU, 1 or 2 for a GPU); output at full resolution")
     p.add_argument("--output_mode", default="residual", choices=OUTPUT_MODES,
                    help="residual: frame 11 + change (starts as the copy); blend; direct (see model.py)")
+    p.add_argument("--reference", default="frame11", choices=REFERENCES,
+                   help="what the output changes: frame 11, or frame 11 with its objects moved along their "
+                        "velocities (needs --pseudo_labels and --saved_seg_model_dir; see above)")
+    p.add_argument("--damping", type=float, default=DEFAULT_DAMPING,
+                   help="with --reference extrapolated: objects move damping x frames ahead x their last velocity")
+    p.add_argument("--pseudo_labels", default=None, metavar="DIR",
+                   help="with --reference extrapolated: the U-Net's masks of the unlabeled videos "
+                        "(scripts/make_pseudo_labels.py --out DIR); DIR/val is made here for validation")
+    p.add_argument("--saved_seg_model_dir", default=None, metavar="PATH",
+                   help="with --reference extrapolated: the U-Net that segments the val inputs (as at inference)")
     add_run_args(p, checkpoint_default="checkpoints/reconstructor")
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "kernel_size", "downsample"):
@@ -87,7 +108,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.learning_rate <= 0 or min(args.ssim_weight, args.gradient_weight, args.intermediate_weight,
                                       args.grad_clip, args.val_videos, args.num_workers) < 0:
         p.error("--learning_rate must be > 0; the weights, --grad_clip, --val_videos and --num_workers >= 0")
+    if (args.reference == "extrapolated") != bool(args.pseudo_labels and args.saved_seg_model_dir):
+        p.error("--reference extrapolated needs --pseudo_labels and --saved_seg_model_dir, and they are for it alone")
+    if args.reference == "extrapolated" and args.output_mode == "direct":
+        p.error("--reference extrapolated needs --output_mode residual or blend (direct has no reference)")
     return args
+
+
+def future_horizons(num_future: int) -> list:
+    """Frames after frame 11 of the last num_future predicted frames (frame 22 last)."""
+    return list(range(NUM_FUTURE - num_future + 1, NUM_FUTURE + 1))
+
+
+class WithExtrapolatedFrames(Dataset):
+    """Videos (items {"video_id", "frames": (T >= 11, 3, H, W)}) with masks of the same videos (items
+    {"video_id", "masks": (>= 11, H, W)}), row by row: each item gains "ref" (K, 3, H, W) uint8, frames
+    1-11 extrapolated to the last K future frames (data/motion.py: extrapolate_frames)."""
+
+    def __init__(self, videos: Dataset, masks: Dataset, num_future: int, damping: float):
+        self.videos, self.masks, self.damping = videos, masks, damping
+        self.horizons = future_horizons(num_future)
+        self.n = min(len(videos), len(masks))
+        ids = [int(v) for v in videos.index.video_ids[:self.n]]
+        if ids != [int(v) for v in masks.video_ids[:self.n]]:
+            raise ValueError("the masks are not of the same videos, in the same order, as the frames: "
+                             "make the pseudo-labels again for this dataset (scripts/make_pseudo_labels.py)")
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.videos[i]
+        masks = self.masks[i]["masks"][LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1]  # frames 10-11
+        ref = extrapolate_frames(item["frames"][:NUM_INPUT_FRAMES], masks, self.horizons, self.damping)
+        return {**item, "ref": ref}
 
 
 def gradient_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -111,14 +165,15 @@ def frame_losses(pred: torch.Tensor, target: torch.Tensor, args) -> torch.Tensor
     return loss.reshape(B, K)
 
 
-def reconstruction_loss(model, frames: torch.Tensor, args) -> torch.Tensor:
+def reconstruction_loss(model, frames: torch.Tensor, args, ref: torch.Tensor = None) -> torch.Tensor:
     """The training loss of a batch of whole videos, frames (B, 22, 3, H, W) float in [0, 1]: frame 22's
     loss + intermediate_weight x the mean loss of frames 12-21 (decoded only when that weight is > 0).
     Taken at the network's resolution (1/downsample; targets area-averaged the same way): the output at
     full resolution is frame 11 plus the upsampled change, so this is the same objective without the
-    cost of upsampling 11 frames (1.7 times faster at downsample 4)."""
-    K = NUM_FUTURE if args.intermediate_weight > 0 else 1  # future frames decoded and supervised
-    pred = model(frames[:, :NUM_INPUT_FRAMES], num_future=K, low_res=True)  # (B, K, 3, h, w): frames 22-K+1 .. 22
+    cost of upsampling 11 frames (1.7 times faster at downsample 4). ref (B, K, 3, H, W) float: the
+    extrapolated frames of a reference="extrapolated" model."""
+    K = num_future(args)  # future frames decoded and supervised
+    pred = model(frames[:, :NUM_INPUT_FRAMES], num_future=K, low_res=True, ref=ref)  # (B, K, 3, h, w): frames 22-K+1 .. 22
     target = unwrap(model).shrink(frames[:, NUM_FRAMES - K:])  # (B, K, 3, h, w)
     losses = frame_losses(pred.float(), target, args)  # (B, K)
     loss = losses[:, -1].mean()
@@ -127,10 +182,39 @@ def reconstruction_loss(model, frames: torch.Tensor, args) -> torch.Tensor:
     return loss
 
 
+def num_future(args) -> int:
+    return NUM_FUTURE if args.intermediate_weight > 0 else 1
+
+
 def build_model(args) -> Reconstructor:
     return Reconstructor(enc_channels=args.enc_channels, hidden_channels=args.hidden_channels,
                          kernel_size=args.kernel_size, future_steps=NUM_FUTURE, output_mode=args.output_mode,
-                         output_activation=ACTIVATION[args.output_mode], downsample=args.downsample)
+                         output_activation=ACTIVATION[args.output_mode], downsample=args.downsample,
+                         reference=args.reference, damping=args.damping)
+
+
+def datasets(args, ctx):
+    """(training videos, val videos, names of the training splits); with --reference extrapolated every item
+    also holds "ref", its extrapolated frames (the val inputs' from the U-Net, made once on rank 0)."""
+    all_frames = range(NUM_FRAMES)
+    val_frames = [*range(NUM_INPUT_FRAMES), TARGET_INDEX]  # frames 1-11 and 22
+    splits = ["unlabeled"] + (["train"] if args.use_train_frames else [])
+    videos = [VideoDataset(args.root_dir, split, frame_indices=all_frames, mask_indices=[]) for split in splits]
+    val_set = VideoDataset(args.root_dir, "val", frame_indices=val_frames, mask_indices=[])
+    if args.reference == "extrapolated":
+        if ctx.is_main:
+            prepare_val_inputs(args.root_dir, args.pseudo_labels, args.saved_seg_model_dir, ctx.device,
+                               print_fn=lambda m: print0(m, ctx=ctx))
+        if ctx.distributed:
+            dist.barrier()
+        masks = {"unlabeled": StoredMaskVideos(args.pseudo_labels, "unlabeled"),
+                 "train": TrueMaskVideos(args.root_dir, "train") if args.use_train_frames else None}
+        videos = [WithExtrapolatedFrames(v, masks[split], num_future(args), args.damping)
+                  for v, split in zip(videos, splits)]
+        val_set = WithExtrapolatedFrames(val_set, StoredMaskVideos(args.pseudo_labels, "val"), 1, args.damping)
+    if args.val_videos:
+        val_set = Subset(val_set, range(min(len(val_set), args.val_videos)))
+    return ConcatDataset(videos), val_set, splits
 
 
 def main(argv=None) -> RunState:
@@ -139,17 +223,10 @@ def main(argv=None) -> RunState:
     try:
         run_args = start_run(args, ctx)
 
-        all_frames = range(NUM_FRAMES)
-        videos = [VideoDataset(args.root_dir, "unlabeled", frame_indices=all_frames, mask_indices=[])]
-        if args.use_train_frames:
-            videos.append(VideoDataset(args.root_dir, "train", frame_indices=all_frames, mask_indices=[]))
-        train_set = RandomFlips(ConcatDataset(videos), seed=args.seed)
-        val_set = VideoDataset(args.root_dir, "val", frame_indices=[*range(NUM_INPUT_FRAMES), TARGET_INDEX],
-                               mask_indices=[])  # frames 1-11 and 22
-        if args.val_videos:
-            val_set = Subset(val_set, range(min(len(val_set), args.val_videos)))
-        print0(f"data: {len(train_set)} training videos ({' + '.join(d.index.split for d in videos)}), "
-               f"{len(val_set)} val videos", ctx=ctx)
+        train_set, val_set, names = datasets(args, ctx)
+        train_set = RandomFlips(train_set, seed=args.seed)
+        print0(f"data: {len(train_set)} training videos ({' + '.join(names)}), {len(val_set)} val videos"
+               f"{', with extrapolated reference frames' if args.reference == 'extrapolated' else ''}", ctx=ctx)
 
         model = build_model(args).to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.3f}M parameters, {model.config}", ctx=ctx)
@@ -158,7 +235,8 @@ def main(argv=None) -> RunState:
 
         def compute_loss(model, batch):
             frames = to_float(batch["frames"].to(ctx.device, non_blocking=True))  # (B, 22, 3, H, W)
-            return reconstruction_loss(model, frames, args), len(frames)
+            ref = to_float(batch["ref"].to(ctx.device, non_blocking=True)) if "ref" in batch else None
+            return reconstruction_loss(model, frames, args, ref), len(frames)
 
         naive = {}  # the frame-11 copy's figures: the same every epoch, computed once
 
@@ -170,9 +248,10 @@ def main(argv=None) -> RunState:
                        for name in (("val",) if naive else ("val", "copy11"))}
             for batch in tqdm(setup.val_loader, desc="val", disable=not ctx.is_main, leave=False, dynamic_ncols=True):
                 frames = to_float(batch["frames"].to(ctx.device, non_blocking=True))  # (B, 12, 3, H, W)
+                ref = to_float(batch["ref"].to(ctx.device, non_blocking=True)) if "ref" in batch else None
                 target = frames[:, -1]
                 with autocast(ctx.device):
-                    pred = model(frames[:, :NUM_INPUT_FRAMES])[:, -1]  # (B, 3, H, W): frame 22
+                    pred = model(frames[:, :NUM_INPUT_FRAMES], ref=ref)[:, -1]  # (B, 3, H, W): frame 22
                 for name, x in (("val", pred.float().clamp(0, 1)), ("copy11", frames[:, LAST_INPUT_INDEX])):
                     if name in metrics:
                         for metric in metrics[name]:

@@ -15,6 +15,7 @@ competition's metric, pictures, checking and writing the submission) lives here:
 Extra flags (e.g. --saved_recon_model_dir) come through add_args=lambda parser: ...
 """
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -28,9 +29,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data.classes import NUM_CLASSES, colorize
-from data.format import HEIGHT, LAST_INPUT_INDEX, NUM_INPUT_FRAMES, WIDTH
+from data.format import HEIGHT, LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX, WIDTH
 from data.metric import SegmentationScore
+from data.motion import DEFAULT_DAMPING, extrapolate_frames
 from data.postprocess import remove_small_blobs, restrict_to_input_classes, vote_per_object
+from data.pseudo_labels import DONE, META, file_sha256, label_split, store_dir
 from data.readers import VideoDataset, to_float
 from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster
 from SSL_convLSTM_Reconstructor.model import Reconstructor
@@ -113,20 +116,42 @@ def build_forecaster_predictor(args, device) -> Predictor:
                                 min_blob_size=args.min_blob_size)
 
 
+def needs_segmenter(reconstructor) -> bool:
+    """A reconstructor with reference "extrapolated" needs the U-Net's masks of frames 10-11 (model.py)."""
+    return reconstructor.config["reference"] == "extrapolated"
+
+
 @torch.no_grad()
-def reconstruct(reconstructor, frames: torch.Tensor) -> torch.Tensor:
+def extrapolated_reference(unet, frames: torch.Tensor, damping: float = DEFAULT_DAMPING) -> torch.Tensor:
+    """Frames 1-11 (B, 11, 3, H, W) uint8 -> (B, 1, 3, H, W) uint8: frame 11 with the objects the U-Net
+    finds in frames 10-11 moved to where their velocity takes them by frame 22 (data/motion.py)."""
+    B, T, _, H, W = frames.shape
+    masks = segment(unet, frames[:, LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1].flatten(0, 1)).reshape(B, 2, H, W)
+    horizon = [TARGET_INDEX - LAST_INPUT_INDEX]
+    return torch.stack([extrapolate_frames(f, m.to(f.device), horizon, damping) for f, m in zip(frames, masks)])
+
+
+@torch.no_grad()
+def reconstruct(reconstructor, frames: torch.Tensor, unet=None) -> torch.Tensor:
     """Frame 22 as an image: frames 1-11 (B, 11, 3, H, W) uint8 -> (B, 3, H, W) uint8, on the reconstructor's
     device. Rounded to uint8 like a real frame, so the U-Net sees here exactly what Unets/train.py
-    fine-tunes it on (--saved_recon_model_dir)."""
+    fine-tunes it on (--saved_recon_model_dir). unet: the segmenter a reconstructor with reference
+    "extrapolated" needs (needs_segmenter)."""
     device = next(reconstructor.parameters()).device
-    x = to_float(frames.to(device, non_blocking=True))
+    frames = frames.to(device, non_blocking=True)
+    ref = None
+    if needs_segmenter(reconstructor):
+        if unet is None:
+            raise ValueError("this reconstructor's reference is 'extrapolated': it needs the U-Net's masks of frames "
+                             "10-11, so pass a U-Net")
+        ref = to_float(extrapolated_reference(unet, frames, reconstructor.config["damping"]).to(device))
     with autocast(device):
-        out = reconstructor(x)[:, -1]  # (B, 1, 3, H, W) -> (B, 3, H, W): frame 22
+        out = reconstructor(to_float(frames), ref=ref)[:, -1]  # (B, 1, 3, H, W) -> (B, 3, H, W): frame 22
     return out.float().clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
 def reconstruct_split(reconstructor, root, split: str, *, batch_size: int = 8, num_workers: int = 0,
-                      desc: str = None) -> dict:
+                      desc: str = None, unet=None) -> dict:
     """The reconstructor's frame 22 of every video of a split, once, in numeric order (small splits: it all
     stays in memory, 115 KB a video): {"video_ids": [N], "images": (N, 3, H, W) uint8 on the CPU,
     "masks": (N, H, W) uint8, frame 22's true masks, for a labeled split}."""
@@ -135,7 +160,7 @@ def reconstruct_split(reconstructor, root, split: str, *, batch_size: int = 8, n
     out = {"video_ids": [], "images": [], "masks": []}
     for batch in tqdm(loader, desc=desc or f"reconstruct {split}", dynamic_ncols=True, leave=False):
         out["video_ids"].extend(int(v) for v in batch["video_id"])
-        out["images"].append(reconstruct(reconstructor, batch["frames"]).cpu())
+        out["images"].append(reconstruct(reconstructor, batch["frames"], unet).cpu())
         if "masks" in batch:
             out["masks"].append(batch["masks"][:, 0])
     out["images"] = torch.cat(out["images"])
@@ -150,10 +175,27 @@ def reconstruction_predictor(reconstructor, unet) -> Predictor:
     unet.eval()
 
     def predictor(frames: torch.Tensor):
-        images = reconstruct(reconstructor, frames)  # (B, 3, H, W) uint8
+        images = reconstruct(reconstructor, frames, unet)  # (B, 3, H, W) uint8
         return segment(unet, images), images
 
     return predictor
+
+
+def prepare_val_inputs(root, pseudo_labels, seg_checkpoint, device, print_fn=print) -> None:
+    """PSEUDO_LABELS/val: the U-Net's masks of val frames 1-11 (the inputs a model trained on U-Net masks is
+    validated with), made once (resumably) and reused by later runs. A finished store is used as it is
+    (the U-Net is then needed only if given, to check it made the store)."""
+    d = store_dir(pseudo_labels, "val")
+    if (d / META).is_file() and np.load(d / DONE).all():
+        meta = json.loads((d / META).read_text())
+        if Path(seg_checkpoint).is_file() and file_sha256(seg_checkpoint) != meta["segmenter_sha256"]:
+            raise ValueError(f"{d} holds val inputs made by another segmenter ({meta['segmenter']}) than "
+                             f"{seg_checkpoint}: delete {d} to segment them again")
+        print_fn(f"val inputs: {d} (made by {meta['segmenter']})")
+        return
+    unet = load_model(seg_checkpoint, UNet, device)
+    label_split(lambda frames: segment(unet, frames), root, "val", pseudo_labels, segmenter=seg_checkpoint,
+                desc="val inputs (U-Net on frames 1-11)")
 
 
 def load_for_flag(path, model_cls, flag: str, device="cpu"):

@@ -41,7 +41,7 @@ from data.format import NUM_FRAMES  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from data.readers import LabeledFrameDataset, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import Reconstructor  # noqa: E402
-from Unets.inference import load_for_flag, reconstruct_split, segment  # noqa: E402
+from Unets.inference import load_for_flag, needs_segmenter, reconstruct_split, segment  # noqa: E402
 from Unets.training import (  # noqa: E402
     ObjectCrops, RandomFlips, RunState, add_run_args, fit, memory_format, prepare_optimization, print0, run_cli,
     setup_distributed, start_run, teardown_distributed, wrap_ddp,
@@ -135,9 +135,15 @@ def main(argv=None) -> RunState:
         train_set, score_name = LabeledFrameDataset(args.root_dir, "train"), "val_jaccard"
         if args.saved_recon_model_dir:  # the two-stage pipeline's frames: predicted once, kept in memory
             recon = load_for_flag(args.saved_recon_model_dir, Reconstructor, "--saved_recon_model_dir", ctx.device)
-            train_pred = reconstruct_split(recon, args.root_dir, "train", batch_size=args.batch_size)  # never val
-            val_pred = reconstruct_split(recon, args.root_dir, "val", batch_size=args.batch_size)  # scored only
-            del recon
+            unet = None
+            if needs_segmenter(recon):  # its reference frames come from the U-Net's masks, as at inference
+                if not args.init_from:
+                    raise ValueError(f"{args.saved_recon_model_dir} extrapolates the U-Net's masks: fine-tune with "
+                                     f"--init_from U-Net checkpoint, whose masks it then uses")
+                unet = load_for_flag(args.init_from, UNet, "--init_from", ctx.device)
+            train_pred = reconstruct_split(recon, args.root_dir, "train", batch_size=args.batch_size, unet=unet)  # never val
+            val_pred = reconstruct_split(recon, args.root_dir, "val", batch_size=args.batch_size, unet=unet)  # scored only
+            del recon, unet
             train_set = with_predicted_frames(train_set, FramePairs(train_pred["images"], train_pred["masks"]),
                                               args.predicted_fraction)
             val_set, score_name = FramePairs(val_pred["images"], val_pred["masks"]), "val_jaccard_predicted"

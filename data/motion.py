@@ -30,9 +30,9 @@ def extrapolate_mask(masks: torch.Tensor, damping: float = DEFAULT_DAMPING,
     return extrapolate_sequence(masks, [horizon], damping)[0]
 
 
-def extrapolate_sequence(masks: torch.Tensor, horizons, damping: float = DEFAULT_DAMPING) -> torch.Tensor:
-    """masks (T >= 2, H, W) -> (len(horizons), H, W): extrapolate_mask at each horizon (frames after the last),
-    finding each object and its velocity once."""
+def _object_moves(masks: torch.Tensor, horizons, damping: float):
+    """For each horizon, the moves of frame 11's objects painted back to front: [(class, source pixels
+    (N, 2), destination rows (N,), destination columns (N,))], pixels leaving the frame dropped."""
     masks = torch.as_tensor(masks)
     if masks.dim() != 3 or masks.shape[0] < 2:
         raise ValueError(f"extrapolation needs (T >= 2, H, W) masks, got shape {tuple(masks.shape)}")
@@ -45,18 +45,46 @@ def extrapolate_sequence(masks: torch.Tensor, horizons, damping: float = DEFAULT
         pixels = torch.nonzero(last == cls)
         now, then = _centroid(pixels), _centroid(torch.nonzero(before == cls))
         objects.append((cls, pixels, torch.zeros(2) if then is None else now - then))
-    out = torch.full((len(horizons), H, W), BACKGROUND, dtype=last.dtype, device=last.device)
-    for k, horizon in enumerate(horizons):
-        moved = []  # (lowest row after the move, class, rows, columns)
+    per_horizon = []
+    for horizon in horizons:
+        moved = []  # (lowest row after the move, class, source pixels, rows, columns)
         for cls, pixels, velocity in objects:
             shift = velocity * damping * horizon
             rows = pixels[:, 0] + int(round(float(shift[0])))
             cols = pixels[:, 1] + int(round(float(shift[1])))
             inside = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
             if inside.any():
-                moved.append((int(rows[inside].max()), cls, rows[inside], cols[inside]))
-        for _, cls, rows, cols in sorted(moved, key=lambda m: m[0]):  # far (high in the image) first
+                moved.append((int(rows[inside].max()), cls, pixels[inside], rows[inside], cols[inside]))
+        per_horizon.append([m[1:] for m in sorted(moved, key=lambda m: m[0])])  # far (high in the image) first
+    return per_horizon
+
+
+def extrapolate_sequence(masks: torch.Tensor, horizons, damping: float = DEFAULT_DAMPING) -> torch.Tensor:
+    """masks (T >= 2, H, W) -> (len(horizons), H, W): extrapolate_mask at each horizon (frames after the last),
+    finding each object and its velocity once."""
+    masks = torch.as_tensor(masks)
+    out = torch.full((len(horizons), *masks.shape[-2:]), BACKGROUND, dtype=masks.dtype, device=masks.device)
+    for k, moves in enumerate(_object_moves(masks, horizons, damping)):
+        for cls, _, rows, cols in moves:
             out[k, rows, cols] = cls
+    return out
+
+
+def extrapolate_frames(frames: torch.Tensor, masks: torch.Tensor, horizons,
+                       damping: float = DEFAULT_DAMPING) -> torch.Tensor:
+    """The image counterpart of extrapolate_sequence: frames (T, C, H, W) of the input video and masks
+    (>= 2, H, W) of its last frames (the U-Net's) -> (len(horizons), C, H, W), frames' dtype: the last
+    frame with each object's pixels moved like its mask, over the floor where it was (the per-pixel
+    median of the input frames, from which moving objects have gone; the last frame where its mask
+    shows floor). What the reconstructor's reference="extrapolated" mode starts from."""
+    frames = torch.as_tensor(frames)
+    masks = torch.as_tensor(masks).to(frames.device)
+    last = frames[-1]
+    floor = torch.where(masks[-1] == BACKGROUND, last, frames.median(dim=0).values)  # (C, H, W)
+    out = floor.unsqueeze(0).repeat(len(horizons), 1, 1, 1)
+    for k, moves in enumerate(_object_moves(masks, horizons, damping)):
+        for _, src, rows, cols in moves:
+            out[k, :, rows, cols] = last[:, src[:, 0], src[:, 1]]
     return out
 
 

@@ -129,6 +129,7 @@ class StoredMaskVideos(Dataset):
     def __init__(self, out_dir, split: str, num_videos: int = 0):
         self.masks, self.ids, self.meta = open_store(out_dir, split)
         self.n = len(self.ids) if not num_videos else min(num_videos, len(self.ids))
+        self.video_ids = [int(v) for v in self.ids[:self.n]]
 
     def __len__(self) -> int:
         return self.n
@@ -144,6 +145,7 @@ class TrueMaskVideos(Dataset):
     def __init__(self, root, split: str = "train", num_videos: int = 0):
         self.index = SplitIndex(root, split, frame_indices=[], need_mask=True)
         self.n = len(self.index) if not num_videos else min(num_videos, len(self.index))
+        self.video_ids = list(self.index.video_ids[:self.n])
 
     def __len__(self) -> int:
         return self.n

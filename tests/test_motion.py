@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from data.motion import extrapolate_mask, extrapolate_masks, extrapolate_sequence
+from data.motion import extrapolate_frames, extrapolate_mask, extrapolate_masks, extrapolate_sequence
 
 
 def square(H, W, y, x, size, cls, out=None):
@@ -43,3 +43,18 @@ def test_batched_and_bad_shapes():
     assert torch.equal(out[0], extrapolate_mask(frames))
     with pytest.raises(ValueError, match="T >= 2"):
         extrapolate_mask(np.zeros((1, 4, 4), np.uint8))
+
+
+def test_frames_move_object_pixels_over_the_floor_they_left():
+    T, H, W = 11, 20, 30
+    floor = torch.full((3, H, W), 100, dtype=torch.uint8)
+    frames, masks = floor.repeat(T, 1, 1, 1), torch.zeros(T, H, W, dtype=torch.uint8)
+    for t in range(T):
+        x = 2 + t  # a 3x3 object, 1 px per frame to the right, its pixels 10 + their column offset
+        masks[t, 5:8, x:x + 3] = 6
+        frames[t, :, 5:8, x:x + 3] = torch.tensor([10, 11, 12], dtype=torch.uint8).view(1, 1, 3)
+    out = extrapolate_frames(frames, masks[-2:], [4], damping=1.0)
+    assert out.shape == (1, 3, H, W) and out.dtype == torch.uint8
+    assert torch.equal(out[0, :, 5:8, 16:19], frames[-1, :, 5:8, 12:15])  # the object, 4 px on
+    assert (out[0, :, 5:8, 12:16] == 100).all()  # where it was: the floor (the frames' median)
+    assert torch.equal(extrapolate_sequence(masks[-2:], [4], damping=1.0)[0] == 6, (out[0, 0] < 100))

@@ -157,3 +157,57 @@ def test_downsample_keeps_full_resolution_and_starts_as_the_copy():
             p.normal_()
         out = model(frames, num_future=3)
     assert out.min() >= 0 and out.max() <= 1 and (out - frames[:, -1:]).abs().max() > 0.1
+
+
+@pytest.mark.parametrize("downsample", [1, 4])
+def test_extrapolated_reference_starts_as_the_reference_and_is_required(downsample):
+    torch.manual_seed(0)
+    model = Reconstructor(enc_channels=[4, 8], hidden_channels=[8], downsample=downsample,
+                          reference="extrapolated", damping=0.5).eval()
+    frames, ref = torch.rand(2, 11, 3, 36, 52), torch.rand(2, 3, 3, 36, 52)
+    with torch.no_grad():
+        assert torch.equal(model(frames, num_future=3, ref=ref), ref)  # zero change at the start
+        assert model(frames, num_future=3, ref=ref, low_res=True).shape == (2, 3, 3, 36 // downsample, 52 // downsample)
+    with pytest.raises(ValueError, match="pass ref"):
+        model(frames)
+    with pytest.raises(ValueError, match=r"ref must be \(B, num_future"):
+        model(frames, num_future=2, ref=ref)
+    with pytest.raises(ValueError, match="ref is for reconstructors"):
+        Reconstructor(enc_channels=[4, 8], hidden_channels=[8])(frames, ref=ref[:, :1])
+    with pytest.raises(ValueError, match="reference 'flow' must be one of"):
+        Reconstructor(reference="flow")
+    assert model.config["reference"] == "extrapolated" and model.config["damping"] == 0.5
+
+
+def test_extrapolated_reference_trains_from_pseudo_labels_and_runs_two_stages(tiny_root, tmp_path, capsys):
+    """--reference extrapolated end to end: pseudo-labels of the unlabeled videos, the val inputs segmented,
+    a trained checkpoint that records its reference, and the two-stage scripts making the same frames."""
+    from data.pseudo_labels import label_split
+    from Unets import inference_hidden_with_reconstructor, inference_val_with_reconstructor, train as unet_train
+    from Unets.inference import segment
+    from Unets.training import atomic_save, make_checkpoint
+    from Unets.unet import UNet
+    torch.manual_seed(0)
+    unet = UNet(base_channels=2)
+    atomic_save(make_checkpoint(unet, torch.optim.AdamW(unet.parameters()), None, 0, 0.0, {}), tmp_path / "unet.pt")
+    label_split(lambda f: segment(unet, f), tiny_root, "unlabeled", tmp_path / "pl", segmenter=tmp_path / "unet.pt")
+    extra = ["--reference", "extrapolated", "--pseudo_labels", str(tmp_path / "pl"), "--saved_seg_model_dir",
+             str(tmp_path / "unet.pt"), "--epochs", "1"]
+    with one_thread():
+        tr.main(flags(tiny_root, tmp_path / "r", *extra))
+    assert (tmp_path / "pl" / "val" / "done.npy").exists()  # the val inputs, segmented once
+    model = load_model(tmp_path / "r" / "best.pt", Reconstructor)
+    assert model.config["reference"] == "extrapolated"
+    assert "val_psnr" in read_log(tmp_path / "r")[0]
+    two = ["--root_dir", str(tiny_root), "--saved_recon_model_dir", str(tmp_path / "r" / "best.pt"),
+           "--saved_seg_model_dir", str(tmp_path / "unet.pt"), "--num_workers", "0", "--device", "cpu"]
+    with one_thread():
+        inference_val_with_reconstructor.main(two)
+        inference_hidden_with_reconstructor.main(two + ["--output", str(tmp_path / "s.pt")])
+    assert "Jaccard: " in capsys.readouterr().out
+    assert torch.load(tmp_path / "s.pt", weights_only=True).dtype == torch.uint8
+    with pytest.raises(ValueError, match="--init_from"):
+        unet_train.main(["--root_dir", str(tiny_root), "--saved_recon_model_dir", str(tmp_path / "r" / "best.pt"),
+                         "--checkpoint_dir", str(tmp_path / "u"), "--device", "cpu"])
+    with pytest.raises(SystemExit):  # the flags go together
+        tr.parse_args(["--reference", "extrapolated"])
