@@ -11,11 +11,11 @@ skipped, so re-running continues):
  4. pseudo-labels of the unlabeled videos (scripts/make_pseudo_labels.py);
  5. forecaster (SSL_convLSTM_Reconstructor/train_forecaster.py), then inference_val_with_forecaster.py
     plain and with each post-processing flag;
- 6. the two-stage RGB pipeline: train_reconstructor.py (--recon_args), inference_val_with_reconstructor.py;
- 7. --segmentation oracle/both: the forecaster trained and scored with perfect segmentation (the
+ 6. --segmentation oracle/both: the forecaster trained and scored with perfect segmentation (the
     generator re-renders the true masks of the unlabeled and val videos into pseudo-label stores,
     OUT/pseudo_labels_true): what the motion model does without the U-Net's errors, and an upper
     bound of the U-Net pipeline. Its post-processing rows are scored here, in-process.
+The two-stage RGB pipeline's rows come from scripts/bench_pipeline.py on the same dataset.
 Prints the table (val Jaccard; the target: the forecaster closes at least half of the gap between
 copying the frame-11 mask and the ceiling) and the CPU time of all commands.
 
@@ -59,8 +59,6 @@ def parse_args():
     p.add_argument("--forecaster_args", default="--epochs 4 --batch_size 4 --learning_rate 3e-3 --enc_channels 8 16 32 "
                    "--hidden_channels 32 --kernel_size 3 --downsample 4",
                    help="train_forecaster.py flags of the recipe (model size, schedule, options)")
-    p.add_argument("--recon_args", default="--epochs 4 --batch_size 4 --downsample 4",
-                   help="train_reconstructor.py flags of the two-stage RGB pipeline's reconstructor")
     p.add_argument("--min_blob_size", type=int, default=20, help="the --min_blob_size measured in the post-processing rows")
     p.add_argument("--segmentation", default="both", choices=("unet", "oracle", "both"),
                    help="inputs and pseudo-labels from the trained U-Net, from the true masks, or both")
@@ -196,13 +194,6 @@ def main():
             b.run("val forecaster restrict", fcs + ["--restrict_classes"]))
         rows[f"forecaster on the U-Net's masks --min_blob_size {args.min_blob_size}"] = jaccard(
             b.run("val forecaster blobs", fcs + ["--min_blob_size", args.min_blob_size]))
-        rc = out / "reconstructor"
-        b.run("reconstructor", [PY, "SSL_convLSTM_Reconstructor/train_reconstructor.py", "--root_dir", data,
-                                *args.recon_args.split(), "--checkpoint_dir", rc, "--num_workers", 1, *dev],
-              done_when=rc / "best.pt")
-        rows["two-stage RGB: reconstructor's frame 22 -> U-Net"] = jaccard(b.run("val two-stage", [
-            PY, "Unets/inference_val_with_reconstructor.py", "--root_dir", data, *seg, "--saved_recon_model_dir",
-            rc / "best.pt", "--num_workers", 1, *dev]))
 
     if args.segmentation in ("oracle", "both"):
         stores = out / "pseudo_labels_true"

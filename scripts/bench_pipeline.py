@@ -11,7 +11,8 @@ is skipped, so re-running continues after a crash, --fresh starts over):
  2. reference scores (scripts/reference_scores.py): copying the true frame-11 mask, and the ceiling;
  3. the U-Net on every labeled train frame (Unets/train.py), scored on val segmenting frame 11
     (Unets/inference_val_without_reconstructor.py);
- 4. the reconstructor on the unlabeled videos (SSL_convLSTM_Reconstructor/train_reconstructor.py): its val
+ 4. the reconstructor on the unlabeled videos (SSL_convLSTM_Reconstructor/train_reconstructor.py; by default
+    --reference extrapolated, from the U-Net's pseudo-labels, scripts/make_pseudo_labels.py): its val
     PSNR/SSIM of frame 22 beside the copy of frame 11 (from its log), and its training videos/s;
  5. the two stages with that same U-Net (Unets/inference_val_with_reconstructor.py);
  6. the U-Net fine-tuned on the reconstructor's frame 22 of the train videos mixed with real frames
@@ -60,6 +61,11 @@ def parse_args(argv=None):
     p.add_argument("--unet_checkpoint", default=None,
                    help="use this trained U-Net (e.g. scripts/bench_unet.py's best.pt on the same --root_dir) instead of training one")
     p.add_argument("--recon_epochs", type=int, default=5, help="reconstructor epochs on the unlabeled videos")
+    p.add_argument("--reference", default="extrapolated", choices=("extrapolated", "frame11"),
+                   help="train_reconstructor.py --reference: extrapolated needs the U-Net's pseudo-labels of the "
+                        "unlabeled videos (made here with scripts/make_pseudo_labels.py)")
+    p.add_argument("--pseudo_labels", default=None,
+                   help="pseudo-label folder to use or make (default OUT/pseudo_labels; a finished one is reused)")
     p.add_argument("--recon_flags", default="",
                    help="extra train_reconstructor.py flags (model size, loss), as one string, e.g. '--loss mse'")
     p.add_argument("--finetune_epochs", type=int, default=1, help="epochs of the U-Net fine-tune on predicted frames")
@@ -150,8 +156,14 @@ def main(argv=None) -> dict:
         PY, "Unets/inference_val_without_reconstructor.py", *common, "--saved_seg_model_dir", unet_best]),
         "val U-Net on frame 11")
 
+    reference = ["--reference", args.reference]
+    if args.reference == "extrapolated":
+        labels = Path(args.pseudo_labels).resolve() if args.pseudo_labels else out / "pseudo_labels"
+        s.run("pseudo-labels", [PY, "scripts/make_pseudo_labels.py", "--root_dir", data, "--saved_seg_model_dir",
+                                unet_best, "--split", "unlabeled", "--out", labels, *dev])
+        reference += ["--pseudo_labels", labels, "--saved_seg_model_dir", unet_best]
     s.run("train reconstructor", [PY, "SSL_convLSTM_Reconstructor/train_reconstructor.py", *common, "--epochs",
-                                  args.recon_epochs, "--checkpoint_dir", recon, *args.recon_flags.split()],
+                                  args.recon_epochs, "--checkpoint_dir", recon, *reference, *args.recon_flags.split()],
           done_when=recon / "best.pt")
     rows["two stages: reconstructor -> U-Net"] = jaccard_line(s.run("val two stages", [
         PY, "Unets/inference_val_with_reconstructor.py", *common, "--saved_recon_model_dir", recon / "best.pt",

@@ -102,12 +102,19 @@ def main():
         PY, "Unets/inference_hidden_without_reconstructor.py", "--root_dir", data, "--saved_seg_model_dir",
         unet / "best.pt", "--output", out / "submission_unet.pt", *dev], done_when=out / "submission_unet.pt")
 
-    # 3. Reconstructor: frames 1-11 -> frame 22 on the unlabeled videos; the U-Net segments its prediction,
-    #    then a copy of the U-Net fine-tuned on predicted frames does the same.
+    # 3. The U-Net's pseudo-labels of unlabeled videos: the objects the reconstructor moves and the
+    #    forecaster's training masks.
+    labels = out / "pseudo_labels"
+    q.run("pseudo-labels", [PY, "scripts/make_pseudo_labels.py", "--root_dir", data, "--saved_seg_model_dir",
+                            unet / "best.pt", "--split", "unlabeled", "--num_videos", 40, "--out", labels, *dev])
+
+    # 4. Reconstructor: frames 1-11 -> frame 22, as a change of frame 11 with its objects moved along their
+    #    velocities; the U-Net segments its prediction, then a copy of the U-Net fine-tuned on predicted frames.
     recon, unet_ft = out / "reconstructor", out / "unet_finetuned"
     q.run("train reconstructor", [PY, "SSL_convLSTM_Reconstructor/train_reconstructor.py", "--root_dir", data,
                                   "--epochs", 10, "--batch_size", 4, "--downsample", 4, "--intermediate_weight", 0,
-                                  "--checkpoint_dir", recon, *resume_if_started(recon), *dev],
+                                  "--reference", "extrapolated", "--pseudo_labels", labels, "--saved_seg_model_dir",
+                                  unet / "best.pt", "--checkpoint_dir", recon, *resume_if_started(recon), *dev],
           done_when=recon / "best.pt")
     two_stage = ["--root_dir", data, "--saved_recon_model_dir", recon / "best.pt"]
     q.score("two-stage: reconstructor -> U-Net", q.run("val, two-stage", [
@@ -124,10 +131,8 @@ def main():
         PY, "Unets/inference_hidden_with_reconstructor.py", *two_stage, "--saved_seg_model_dir", unet_ft / "best.pt",
         "--output", out / "submission_two_stage.pt", *dev], done_when=out / "submission_two_stage.pt")
 
-    # 4. Mask forecaster: U-Net pseudo-labels on the unlabeled videos, a ConvLSTM from masks 1-11 to mask 22.
-    labels, forecaster = out / "pseudo_labels", out / "forecaster"
-    q.run("pseudo-labels", [PY, "scripts/make_pseudo_labels.py", "--root_dir", data, "--saved_seg_model_dir",
-                            unet / "best.pt", "--split", "unlabeled", "--num_videos", 20, "--out", labels, *dev])
+    # 5. Mask forecaster: a ConvLSTM from the U-Net's masks 1-11 to mask 22, trained on the pseudo-labels.
+    forecaster = out / "forecaster"
     q.run("train forecaster", [PY, "SSL_convLSTM_Reconstructor/train_forecaster.py", "--root_dir", data,
                                "--pseudo_labels", labels, "--saved_seg_model_dir", unet / "best.pt", "--epochs", 1,
                                "--batch_size", 4, "--learning_rate", 3e-3, "--downsample", 4, "--checkpoint_dir", forecaster, *resume_if_started(forecaster), *dev],
