@@ -55,6 +55,8 @@ def parse_args():
     p.add_argument("--head", default=None, help="override train.py's --head")
     p.add_argument("--val_every", type=int, default=None, help="override train.py's --val_every")
     p.add_argument("--skip_quality", action="store_true", help="measure speed only (no training run)")
+    p.add_argument("--checkpoint_dir", default=None,
+                   help="score this finished train.py run (its best.pt; its log.jsonl gives the training time) instead of training")
     p.add_argument("--speed_widths", type=int, nargs="*", default=[16, 8],
                    help="base_channels to time (train.py's default and the quickstart's)")
     p.add_argument("--speed_batch", type=int, default=16, help="batch size of the speed measurements")
@@ -158,12 +160,20 @@ def main():
                "cpu_count": os.cpu_count()}
 
     if not args.skip_quality:
-        ckpt, seconds, cmd = train(args, root, env)
+        if args.checkpoint_dir:  # a run made before (e.g. by this script, stopped after training)
+            ckpt = Path(args.checkpoint_dir)
+            log = [json.loads(line) for line in (ckpt / "log.jsonl").read_text().splitlines()]
+            seconds = sum(r["train_seconds"] + r["val_seconds"] for r in log)
+            cmd = ["", "Unets/train.py"] + [f"--{k} {v}" for k, v in sorted(json.loads(
+                json.dumps(torch.load(ckpt / "best.pt", map_location="cpu", weights_only=True)["args"])).items())
+                if k in ("epochs", "base_channels", "batch_size", "learning_rate", "crop_size", "head", "val_every")]
+        else:
+            ckpt, seconds, cmd = train(args, root, env)
         model = load_model(ckpt / "best.pt", UNet, device)
         log = [json.loads(line) for line in (ckpt / "log.jsonl").read_text().splitlines()]
         results["quality"] = {
             "command": " ".join(cmd[1:]), "train_minutes": round(seconds / 60, 1), "epochs": len(log),
-            "model": model.config, "best_val_frames_jaccard": max(r["val_jaccard"] for r in log),
+            "model": model.config, "best_val_frames_jaccard": max(r["val_jaccard"] for r in log if "val_jaccard" in r),
             "oracle_frame22": oracle_score(model, root, device, 8, args.num_workers),
             "oracle_frame22_no_vote": oracle_score(model, root, device, 8, args.num_workers, vote=False),
             "unet_frame11": evaluate(segmentation_predictor(model), root, batch_size=8, device=device,
