@@ -66,6 +66,8 @@ def parse_args(argv=None):
                         "unlabeled videos (made here with scripts/make_pseudo_labels.py)")
     p.add_argument("--pseudo_labels", default=None,
                    help="pseudo-label folder to use or make (default OUT/pseudo_labels; a finished one is reused)")
+    p.add_argument("--pseudo_videos", type=int, default=0,
+                   help="unlabeled videos to pseudo-label, the reconstructor's training videos (0: all)")
     p.add_argument("--recon_flags", default="",
                    help="extra train_reconstructor.py flags (model size, loss), as one string, e.g. '--loss mse'")
     p.add_argument("--finetune_epochs", type=int, default=1, help="epochs of the U-Net fine-tune on predicted frames")
@@ -160,7 +162,7 @@ def main(argv=None) -> dict:
     if args.reference == "extrapolated":
         labels = Path(args.pseudo_labels).resolve() if args.pseudo_labels else out / "pseudo_labels"
         s.run("pseudo-labels", [PY, "scripts/make_pseudo_labels.py", "--root_dir", data, "--saved_seg_model_dir",
-                                unet_best, "--split", "unlabeled", "--out", labels, *dev])
+                                unet_best, "--split", "unlabeled", "--out", labels, "--num_videos", args.pseudo_videos, *dev])
         reference += ["--pseudo_labels", labels, "--saved_seg_model_dir", unet_best]
     s.run("train reconstructor", [PY, "SSL_convLSTM_Reconstructor/train_reconstructor.py", *common, "--epochs",
                                   args.recon_epochs, "--checkpoint_dir", recon, *reference, *args.recon_flags.split()],
