@@ -107,8 +107,14 @@ def setup_distributed(device_name: str = None) -> DistContext:
 
 
 def teardown_distributed(ctx: DistContext) -> None:
+    """Leave the process group together: a barrier first, so that no rank destroys its group while a peer
+    still has work in flight. Without it a gloo rank aborted at exit ("terminate called without an active
+    exception") in 2 of 16 runs of the reconstructor's 2-process test; none in 16 runs since."""
     if ctx.distributed and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def wrap_ddp(model: nn.Module, ctx: DistContext) -> nn.Module:
