@@ -19,11 +19,11 @@ The two-stage RGB pipeline's rows come from scripts/bench_pipeline.py on the sam
 Prints the table (val Jaccard; the target: the forecaster closes at least half of the gap between
 copying the frame-11 mask and the ceiling) and the CPU time of all commands.
 
-Measured (2-core CPU shared with other jobs, 1 thread per command; dataset --seed 1, 80 train, 40 val,
-300 unlabeled): --segmentation oracle with the default --forecaster_args (small preset, 4 epochs of
-95 steps, ~19 min): copy 0.2948, forecaster 0.3348 (0.3428 with --min_blob_size 20), ceiling 0.9282,
-target 0.6115: not reached at this budget. The U-Net of --unet_epochs 1 (110 steps) scores 0.04 on
-val, which makes the U-Net rows meaningless on such a CPU: raise --unet_epochs where compute allows.
+Measured (2-core CPU, 2 threads): on bench_unet.py's dataset (--seed 1, 300 train, 30 val) with its U-Net
+(oracle 0.8545): --unet_checkpoint ... --segmentation unet --pseudo_videos 100 --forecaster_args "--epochs 2
+--batch_size 4 --learning_rate 3e-3 --enc_channels 8 16 32 --hidden_channels 32 --kernel_size 3
+--downsample 4": copy 0.3918, U-Net on frame 11 0.3441, forecaster 0.5186 (0.5189 with --min_blob_size
+20), extrapolation of the true masks 0.6355, ceiling 0.9254, target 0.6586: not reached; 8.4 min.
 """
 import argparse
 import json
