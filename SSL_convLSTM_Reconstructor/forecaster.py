@@ -31,8 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.classes import NUM_CLASSES
-from data.format import LAST_INPUT_INDEX, TARGET_INDEX
-from data.motion import DEFAULT_DAMPING, extrapolate_sequence
+from data.motion import DEFAULT_DAMPING, extrapolate_sequence, future_horizons
 from SSL_convLSTM_Reconstructor.convlstm import _positive_int
 from SSL_convLSTM_Reconstructor.model import Reconstructor
 
@@ -124,11 +123,9 @@ class MaskForecaster(nn.Module):
     def start_masks(self, masks: torch.Tensor, num_future: int = 1) -> torch.Tensor:
         """(B, T, H, W) input ids -> (B, num_future, H, W): the start mask of each of the last num_future
         future steps (step k of future_steps is (k + 1) x 11 / future_steps frames after frame 11)."""
-        K = self.future_steps
         if self.start == "copy":
             return masks[:, -1:].expand(-1, num_future, -1, -1)
-        frames_ahead = TARGET_INDEX - LAST_INPUT_INDEX
-        horizons = [(k + 1) * frames_ahead / K for k in range(K - num_future, K)]
+        horizons = future_horizons(num_future, self.future_steps)
         return torch.stack([extrapolate_sequence(m, horizons, self.damping) for m in masks])
 
     def low_res_logits(self, masks: torch.Tensor, num_future: int = 1, teacher: torch.Tensor = None,

@@ -45,7 +45,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from tqdm import tqdm  # noqa: E402
 
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
-from data.motion import DEFAULT_DAMPING, extrapolate_frames  # noqa: E402
+from data.motion import DEFAULT_DAMPING, extrapolate_frames, future_horizons  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import VideoDataset, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import OUTPUT_MODES, REFERENCES, Reconstructor, count_parameters  # noqa: E402
@@ -115,11 +115,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def future_horizons(num_future: int) -> list:
-    """Frames after frame 11 of the last num_future predicted frames (frame 22 last)."""
-    return list(range(NUM_FUTURE - num_future + 1, NUM_FUTURE + 1))
-
-
 class WithExtrapolatedFrames(Dataset):
     """Videos (items {"video_id", "frames": (T >= 11, 3, H, W)}) with masks of the same videos (items
     {"video_id", "masks": (>= 11, H, W)}), row by row: each item gains "ref" (K, 3, H, W) uint8, frames
@@ -127,7 +122,7 @@ class WithExtrapolatedFrames(Dataset):
 
     def __init__(self, videos: Dataset, masks: Dataset, num_future: int, damping: float):
         self.videos, self.masks, self.damping = videos, masks, damping
-        self.horizons = future_horizons(num_future)
+        self.horizons = future_horizons(num_future, NUM_FUTURE)
         self.n = min(len(videos), len(masks))
         ids = [int(v) for v in videos.index.video_ids[:self.n]]
         if ids != [int(v) for v in masks.video_ids[:self.n]]:

@@ -29,9 +29,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data.classes import NUM_CLASSES, colorize
-from data.format import HEIGHT, LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX, WIDTH
+from data.format import HEIGHT, LAST_INPUT_INDEX, NUM_INPUT_FRAMES, WIDTH
 from data.metric import SegmentationScore
-from data.motion import DEFAULT_DAMPING, extrapolate_frames
+from data.motion import DEFAULT_DAMPING, extrapolate_frames, future_horizons
 from data.postprocess import remove_small_blobs, restrict_to_input_classes, vote_per_object
 from data.pseudo_labels import DONE, META, file_sha256, label_split, store_dir
 from data.readers import VideoDataset, to_float
@@ -127,8 +127,7 @@ def extrapolated_reference(unet, frames: torch.Tensor, damping: float = DEFAULT_
     finds in frames 10-11 moved to where their velocity takes them by frame 22 (data/motion.py)."""
     B, T, _, H, W = frames.shape
     masks = segment(unet, frames[:, LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1].flatten(0, 1)).reshape(B, 2, H, W)
-    horizon = [TARGET_INDEX - LAST_INPUT_INDEX]
-    return torch.stack([extrapolate_frames(f, m.to(f.device), horizon, damping) for f, m in zip(frames, masks)])
+    return torch.stack([extrapolate_frames(f, m.to(f.device), future_horizons(), damping) for f, m in zip(frames, masks)])
 
 
 @torch.no_grad()

@@ -16,6 +16,13 @@ from data.classes import BACKGROUND
 from data.format import LAST_INPUT_INDEX, TARGET_INDEX
 
 DEFAULT_DAMPING = 0.65  # the best of 0.6..0.8 on a synthetic train split (scripts/reference_scores.py)
+FRAMES_AHEAD = TARGET_INDEX - LAST_INPUT_INDEX  # frame 22 is 11 frames after frame 11
+
+
+def future_horizons(num_future: int = 1, future_steps: int = FRAMES_AHEAD) -> list:
+    """Frames after frame 11 of the last num_future of future_steps predicted frames, evenly spaced up to
+    frame 22 (future_steps 11: one per frame 12..22, so num_future 3 gives [9, 10, 11])."""
+    return [(k + 1) * FRAMES_AHEAD / future_steps for k in range(future_steps - num_future, future_steps)]
 
 
 def _centroid(pixels: torch.Tensor):
@@ -24,7 +31,7 @@ def _centroid(pixels: torch.Tensor):
 
 
 def extrapolate_mask(masks: torch.Tensor, damping: float = DEFAULT_DAMPING,
-                     horizon: float = TARGET_INDEX - LAST_INPUT_INDEX) -> torch.Tensor:
+                     horizon: float = FRAMES_AHEAD) -> torch.Tensor:
     """masks (T >= 2, H, W) class ids of frames ..10, 11 (tensor or numpy array) -> (H, W) tensor of the ids
     predicted `horizon` frames after the last."""
     return extrapolate_sequence(masks, [horizon], damping)[0]
@@ -86,9 +93,3 @@ def extrapolate_frames(frames: torch.Tensor, masks: torch.Tensor, horizons,
         for _, src, rows, cols in moves:
             out[k, :, rows, cols] = last[:, src[:, 0], src[:, 1]]
     return out
-
-
-def extrapolate_masks(masks: torch.Tensor, damping: float = DEFAULT_DAMPING,
-                      horizon: float = TARGET_INDEX - LAST_INPUT_INDEX) -> torch.Tensor:
-    """Batched extrapolate_mask: (B, T, H, W) -> (B, H, W), on the masks' device."""
-    return torch.stack([extrapolate_mask(m, damping, horizon) for m in masks]) if len(masks) else masks[:, -1]

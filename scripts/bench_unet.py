@@ -35,6 +35,8 @@ from Unets.training import ObjectCrops, choose_device, load_model  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+# train.py flags this script can override, and that it reports as the recipe
+RECIPE_FLAGS = ("epochs", "base_channels", "batch_size", "learning_rate", "crop_size", "head", "val_every")
 
 
 def parse_args():
@@ -82,7 +84,7 @@ def train(args, root: Path, env) -> tuple:
     ckpt = Path(args.out) / f"ckpt_{time.strftime('%Y%m%d_%H%M%S')}"
     cmd = [sys.executable, str(REPO / "Unets" / "train.py"), "--root_dir", str(root), "--checkpoint_dir", str(ckpt),
            "--num_workers", str(args.num_workers)]
-    for flag in ("epochs", "base_channels", "batch_size", "learning_rate", "crop_size", "head", "val_every", "device"):
+    for flag in RECIPE_FLAGS + ("device",):
         if getattr(args, flag) is not None:
             cmd += [f"--{flag}", str(getattr(args, flag))]
     start = time.perf_counter()
@@ -164,9 +166,8 @@ def main():
             ckpt = Path(args.checkpoint_dir)
             log = [json.loads(line) for line in (ckpt / "log.jsonl").read_text().splitlines()]
             seconds = sum(r["train_seconds"] + r["val_seconds"] for r in log)
-            cmd = ["", "Unets/train.py"] + [f"--{k} {v}" for k, v in sorted(json.loads(
-                json.dumps(torch.load(ckpt / "best.pt", map_location="cpu", weights_only=True)["args"])).items())
-                if k in ("epochs", "base_channels", "batch_size", "learning_rate", "crop_size", "head", "val_every")]
+            run_args = torch.load(ckpt / "best.pt", map_location="cpu", weights_only=True)["args"]
+            cmd = ["", "Unets/train.py"] + [f"--{k} {run_args[k]}" for k in RECIPE_FLAGS if k in run_args]
         else:
             ckpt, seconds, cmd = train(args, root, env)
         model = load_model(ckpt / "best.pt", UNet, device)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from data.motion import extrapolate_frames, extrapolate_mask, extrapolate_masks, extrapolate_sequence
+from data.motion import extrapolate_frames, extrapolate_mask, extrapolate_sequence
 
 
 def square(H, W, y, x, size, cls, out=None):
@@ -35,12 +35,7 @@ def test_nearer_objects_cover_farther_ones_and_leavers_vanish():
     assert torch.equal(out == 11, last == 11)
 
 
-def test_batched_and_bad_shapes():
-    frames = torch.stack([square(20, 20, 5, 2 + t, 3, 4) for t in range(11)])
-    batch = torch.stack([frames, torch.zeros_like(frames)])
-    out = extrapolate_masks(batch)
-    assert out.shape == (2, 20, 20) and not out[1].any()
-    assert torch.equal(out[0], extrapolate_mask(frames))
+def test_bad_shapes():
     with pytest.raises(ValueError, match="T >= 2"):
         extrapolate_mask(np.zeros((1, 4, 4), np.uint8))
 
