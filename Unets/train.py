@@ -172,10 +172,10 @@ def main(argv=None) -> RunState:
                                      unit="training frames")
 
         def compute_loss(model, batch):
-            frames, masks = batch
+            frames, masks, *top = batch  # top: each crop's first row (ObjectCrops), absent for whole frames
             x = to_float(frames.to(ctx.device, non_blocking=True)).contiguous(memory_format=memory_format(ctx.device))
             target = masks.to(ctx.device, non_blocking=True).long()
-            logits = model(x)  # (B, 49, H, W)
+            logits = model(x, top[0] if top else None)  # (B, 49, H, W)
             loss = F.cross_entropy(logits.float(), target)
             if args.dice_weight:
                 loss = loss + args.dice_weight * dice_loss(logits, target)

@@ -508,6 +508,8 @@ class ObjectCrops(Dataset):
     centred on a random object pixel of the mask (then shifted by up to size/4 either way), else
     anywhere; clipped to stay inside the frame. Draws from sample_rng(seed, epoch, index) like
     RandomFlips, so a resumed run crops the same. Sizes at least the frame's return it whole.
+    Item: (frame crop, mask crop, top), top the crop's first row in the frame (the U-Net's row
+    channel, Unets/unet.py, needs it: the row is the depth cue).
 
     Why: objects cover 6% of a frame, so most of a full frame's compute goes to floor pixels the
     network already gets right after a few hundred steps. A 64x64 crop costs a ninth of a 160x240
@@ -529,7 +531,7 @@ class ObjectCrops(Dataset):
         frame, mask = self.dataset[index]
         (h, w), size = mask.shape[-2:], self.size
         if size >= h and size >= w:
-            return frame, mask
+            return frame, mask, 0
         ch, cw = min(size, h), min(size, w)
         rng = sample_rng(self.seed + 1, self.epoch, index)  # + 1: not the stream RandomFlips draws from
         objects = torch.nonzero(mask > 0)
@@ -539,7 +541,7 @@ class ObjectCrops(Dataset):
         else:
             cy, cx = rng.integers(h), rng.integers(w)
         y0, x0 = int(np.clip(cy - ch // 2, 0, h - ch)), int(np.clip(cx - cw // 2, 0, w - cw))
-        return frame[..., y0:y0 + ch, x0:x0 + cw], mask[..., y0:y0 + ch, x0:x0 + cw]
+        return frame[..., y0:y0 + ch, x0:x0 + cw], mask[..., y0:y0 + ch, x0:x0 + cw], y0
 
 
 def make_loader(dataset: Dataset, batch_size: int, ctx: DistContext, *, shuffle: bool, seed: int = 0,

@@ -83,7 +83,7 @@ def test_run_writes_self_describing_checkpoints_and_a_log(two_epochs):
     last = load(ckpt / "last.pt")  # weights_only=True: plain data only
     assert tuple(last) == CHECKPOINT_KEYS
     assert last["model_config"] == {"name": "unet", "kwargs": {"base_channels": 4, "in_channels": 3, "num_classes": 49,
-                                                               "head": "factored"}}
+                                                               "head": "factored", "coords": True}}
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in last["model"])
     assert last["epoch"] == 2 and isinstance(last["args"], dict) and last["args"]["batch_size"] == 4
     assert set(last["rng"]) >= {"python", "numpy", "torch"}
@@ -246,12 +246,13 @@ def test_object_crops_hold_objects_match_their_frame_and_are_reproducible():
     for epoch in (1, 2):
         crops.set_epoch(epoch)
         for i in range(32):
-            f, m = crops[i]
+            f, m, top = crops[i]
             assert f.shape == (3, 64, 64) and m.shape == (64, 64)
             assert (m == 7).any()  # centred near an object pixel, shifted by at most a quarter of the crop
             hits = [(y, x) for y in range(HEIGHT - 63) for x in range(WIDTH - 63)
                     if torch.equal(frame[:, y:y + 64, x:x + 64], f)]
             assert len(hits) == 1 and torch.equal(mask[hits[0][0]:hits[0][0] + 64, hits[0][1]:hits[0][1] + 64], m)
+            assert top == hits[0][0]  # the crop's first row, for the U-Net's row channel
             corners.add(hits[0])
             assert torch.equal(crops[i][0], f)  # the same (seed, epoch, index) gives the same crop
     assert len(corners) > 10  # and different samples or epochs differ
@@ -259,7 +260,7 @@ def test_object_crops_hold_objects_match_their_frame_and_are_reproducible():
     assert sum(bool((anywhere[i][1] == 7).any()) for i in range(64)) < 48  # not always on the object
     assert ObjectCrops([(frame, mask)], size=HEIGHT, seed=0)[0][0].shape == (3, HEIGHT, HEIGHT)
     whole = ObjectCrops([(frame, mask)], size=WIDTH, seed=0)[0]
-    assert torch.equal(whole[0], frame) and torch.equal(whole[1], mask)
+    assert torch.equal(whole[0], frame) and torch.equal(whole[1], mask) and whole[2] == 0
     with pytest.raises(ValueError, match="size >= 1"):
         ObjectCrops([], size=0, seed=0)
 

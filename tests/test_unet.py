@@ -47,6 +47,26 @@ def test_one_frame_does_not_depend_on_its_batch():
     assert torch.allclose(model(x)[:1], model(x[:1]), atol=1e-5)
 
 
+def test_row_channel_places_a_crop_in_its_frame():
+    """The row channel (the depth cue): a crop starting at row `top` sees the rows of the whole frame."""
+    torch.manual_seed(0)
+    model = UNet(base_channels=4).eval()
+    frame = torch.rand(1, 3, HEIGHT, WIDTH)
+    rows = model.row_channel(frame)[0, 0, :, 0]
+    assert rows[0] == -1 and torch.isclose(rows[-1], torch.tensor(1.0))
+    tops = torch.tensor([0, 40])
+    crops = torch.stack([frame[0, :, t:t + 64, 10:74] for t in tops.tolist()])
+    channel = model.row_channel(crops, tops)
+    assert torch.allclose(channel[1, 0, :, 0], rows[40:104]) and torch.allclose(channel[0, 0, :, 5], rows[:64])
+    with torch.no_grad():  # the same pixels at another row give other logits: the row is an input
+        assert not torch.allclose(model(crops[:1], torch.tensor([0])), model(crops[:1], torch.tensor([90])))
+        assert torch.equal(model(frame), model(frame, torch.tensor([0])))  # whole frames start at row 0
+    plain = UNet(base_channels=4, coords=False)
+    assert plain.inc[0].in_channels == 3 and model.inc[0].in_channels == 4
+    with pytest.raises(ValueError, match="coords=True"):
+        plain(crops, tops)
+
+
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="base_channels"):
         UNet(base_channels=0)
@@ -69,7 +89,7 @@ def test_rebuilt_from_checkpoint_alone(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(x), model.eval()(x))
     assert model_config(model) == {"name": "unet", "kwargs": {"base_channels": 4, "in_channels": 3, "num_classes": 49,
-                                                               "head": "factored"}}
+                                                               "head": "factored", "coords": True}}
 
 
 def test_wrong_kind_of_model_is_named():
