@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.classes import NUM_CLASSES
-from data.motion import DEFAULT_DAMPING, extrapolate_sequence, future_horizons
+from data.motion import DEFAULT_DAMPING, check_horizon_row, extrapolate_sequence, future_horizons
 from SSL_convLSTM_Reconstructor.convlstm import _positive_int
 from SSL_convLSTM_Reconstructor.model import Reconstructor
 
@@ -70,8 +70,8 @@ class MaskForecaster(nn.Module):
         2**(len(enc_channels) - 1)).
     input_scale: the logit of the start mask's class in the residual (its confidence at start).
     feedback: feed the ConvLSTM the frame before at each future step (see the module docstring).
-    start: "extrapolate" or "copy", the mask each future step's residual starts from; damping: the
-        extrapolation's (data/motion.py).
+    start: "extrapolate" or "copy", the mask each future step's residual starts from; damping and
+        horizon_row: the extrapolation's (data/motion.py; horizon_row None: no perspective).
     """
 
     NAME = "forecaster"
@@ -79,7 +79,7 @@ class MaskForecaster(nn.Module):
     def __init__(self, num_classes: int = NUM_CLASSES, enc_channels=(16, 32, 64), hidden_channels=(64,),
                  kernel_size: int = 5, future_steps: int = 11, skip: bool = True, norm: str = "group",
                  downsample: int = 2, input_scale: float = 5.0, feedback: bool = False, start: str = "extrapolate",
-                 damping: float = DEFAULT_DAMPING):
+                 damping: float = DEFAULT_DAMPING, horizon_row: float = None):
         super().__init__()
         num_classes = _positive_int(num_classes, "num_classes")
         downsample = _positive_int(downsample, "downsample")
@@ -89,6 +89,7 @@ class MaskForecaster(nn.Module):
             raise ValueError(f"feedback must be True or False, got {feedback!r}")
         if start not in STARTS or not isinstance(damping, (int, float)) or not 0 <= damping <= 2:
             raise ValueError(f"start must be one of {STARTS} and damping in [0, 2]; got {start!r}, {damping!r}")
+        horizon_row = check_horizon_row(horizon_row)
         self.net = Reconstructor(in_channels=num_classes, out_channels=num_classes, enc_channels=enc_channels,
                                  hidden_channels=hidden_channels, kernel_size=kernel_size, future_steps=future_steps,
                                  skip=skip, output_mode="direct", output_activation="none", norm=norm)
@@ -99,9 +100,10 @@ class MaskForecaster(nn.Module):
                        "hidden_channels": inner["hidden_channels"], "kernel_size": kernel_size,
                        "future_steps": inner["future_steps"], "skip": skip, "norm": norm, "downsample": downsample,
                        "input_scale": float(input_scale), "feedback": feedback, "start": start,
-                       "damping": float(damping)}
+                       "damping": float(damping), "horizon_row": horizon_row}
         self.num_classes, self.downsample, self.input_scale = num_classes, downsample, float(input_scale)
         self.future_steps, self.feedback, self.start, self.damping = inner["future_steps"], feedback, start, damping
+        self.horizon_row = horizon_row
 
     def _check(self, masks: torch.Tensor, what: str = "masks") -> None:
         if masks.dim() != 4 or masks.is_floating_point():
@@ -126,7 +128,7 @@ class MaskForecaster(nn.Module):
         if self.start == "copy":
             return masks[:, -1:].expand(-1, num_future, -1, -1)
         horizons = future_horizons(num_future, self.future_steps)
-        return torch.stack([extrapolate_sequence(m, horizons, self.damping) for m in masks])
+        return torch.stack([extrapolate_sequence(m, horizons, self.damping, self.horizon_row) for m in masks])
 
     def low_res_logits(self, masks: torch.Tensor, num_future: int = 1, teacher: torch.Tensor = None,
                        sampling_prob: float = 1.0):

@@ -45,7 +45,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from tqdm import tqdm  # noqa: E402
 
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
-from data.motion import DEFAULT_DAMPING, extrapolate_frames, future_horizons  # noqa: E402
+from data.motion import DEFAULT_DAMPING, FIT, extrapolate_frames, future_horizons, horizon_row_arg, resolve_horizon_row  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import VideoDataset, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import OUTPUT_MODES, REFERENCES, Reconstructor, count_parameters  # noqa: E402
@@ -95,6 +95,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "velocities (needs --pseudo_labels and --saved_seg_model_dir; see above)")
     p.add_argument("--damping", type=float, default=DEFAULT_DAMPING,
                    help="with --reference extrapolated: objects move damping x frames ahead x their last velocity")
+    p.add_argument("--horizon_row", type=horizon_row_arg, default=FIT,
+                   help="with --reference extrapolated: the perspective: the image row of the floor's horizon, 'fit' (on the train "
+                        "split's true masks, at start), 'none' (plain image-space motion) or a row < 0")
     p.add_argument("--pseudo_labels", default=None, metavar="DIR",
                    help="with --reference extrapolated: the U-Net's masks of the unlabeled videos "
                         "(scripts/make_pseudo_labels.py --out DIR); DIR/val is made here for validation")
@@ -120,8 +123,8 @@ class WithExtrapolatedFrames(Dataset):
     {"video_id", "masks": (>= 11, H, W)}), row by row: each item gains "ref" (K, 3, H, W) uint8, frames
     1-11 extrapolated to the last K future frames (data/motion.py: extrapolate_frames)."""
 
-    def __init__(self, videos: Dataset, masks: Dataset, num_future: int, damping: float):
-        self.videos, self.masks, self.damping = videos, masks, damping
+    def __init__(self, videos: Dataset, masks: Dataset, num_future: int, damping: float, horizon_row: float = None):
+        self.videos, self.masks, self.damping, self.horizon_row = videos, masks, damping, horizon_row
         self.horizons = future_horizons(num_future, NUM_FUTURE)
         self.n = min(len(videos), len(masks))
         ids = [int(v) for v in videos.index.video_ids[:self.n]]
@@ -135,7 +138,7 @@ class WithExtrapolatedFrames(Dataset):
     def __getitem__(self, i: int) -> dict:
         item = self.videos[i]
         masks = self.masks[i]["masks"][LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1]  # frames 10-11
-        ref = extrapolate_frames(item["frames"][:NUM_INPUT_FRAMES], masks, self.horizons, self.damping)
+        ref = extrapolate_frames(item["frames"][:NUM_INPUT_FRAMES], masks, self.horizons, self.damping, self.horizon_row)
         return {**item, "ref": ref}
 
 
@@ -185,7 +188,8 @@ def build_model(args) -> Reconstructor:
     return Reconstructor(enc_channels=args.enc_channels, hidden_channels=args.hidden_channels,
                          kernel_size=args.kernel_size, future_steps=NUM_FUTURE, output_mode=args.output_mode,
                          output_activation=ACTIVATION[args.output_mode], downsample=args.downsample,
-                         reference=args.reference, damping=args.damping)
+                         reference=args.reference, damping=args.damping,
+                         horizon_row=args.horizon_row if args.reference == "extrapolated" else None)
 
 
 def datasets(args, ctx):
@@ -204,9 +208,10 @@ def datasets(args, ctx):
             dist.barrier()
         masks = {"unlabeled": StoredMaskVideos(args.pseudo_labels, "unlabeled"),
                  "train": TrueMaskVideos(args.root_dir, "train") if args.use_train_frames else None}
-        videos = [WithExtrapolatedFrames(v, masks[split], num_future(args), args.damping)
+        videos = [WithExtrapolatedFrames(v, masks[split], num_future(args), args.damping, args.horizon_row)
                   for v, split in zip(videos, splits)]
-        val_set = WithExtrapolatedFrames(val_set, StoredMaskVideos(args.pseudo_labels, "val"), 1, args.damping)
+        val_set = WithExtrapolatedFrames(val_set, StoredMaskVideos(args.pseudo_labels, "val"), 1, args.damping,
+                                         args.horizon_row)
     if args.val_videos:
         val_set = Subset(val_set, range(min(len(val_set), args.val_videos)))
     return ConcatDataset(videos), val_set, splits
@@ -216,6 +221,8 @@ def main(argv=None) -> RunState:
     args = parse_args(argv)
     ctx = setup_distributed(args.device)
     try:
+        args.horizon_row = (resolve_horizon_row(args.horizon_row, args.root_dir, print_fn=lambda m: print0(m, ctx=ctx))
+                            if args.reference == "extrapolated" else None)  # fitted before the run's arguments are recorded
         run_args = start_run(args, ctx)
 
         train_set, val_set, names = datasets(args, ctx)

@@ -122,12 +122,14 @@ def needs_segmenter(reconstructor) -> bool:
 
 
 @torch.no_grad()
-def extrapolated_reference(unet, frames: torch.Tensor, damping: float = DEFAULT_DAMPING) -> torch.Tensor:
+def extrapolated_reference(unet, frames: torch.Tensor, damping: float = DEFAULT_DAMPING,
+                           horizon_row: float = None) -> torch.Tensor:
     """Frames 1-11 (B, 11, 3, H, W) uint8 -> (B, 1, 3, H, W) uint8: frame 11 with the objects the U-Net
     finds in frames 10-11 moved to where their velocity takes them by frame 22 (data/motion.py)."""
     B, T, _, H, W = frames.shape
     masks = segment(unet, frames[:, LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1].flatten(0, 1)).reshape(B, 2, H, W)
-    return torch.stack([extrapolate_frames(f, m.to(f.device), future_horizons(), damping) for f, m in zip(frames, masks)])
+    return torch.stack([extrapolate_frames(f, m.to(f.device), future_horizons(), damping, horizon_row)
+                        for f, m in zip(frames, masks)])
 
 
 @torch.no_grad()
@@ -143,7 +145,8 @@ def reconstruct(reconstructor, frames: torch.Tensor, unet=None) -> torch.Tensor:
         if unet is None:
             raise ValueError("this reconstructor's reference is 'extrapolated': it needs the U-Net's masks of frames "
                              "10-11, so pass a U-Net")
-        ref = to_float(extrapolated_reference(unet, frames, reconstructor.config["damping"]).to(device))
+        ref = to_float(extrapolated_reference(unet, frames, reconstructor.config["damping"],
+                                                    reconstructor.config.get("horizon_row")).to(device))
     with autocast(device):
         out = reconstructor(to_float(frames), ref=ref)[:, -1]  # (B, 1, 3, H, W) -> (B, 3, H, W): frame 22
     return out.float().clamp(0, 1).mul(255).round().to(torch.uint8)

@@ -1,10 +1,14 @@
 """Motion extrapolation (data/motion.py): objects move along their last velocity, damped; the nearer
-object covers the farther; objects leaving the frame vanish; objects without a velocity stay."""
+object covers the farther; objects leaving the frame vanish; objects without a velocity stay; with a
+horizon row, motion is extrapolated on the floor and objects grow as they come nearer; fit_horizon
+finds that row from masks."""
+import argparse
+
 import numpy as np
 import pytest
 import torch
 
-from data.motion import extrapolate_frames, extrapolate_mask, extrapolate_sequence
+from data.motion import extrapolate_frames, extrapolate_mask, extrapolate_sequence, fit_horizon, horizon_row_arg
 
 
 def square(H, W, y, x, size, cls, out=None):
@@ -53,3 +57,70 @@ def test_frames_move_object_pixels_over_the_floor_they_left():
     assert torch.equal(out[0, :, 5:8, 16:19], frames[-1, :, 5:8, 12:15])  # the object, 4 px on
     assert (out[0, :, 5:8, 12:16] == 100).all()  # where it was: the floor (the frames' median)
     assert torch.equal(extrapolate_sequence(masks[-2:], [4], damping=1.0)[0] == 6, (out[0, 0] < 100))
+
+
+# ---------------------------------------------------------------- perspective and the horizon
+
+H_ROW = -50.0  # the horizon of the tests' camera, above the image
+
+
+def floor_square(H, W, X, Z, cls=4, size=0.12, out=None):
+    """A square object centred on the image of the floor point (X, Z) of the tests' camera (row = H_ROW + 1 / Z,
+    column = X / Z), size x (row - H_ROW) pixels wide: apparent size goes as 1 / depth."""
+    row, col = H_ROW + 1 / Z, X / Z
+    half = size * (row - H_ROW) / 2
+    m = torch.zeros(H, W, dtype=torch.uint8) if out is None else out
+    m[int(round(row - half)):int(round(row + half)), int(round(col - half)):int(round(col + half))] = cls
+    return m, (row, col), 2 * half
+
+
+def test_perspective_moves_at_constant_floor_velocity_and_scales_with_depth():
+    H, W = 160, 240
+    Z = [1 / 60, 1 / 64]  # frames 10 and 11: the object comes nearer (lower in the image) ...
+    X = [120 * Z[0], 124 * Z[1]]  # ... and to the right
+    before, _, _ = floor_square(H, W, X[0], Z[0])
+    last, _, side11 = floor_square(H, W, X[1], Z[1])
+    ahead = 5
+    want, (row, col), side = floor_square(H, W, X[1] + ahead * (X[1] - X[0]), Z[1] + ahead * (Z[1] - Z[0]))
+    out = extrapolate_mask(torch.stack([before, last]), damping=1.0, horizon=ahead, horizon_row=H_ROW)
+    got = torch.nonzero(out == 4).float()
+    assert abs(float(got[:, 0].mean()) - row) < 1.0 and abs(float(got[:, 1].mean()) - col) < 1.0
+    assert side > 1.3 * side11 and abs(len(got) ** 0.5 - side) < 1.5  # it grew as 1 / depth
+    frames = torch.full((5, 3, H, W), 100, dtype=torch.uint8)  # 3 frames of floor: its median shows where it was
+    frames[3, :, before == 4] = 7
+    frames[4, :, last == 4] = 7
+    moved = extrapolate_frames(frames, torch.stack([before, last]), [ahead], damping=1.0, horizon_row=H_ROW)[0]
+    assert torch.equal(moved[0] == 7, out == 4)  # the frame's pixels go where the mask's go
+    # without the perspective: the centroid's image velocity, no growth
+    plain = extrapolate_mask(torch.stack([before, last]), damping=1.0, horizon=ahead)
+    assert (plain == 4).sum() == (last == 4).sum()
+
+
+def test_an_object_entering_through_the_edge_moves_at_its_inner_edge_speed():
+    before, last = torch.zeros(40, 60, dtype=torch.uint8), torch.zeros(40, 60, dtype=torch.uint8)
+    before[10:20, 0:3] = 7  # a 10-wide object coming in from the left, 3 px a frame: 3 then 6 columns seen
+    last[10:20, 0:6] = 7
+    out = extrapolate_mask(torch.stack([before, last]), damping=1.0, horizon=4)
+    cols = torch.nonzero(out == 7)[:, 1]
+    assert int(cols.max()) == 5 + 4 * 3  # its inner edge went on at 3 px a frame (the centroid moved 1.5)
+
+
+def test_fit_horizon_finds_the_row_objects_grow_from():
+    H, W = 160, 240
+    videos = []
+    for start, step in ((1 / 100, 0.0004), (1 / 150, 0.0002)):  # two objects coming nearer, frame after frame
+        m = torch.zeros(12, H, W, dtype=torch.uint8)
+        for t in range(12):
+            floor_square(H, W, 0.5 + 0.3 * start, start + step * t, cls=3, size=0.3, out=m[t])
+        videos.append(m.numpy())
+    assert abs(fit_horizon(videos) - H_ROW) <= 6
+    with pytest.raises(ValueError, match="depth"):
+        fit_horizon([np.zeros((5, H, W), np.uint8)])
+
+
+def test_horizon_row_flag_and_checks():
+    assert horizon_row_arg("fit") == "fit" and horizon_row_arg("none") is None and horizon_row_arg("-48.5") == -48.5
+    with pytest.raises(argparse.ArgumentTypeError):
+        horizon_row_arg("10")  # inside the image: not a horizon of a camera that sees only floor
+    with pytest.raises(ValueError, match="horizon_row"):
+        extrapolate_mask(torch.zeros(2, 8, 8, dtype=torch.uint8), horizon_row=3.0)
