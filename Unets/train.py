@@ -8,7 +8,8 @@ val split's frames with the competition's metric (dataset-level Jaccard); best.p
 Recipe: cross-entropy (+ --dice_weight x soft Dice), AdamW, learning rate warmed up over 5% of the
 steps then cosine-decayed (stepped per batch), gradient clipping, random left-right flips (geometry
 only: color is the class). Each frame is trained on as one --crop_size crop centred near an object
-(Unets/training.py: ObjectCrops; validation and inference see whole frames), and the network's head
+(Unets/training.py: ObjectCrops; validation and inference segment whole frames, then each object again
+in such a crop, as training saw it: Unets/inference.py: refine_with_crops), and the network's head
 scores a class as background, or object + its shape + material + color (Unets/unet.py:
 FactoredOutConv). Both make the default recipe much faster to a given val Jaccard on CPU;
 scripts/bench_unet.py measures it.
@@ -69,7 +70,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--head", choices=HEADS, default="factored",
                    help="class logits: 'factored' (background | object + shape + material + color) or 'flat' (one per class)")
     p.add_argument("--crop_size", type=int, default=64,
-                   help="train on one crop of this size per frame, centred near an object (0: whole frames)")
+                   help="train on one crop of this size per frame, centred near an object (0: whole frames); "
+                        "recorded in the model's config: segmentation re-segments each object in such a crop")
     p.add_argument("--val_videos", type=int, default=0,
                    help="validate on the frames of the first N val videos only (0: all, the honest score)")
     p.add_argument("--init_from", default=None, metavar="PATH",
@@ -165,7 +167,7 @@ def main(argv=None) -> RunState:
             run_args.update(base_channels=model.config["base_channels"], head=model.config["head"])
             print0(f"initialised from {args.init_from}", ctx=ctx)
         else:
-            model = UNet(base_channels=args.base_channels, head=args.head)
+            model = UNet(base_channels=args.base_channels, head=args.head, crop_size=args.crop_size)
         model = model.to(ctx.device, memory_format=memory_format(ctx.device))
         print0(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {model.config}", ctx=ctx)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set, MUST_MATCH_ON_RESUME,

@@ -139,6 +139,9 @@ class UNet(nn.Module):
     head: "factored" (FactoredOutConv, 49 classes only) or "flat" (OutConv, one logit per class).
     coords: append the row channel (see the module's docstring): forward(x, top) with top (B,) the
     first row of each crop in its frame (None: whole frames, top 0); frames are HEIGHT rows tall.
+    crop_size: the size of the object-centred crops it is trained on (0: whole frames). The network
+    does not use it; segmentation does (Unets/inference.py: segment re-segments each object in a crop
+    of this size, as training saw it), so it travels in the config with the weights.
     `config` holds the constructor's arguments; checkpoints store it as model_config so a checkpoint
     is rebuilt from its path alone (see Unets/training.py: model_config, build_model).
     """
@@ -146,7 +149,7 @@ class UNet(nn.Module):
     NAME = "unet"  # the kind of model, checked when a checkpoint is loaded
 
     def __init__(self, base_channels: int = 16, in_channels: int = 3, num_classes: int = NUM_CLASSES,
-                 head: str = "factored", coords: bool = True):
+                 head: str = "factored", coords: bool = True, crop_size: int = 0):
         super().__init__()
         if base_channels < 1 or in_channels < 1 or num_classes < 2:
             raise ValueError(
@@ -156,8 +159,10 @@ class UNet(nn.Module):
         if head not in HEADS or (head == "factored" and num_classes != NUM_CLASSES):
             raise ValueError(f"UNet head must be one of {HEADS} (factored needs the {NUM_CLASSES} classes); "
                              f"got {head!r} with {num_classes} classes")
+        if isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 0:
+            raise ValueError(f"UNet crop_size must be an int >= 0, got {crop_size!r}")
         self.config = {"base_channels": base_channels, "in_channels": in_channels, "num_classes": num_classes,
-                       "head": head, "coords": coords}
+                       "head": head, "coords": coords, "crop_size": crop_size}
         self.coords = coords
         c = base_channels
         self.inc = DoubleConv(in_channels + int(coords), c)

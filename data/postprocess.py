@@ -102,6 +102,12 @@ def _vote(logp: torch.Tensor, pred: torch.Tensor, labels: torch.Tensor) -> torch
     return torch.where(labels > 0, best[inverse], pred)
 
 
+def color_pieces(pred: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) class ids -> (B, H, W) labels of the 4-connected pieces of one color (0: background):
+    the objects a segmentation shows, whatever shape and material it gives their pixels."""
+    return connected_components(_CLASS_COLOR.to(pred.device)[pred])
+
+
 def vote_per_object(logits: torch.Tensor) -> torch.Tensor:
     """logits (B, 49, H, W) -> (B, H, W) class ids: the argmax, then within every 4-connected piece of
     one predicted color, the class of that color with the largest sum of log-probabilities over the
@@ -110,7 +116,7 @@ def vote_per_object(logits: torch.Tensor) -> torch.Tensor:
     if C != NUM_CLASSES:
         raise ValueError(f"vote_per_object needs the {NUM_CLASSES} class logits, got {C}")
     pred = logits.argmax(dim=1)
-    labels = connected_components(_CLASS_COLOR.to(logits.device)[pred])  # (B, H, W): pieces of one color
+    labels = color_pieces(pred)  # (B, H, W)
     logp = logits.float().log_softmax(dim=1)
     return torch.stack([_vote(logp[b].reshape(C, -1), pred[b].reshape(-1), labels[b].reshape(-1))
                         for b in range(B)]).reshape(B, H, W)

@@ -83,7 +83,7 @@ def test_run_writes_self_describing_checkpoints_and_a_log(two_epochs):
     last = load(ckpt / "last.pt")  # weights_only=True: plain data only
     assert tuple(last) == CHECKPOINT_KEYS
     assert last["model_config"] == {"name": "unet", "kwargs": {"base_channels": 4, "in_channels": 3, "num_classes": 49,
-                                                               "head": "factored", "coords": True}}
+                                                               "head": "factored", "coords": True, "crop_size": 64}}
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in last["model"])
     assert last["epoch"] == 2 and isinstance(last["args"], dict) and last["args"]["batch_size"] == 4
     assert set(last["rng"]) >= {"python", "numpy", "torch"}

@@ -89,7 +89,7 @@ def test_rebuilt_from_checkpoint_alone(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(x), model.eval()(x))
     assert model_config(model) == {"name": "unet", "kwargs": {"base_channels": 4, "in_channels": 3, "num_classes": 49,
-                                                               "head": "factored", "coords": True}}
+                                                               "head": "factored", "coords": True, "crop_size": 0}}
 
 
 def test_wrong_kind_of_model_is_named():
