@@ -32,7 +32,7 @@ from data.classes import NUM_CLASSES, colorize
 from data.format import HEIGHT, LAST_INPUT_INDEX, NUM_INPUT_FRAMES, WIDTH
 from data.metric import SegmentationScore
 from data.motion import DEFAULT_DAMPING, extrapolate_frames, future_horizons
-from data.postprocess import color_pieces, remove_small_blobs, restrict_to_input_classes, vote_per_object, vote_per_track
+from data.postprocess import color_pieces, remove_small_blobs, restrict_to_input_classes, vote_per_object
 from data.pseudo_labels import DONE, META, file_sha256, label_split, store_dir
 from data.readers import VideoDataset, to_float
 from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster
@@ -122,17 +122,7 @@ def unet_logits(model, frames: torch.Tensor) -> torch.Tensor:
     x = to_float(x) if x.dtype == torch.uint8 else x.float()
     x = x.contiguous(memory_format=memory_format(device))
     with autocast(device):
-        return model(x)
-
-
-@torch.no_grad()
-def segment_videos(model, frames: torch.Tensor) -> torch.Tensor:
-    """Class ids of whole videos: (B, T, 3, H, W) -> (B, T, H, W) int64, each object one class through all T
-    frames (data/postprocess.py: vote_per_track). What the mask forecaster's inputs and the pseudo-labels
-    are made with: an object's class flickering between frames 10 and 11 would lose its velocity."""
-    B, T = frames.shape[:2]
-    logits = unet_logits(model, frames.flatten(0, 1))  # (B*T, 49, H, W)
-    return vote_per_track(logits.reshape(B, T, *logits.shape[1:]))
+        return model(x)  # (B, 49, H, W)
 
 
 def segmentation_predictor(model, frame_index: int = LAST_INPUT_INDEX, vote: bool = True) -> Predictor:
@@ -155,7 +145,7 @@ def forecaster_predictor(unet, forecaster, *, restrict_classes: bool = False, mi
     @torch.no_grad()
     def predictor(frames: torch.Tensor) -> torch.Tensor:
         B, T, _, H, W = frames.shape
-        inputs = segment_videos(unet, frames).to(device)  # (B, T, H, W)
+        inputs = segment(unet, frames.flatten(0, 1)).reshape(B, T, H, W).to(device)  # (B*T, H, W) -> (B, T, H, W)
         with autocast(device):
             logits = forecaster(inputs)[:, -1].float()  # (B, 49, H, W): frame 22
         if restrict_classes:
@@ -266,7 +256,7 @@ def prepare_val_inputs(root, pseudo_labels, seg_checkpoint, device, print_fn=pri
         print_fn(f"val inputs: {d} (made by {meta['segmenter']})")
         return
     unet = load_model(seg_checkpoint, UNet, device)
-    label_split(lambda frames: segment_videos(unet, frames), root, "val", pseudo_labels, segmenter=seg_checkpoint,
+    label_split(lambda frames: segment(unet, frames), root, "val", pseudo_labels, segmenter=seg_checkpoint,
                 desc="val inputs (U-Net on frames 1-11)")
 
 

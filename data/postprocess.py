@@ -9,10 +9,6 @@
   color) with the most summed log-probability over its pixels, so an object gets a single shape and
   material instead of a patchwork (pixels at an object's rim, far from its telling parts, are the
   ones a segmenter gets wrong). Used by the U-Net's inference (Unets/inference.py: segment).
-- vote_per_track: the same over pieces connected through the frames of a video, so an object keeps
-  one class from frame to frame (Unets/inference.py: segment_videos, the masks of frames 1-11 that
-  the mask forecaster and the extrapolation read, whose velocities need the same class in frames 10
-  and 11).
 All work on batches, on any device, with torch alone.
 """
 import torch
@@ -36,10 +32,8 @@ def restrict_to_input_classes(logits: torch.Tensor, inputs: torch.Tensor) -> tor
     return logits.masked_fill(~present[:, :, None, None], float("-inf"))
 
 
-def connected_components(mask: torch.Tensor, dims: int = 2) -> torch.Tensor:
+def connected_components(mask: torch.Tensor) -> torch.Tensor:
     """(B, H, W) class ids -> (B, H, W) int64 component labels (4-connectivity, same class), 0 on background.
-    dims=3: (B, T, H, W) videos, pieces connected in space and through time (a pixel and the same pixel
-    in the frame before or after), so that an object moving by less than its size per frame is one piece.
 
     Label propagation: every object pixel starts with its own label (1 + its flat index) and takes the
     largest label of its same-class neighbours until nothing changes. After each pass a pixel also
@@ -47,23 +41,20 @@ def connected_components(mask: torch.Tensor, dims: int = 2) -> torch.Tensor:
     its label is at least as large), so a blob settles in a few passes instead of one per pixel of
     its length: 3-4 times faster on frames of the synthetic data.
     """
-    if mask.dim() != dims + 1:
-        raise ValueError(f"connected_components(dims={dims}) needs a batch of {dims}-d masks, got shape {tuple(mask.shape)}")
-    B, shape = mask.shape[0], mask.shape[1:]
-    n = mask[0].numel()
-    labels = torch.arange(1, n + 1, device=mask.device).reshape(1, *shape).expand(B, *shape).clone()
+    B, H, W = mask.shape
+    labels = torch.arange(1, H * W + 1, device=mask.device).reshape(1, H, W).expand(B, H, W).clone()
     labels[mask == BACKGROUND] = 0
-    axes = [a for a in range(1, dims + 1) if mask.shape[a] > 1]
-    same = {a: mask.narrow(a, 0, mask.shape[a] - 1) == mask.narrow(a, 1, mask.shape[a] - 1) for a in axes}
+    padded_mask = F.pad(mask.long(), (1, 1, 1, 1), value=-1)  # (B, H+2, W+2): -1 matches no class
+    shifts = ((0, 1), (2, 1), (1, 0), (1, 2))  # up, down, left, right, as offsets into the padded frame
+    same = [padded_mask[:, dy:dy + H, dx:dx + W] == mask for dy, dx in shifts]  # neighbour of the same class
     while True:
-        new = labels.clone()
-        for a in axes:  # each pixel takes the larger label of its same-class neighbour before and after along a
-            m = mask.shape[a] - 1
-            lo, hi = labels.narrow(a, 0, m), labels.narrow(a, 1, m)
-            new.narrow(a, 0, m).copy_(torch.maximum(new.narrow(a, 0, m), torch.where(same[a], hi, 0)))
-            new.narrow(a, 1, m).copy_(torch.maximum(new.narrow(a, 1, m), torch.where(same[a], lo, 0)))
+        padded = F.pad(labels, (1, 1, 1, 1))
+        new = labels
+        for (dy, dx), s in zip(shifts, same):
+            new = torch.maximum(new, torch.where(s, padded[:, dy:dy + H, dx:dx + W], 0))
+        new = torch.where(mask == BACKGROUND, 0, new)
         flat = new.reshape(B, -1)
-        jumped = torch.gather(flat, 1, (flat - 1).clamp(min=0)).reshape(new.shape)
+        jumped = torch.gather(flat, 1, (flat - 1).clamp(min=0)).reshape(B, H, W)
         new = torch.where(new > 0, torch.maximum(new, jumped), 0)
         if torch.equal(new, labels):
             return labels
@@ -120,20 +111,3 @@ def vote_per_object(logits: torch.Tensor) -> torch.Tensor:
     logp = logits.float().log_softmax(dim=1)
     return torch.stack([_vote(logp[b].reshape(C, -1), pred[b].reshape(-1), labels[b].reshape(-1))
                         for b in range(B)]).reshape(B, H, W)
-
-
-def vote_per_track(logits: torch.Tensor) -> torch.Tensor:
-    """logits (B, T, 49, H, W) of the frames of B videos -> (B, T, H, W) class ids: vote_per_object over
-    pieces of one color connected in space and through time (connected_components dims=3), so each
-    object takes one class for the whole video, from the evidence of every frame it is in (each class
-    is in a video at most once). Two objects of one color that ever touch share the vote."""
-    B, T, C, H, W = logits.shape
-    if C != NUM_CLASSES:
-        raise ValueError(f"vote_per_track needs the {NUM_CLASSES} class logits, got {C}")
-    out = []
-    for b in range(B):  # one video at a time: the log-probabilities of a whole batch would not fit a small machine
-        pred = logits[b].argmax(dim=1)  # (T, H, W)
-        labels = connected_components(_CLASS_COLOR.to(logits.device)[pred][None], dims=3)[0]
-        logp = logits[b].float().log_softmax(dim=1).transpose(0, 1).reshape(C, -1)  # (C, T*H*W)
-        out.append(_vote(logp, pred.reshape(-1), labels.reshape(-1)).reshape(T, H, W))
-    return torch.stack(out)

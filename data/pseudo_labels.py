@@ -75,7 +75,7 @@ def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split:
                 segmenter: str, batch_size: int = 8, num_videos: int = 0, desc: str = None) -> Path:
     """Segment the frames STORE_FRAMES[split] of every video of `split` into DIR/<split>, resumably.
 
-    segment_fn: (B, T, 3, H, W) uint8 videos -> (B, T, H, W) class ids (any device). segmenter: the
+    segment_fn: (N, 3, H, W) uint8 frames -> (N, H, W) class ids (any device). segmenter: the
     checkpoint file that segment_fn comes from (its sha256 is recorded and checked on resume).
     num_videos: the first N videos only (0: all). Returns the store's folder.
     """
@@ -112,10 +112,8 @@ def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split:
     for start in range(0, len(todo), batch_size):
         rows = todo[start:start + batch_size]
         frames = torch.stack([_chw(index.frames(int(i), range(T))) for i in rows])  # (B, T, 3, H, W) uint8
-        pred = segment_fn(frames)  # (B, T, H, W)
-        if tuple(pred.shape) != (len(rows), T, HEIGHT, WIDTH):
-            raise ValueError(f"segment_fn returned shape {tuple(pred.shape)}, expected {(len(rows), T, HEIGHT, WIDTH)}")
-        masks[rows] = pred.to("cpu", torch.uint8).numpy()
+        pred = segment_fn(frames.flatten(0, 1))  # (B*T, H, W)
+        masks[rows] = pred.reshape(len(rows), T, HEIGHT, WIDTH).to("cpu", torch.uint8).numpy()
         masks.flush()
         done[rows] = True
         _atomic_np_save(done, d / DONE)  # after the masks are on disk: a crash never marks an unwritten row

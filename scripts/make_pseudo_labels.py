@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.pseudo_labels import STORE_FRAMES, label_split  # noqa: E402
-from Unets.inference import segment_videos  # noqa: E402
+from Unets.inference import segment  # noqa: E402
 from Unets.training import choose_device, load_model, run_cli  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
@@ -40,7 +40,7 @@ def main(argv=None) -> Path:
     args = parse_args(argv)
     device = choose_device(args.device)
     unet = load_model(args.saved_seg_model_dir, UNet, device)
-    out = label_split(lambda frames: segment_videos(unet, frames), args.root_dir, args.split, args.out,
+    out = label_split(lambda frames: segment(unet, frames), args.root_dir, args.split, args.out,
                       segmenter=args.saved_seg_model_dir, batch_size=args.batch_size, num_videos=args.num_videos)
     print(f"pseudo-labels: {out} ({STORE_FRAMES[args.split]} frames per video)")
     return out

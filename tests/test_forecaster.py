@@ -10,7 +10,7 @@ from data.pseudo_labels import label_split
 from SSL_convLSTM_Reconstructor import train_forecaster
 from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster, class_fractions
 from Unets import inference_hidden_with_forecaster, inference_val_with_forecaster
-from Unets.inference import segment_videos
+from Unets.inference import segment
 from Unets.training import CheckpointError, ResumeError, atomic_save, build_model, load_model, make_checkpoint, model_config
 from Unets.unet import UNet
 
@@ -96,7 +96,7 @@ def trained(tiny_root, tmp_path_factory):
     torch.manual_seed(0)
     unet = UNet(base_channels=2)
     atomic_save(make_checkpoint(unet, torch.optim.AdamW(unet.parameters()), None, 0, 0.0, {}), work / "unet.pt")
-    label_split(lambda f: segment_videos(unet, f), tiny_root, "unlabeled", work / "pl", segmenter=work / "unet.pt")
+    label_split(lambda f: segment(unet, f), tiny_root, "unlabeled", work / "pl", segmenter=work / "unet.pt")
     argv = ["--root_dir", str(tiny_root), "--pseudo_labels", str(work / "pl"), "--saved_seg_model_dir",
             str(work / "unet.pt"), "--checkpoint_dir", str(work / "fc"), "--batch_size", "2", "--num_workers", "0",
             "--device", "cpu", *TINY_FLAGS]

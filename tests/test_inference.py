@@ -159,3 +159,43 @@ def test_predictor_contract_is_checked(tiny_root):
     seen = []
     batch, preds = next(predict(lambda f: seen.append(f.shape) or torch.zeros(f.shape[0], HEIGHT, WIDTH), loader, "cpu"))
     assert seen == [(2, 11, 3, HEIGHT, WIDTH)] and preds.dtype == torch.uint8  # (B, 11, 3, H, W) in, (B, H, W) out
+
+
+class CropAware(torch.nn.Module):
+    """A stand-in U-Net whose answer depends on what it is shown, like a GroupNorm network trained on
+    crops: bright pixels are a red cube in a whole frame, a red sphere in a crop. Records the crops."""
+
+    def __init__(self, crop_size: int):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))  # a parameter: segment finds the device from it
+        self.config = {"coords": True, "crop_size": crop_size}
+        self.seen = []
+
+    def forward(self, x, top=None):
+        from data.classes import class_id
+        B, _, H, W = x.shape
+        self.seen.append((H, W, None if top is None else top.tolist()))
+        logits = torch.zeros(B, 49, H, W)
+        logits[:, 0] = 1.0
+        bright = x[:, 0] > 0.5
+        cls = class_id("cube", "metal", "red") if (H, W) == (HEIGHT, WIDTH) else class_id("sphere", "metal", "red")
+        logits[:, cls][bright] = 5.0
+        return logits
+
+
+def test_each_object_is_segmented_again_in_a_crop_centred_on_it():
+    from data.classes import class_id
+    frames = torch.zeros(2, 3, HEIGHT, WIDTH, dtype=torch.uint8)
+    frames[0, :, 100:110, 30:50] = 255  # an object centred on row 104.5, column 39.5
+    frames[0, :, 2:6, 200:204] = 255  # a 16-pixel object near the top edge: its crop is clipped at row 0
+    frames[0, :, 150, 10:13] = 255  # 3 pixels: too small to be refined
+    model = CropAware(crop_size=64)
+    pred = segment(model, frames)
+    sphere, cube = class_id("sphere", "metal", "red"), class_id("cube", "metal", "red")
+    assert (pred[0, 100:110, 30:50] == sphere).all() and (pred[0, 2:6, 200:204] == sphere).all()
+    assert (pred[0, 150, 10:13] == cube).all()  # the whole frame's answer
+    assert (pred[1] == 0).all() and (pred[0][frames[0, 0] == 0] == 0).all()
+    crops = [s for s in model.seen if s[:2] == (64, 64)]
+    assert len(crops) == 1 and sorted(crops[0][2]) == [0, 72]  # tops: 104 - 32 (rounded centroid), clipped 0
+    model = CropAware(crop_size=0)  # trained on whole frames: nothing to re-segment
+    assert (segment(model, frames)[0, 100:110, 30:50] == cube).all() and len(model.seen) == 1

@@ -1,11 +1,9 @@
 """Post-processing of predicted masks (data/postprocess.py) on hand-made masks."""
-import pytest
 import torch
 
 from data.classes import class_id
 from data.postprocess import (
     connected_components, input_classes, remove_small_blobs, restrict_to_input_classes, vote_per_object,
-    vote_per_track,
 )
 
 
@@ -76,33 +74,3 @@ def test_vote_per_object_gives_each_piece_of_one_color_a_single_class():
     # a piece's class keeps its color, whatever the logits of other colors say
     logits[0, class_id("cube", "metal", "green"), 0:3, 0:4] = 9.9
     assert torch.equal(vote_per_object(logits)[0, 0:3, 0:4], torch.full((3, 4), red_sphere))
-
-
-def test_connected_components_through_time_join_an_object_that_moves_less_than_its_size():
-    video = torch.zeros(1, 3, 6, 8, dtype=torch.uint8)
-    video[0, 0, 1:3, 0:3] = 5  # frame 1: a 2x3 object ...
-    video[0, 1, 1:3, 2:5] = 5  # ... moved 2 px: overlaps where it was
-    video[0, 2, 1:3, 6:8] = 5  # ... jumped 4 px: no overlap, another piece
-    video[0, 1, 5, 0] = 5  # a speck of the same class, apart in space
-    labels = connected_components(video, dims=3)[0]
-    assert labels[0, 1, 0] == labels[1, 1, 4] > 0
-    assert labels[2, 1, 6] not in (0, labels[0, 1, 0]) and labels[1, 5, 0] not in (0, labels[0, 1, 0])
-    assert len(set(labels[labels > 0].tolist())) == 3
-    with pytest.raises(ValueError, match="dims=2"):
-        connected_components(video)  # a video where a batch of frames is expected
-
-
-def test_vote_per_track_gives_an_object_one_class_through_the_video():
-    red_cube, red_sphere = class_id("cube", "metal", "red"), class_id("sphere", "metal", "red")
-    logits = torch.zeros(1, 3, 49, 6, 8)
-    logits[:, :, 0] = 5.0
-    for t in range(3):  # a red object moving 1 px a frame: cube in frames 1 and 3, sphere (less sure) in frame 2
-        x = 1 + t
-        logits[0, t, red_cube if t != 1 else red_sphere, 1:4, x:x + 3] = 9.0 if t != 1 else 8.0
-        logits[0, t, red_sphere if t != 1 else red_cube, 1:4, x:x + 3] = 7.0
-    per_frame = vote_per_object(logits[0])
-    assert per_frame[1, 2, 2] == red_sphere  # alone, frame 2 says sphere
-    out = vote_per_track(logits)
-    assert out.shape == (1, 3, 6, 8)
-    assert out[0][out[0] > 0].unique().tolist() == [red_cube]  # with the whole video: cube everywhere
-    assert torch.equal(out[0] > 0, per_frame > 0)  # background untouched
