@@ -92,8 +92,9 @@ def main():
 
     # 2. U-Net on labeled frames, then the frame-11 baseline on val and hidden.
     unet = out / "unet"
-    #    The default recipe (object-centred crops, factored head, base 16), for 15 short epochs.
-    q.run("train U-Net", [PY, "Unets/train.py", "--root_dir", data, "--epochs", 15, "--val_every", 5,
+    #    The default recipe (object-centred crops, factored head, base 16), for 15 short epochs, validated
+    #    once at the end (scoring every val frame costs more than an epoch of crops on a CPU).
+    q.run("train U-Net", [PY, "Unets/train.py", "--root_dir", data, "--epochs", 15, "--val_every", 15,
                           "--checkpoint_dir", unet, *resume_if_started(unet), *dev], done_when=unet / "best.pt")
     q.score("U-Net on frame 11", q.run("val, U-Net on frame 11", [
         PY, "Unets/inference_val_without_reconstructor.py", "--root_dir", data, "--saved_seg_model_dir",
