@@ -48,16 +48,17 @@ class OutputPathError(OSError):
 
 
 @torch.no_grad()
-def segment(model, frames: torch.Tensor, vote: bool = True) -> torch.Tensor:
+def segment(model, frames: torch.Tensor, vote: bool = True, refine: bool = True) -> torch.Tensor:
     """Class ids of frames: (B, 3, H, W) uint8 or float in [0, 1] -> (B, H, W) int64, on the model's device.
 
     The one segmentation step shared by training's validation and every inference script. vote: each
     connected piece of one predicted color takes a single class (data/postprocess.py: vote_per_object);
     measured by scripts/bench_unet.py, it adds several points of val Jaccard at every stage of training
-    (0.38 -> 0.44 after 3 epochs of the default recipe).
+    (0.38 -> 0.44 after 3 epochs of the default recipe). refine: re-segment each object in a crop of the
+    size the U-Net was trained on, when it was trained on crops (refine_with_crops; False only to measure it).
     """
     logits = unet_logits(model, frames)
-    if model.config.get("crop_size"):
+    if refine and model.config.get("crop_size"):
         logits = refine_with_crops(model, frames, logits, model.config["crop_size"])
     return vote_per_object(logits) if vote else logits.argmax(dim=1)
 
@@ -125,12 +126,13 @@ def unet_logits(model, frames: torch.Tensor) -> torch.Tensor:
         return model(x)  # (B, 49, H, W)
 
 
-def segmentation_predictor(model, frame_index: int = LAST_INPUT_INDEX, vote: bool = True) -> Predictor:
+def segmentation_predictor(model, frame_index: int = LAST_INPUT_INDEX, vote: bool = True,
+                           refine: bool = True) -> Predictor:
     """Frame 22 predicted as the segmentation of one input frame (frame 11 by default): no motion model."""
     if not 0 <= frame_index < NUM_INPUT_FRAMES:
         raise ValueError(f"frame_index must be an input frame 0..{NUM_INPUT_FRAMES - 1}, got {frame_index}")
     model.eval()
-    return lambda frames: segment(model, frames[:, frame_index], vote)  # (B, 11, 3, H, W) -> (B, 3, H, W)
+    return lambda frames: segment(model, frames[:, frame_index], vote, refine)  # (B, 11, 3, H, W) -> (B, 3, H, W)
 
 
 def forecaster_predictor(unet, forecaster, *, restrict_classes: bool = False, min_blob_size: int = 0) -> Predictor:

@@ -6,7 +6,8 @@
 1. makes (or reuses) a synthetic dataset with scripts/make_synthetic_dataset.py;
 2. trains the U-Net with Unets/train.py (the default recipe, or the overrides given) and times it;
 3. scores on val with the competition's metric:
-     oracle     the U-Net segmenting the TRUE frame 22 (segmentation quality alone; target >= 0.90),
+     oracle     the U-Net segmenting the TRUE frame 22 (segmentation quality alone; target >= 0.90), also
+                without the per-object vote and without the crop refinement (Unets/inference.py: segment),
      frame 11   the U-Net segmenting frame 11 as its frame-22 prediction (inference_val_without_reconstructor),
      copy mask  the true mask of frame 11 as frame 22 (what a perfect segmenter without motion scores);
 4. measures training throughput (samples/s of forward+backward+AdamW step, on the recipe's crops and on
@@ -92,11 +93,11 @@ def train(args, root: Path, env) -> tuple:
     return ckpt, time.perf_counter() - start, cmd
 
 
-def oracle_score(model, root, device, batch_size, num_workers, vote: bool = True) -> float:
-    """The U-Net on the true frame 22, scored against frame 22's mask (vote: see Unets/inference.py: segment)."""
+def oracle_score(model, root, device, batch_size, num_workers, vote: bool = True, refine: bool = True) -> float:
+    """The U-Net on the true frame 22, scored against frame 22's mask (vote, refine: see Unets/inference.py: segment)."""
     loader = video_loader(root, "val", batch_size, num_workers, device, frame_indices=[TARGET_INDEX])
     score = SegmentationScore()
-    for batch, preds in predict(segmentation_predictor(model, frame_index=0, vote=vote), loader, device, desc="oracle"):
+    for batch, preds in predict(segmentation_predictor(model, frame_index=0, vote=vote, refine=refine), loader, device, desc="oracle"):
         score.update(preds, batch["masks"][:, 0])
     return score.compute()
 
@@ -181,6 +182,7 @@ def main():
             "model": model.config, "best_val_frames_jaccard": max(r["val_jaccard"] for r in log if "val_jaccard" in r),
             "oracle_frame22": oracle_score(model, root, device, 8, args.num_workers),
             "oracle_frame22_no_vote": oracle_score(model, root, device, 8, args.num_workers, vote=False),
+            "oracle_frame22_no_refine": oracle_score(model, root, device, 8, args.num_workers, refine=False),
             "unet_frame11": evaluate(segmentation_predictor(model), root, batch_size=8, device=device,
                                      num_workers=args.num_workers).compute(),
             "copy_true_mask_frame11": copy_mask_score(root),
@@ -203,6 +205,7 @@ def main():
         print("| val Jaccard (competition metric)            | score  |\n|---|---|")
         print(f"| U-Net on true frame 22 (oracle, target 0.90) | {q['oracle_frame22']:.4f} |")
         print(f"| the same without the per-object vote         | {q['oracle_frame22_no_vote']:.4f} |")
+        print(f"| the same without the crop refinement         | {q['oracle_frame22_no_refine']:.4f} |")
         print(f"| U-Net on frame 11 (no motion)                | {q['unet_frame11']:.4f} |")
         print(f"| true mask of frame 11 (perfect segmenter)    | {q['copy_true_mask_frame11']:.4f} |")
         print(f"| best val Jaccard over all frames (train log) | {q['best_val_frames_jaccard']:.4f} |")

@@ -197,5 +197,6 @@ def test_each_object_is_segmented_again_in_a_crop_centred_on_it():
     assert (pred[1] == 0).all() and (pred[0][frames[0, 0] == 0] == 0).all()
     crops = [s for s in model.seen if s[:2] == (64, 64)]
     assert len(crops) == 1 and sorted(crops[0][2]) == [0, 72]  # tops: 104 - 32 (rounded centroid), clipped 0
+    assert (segment(model, frames, refine=False)[0, 100:110, 30:50] == cube).all()  # the whole frame's answer
     model = CropAware(crop_size=0)  # trained on whole frames: nothing to re-segment
     assert (segment(model, frames)[0, 100:110, 30:50] == cube).all() and len(model.seen) == 1
