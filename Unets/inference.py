@@ -57,10 +57,17 @@ def segment(model, frames: torch.Tensor, vote: bool = True, refine: bool = True)
     (0.38 -> 0.44 after 3 epochs of the default recipe). refine: re-segment each object in a crop of the
     size the U-Net was trained on, when it was trained on crops (refine_with_crops; False only to measure it).
     """
-    logits = unet_logits(model, frames)
+    x = model_input(model, frames)  # converted once, for the whole-frame pass and the crops
+    logits = unet_logits(model, x)
     if refine and model.config.get("crop_size"):
-        logits = refine_with_crops(model, frames, logits, model.config["crop_size"])
+        logits = refine_with_crops(model, x, logits, model.config["crop_size"])
     return vote_per_object(logits) if vote else logits.argmax(dim=1)
+
+
+def model_input(model, frames: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) uint8, or float in [0, 1] -> float in [0, 1] on the model's device."""
+    x = frames.to(next(model.parameters()).device, non_blocking=True)
+    return to_float(x) if x.dtype == torch.uint8 else x.float()
 
 
 MIN_REFINED_PIXELS = 10  # smaller pieces keep the whole frame's scores
@@ -99,8 +106,7 @@ def refine_with_crops(model, frames: torch.Tensor, logits: torch.Tensor, size: i
     if not boxes:
         return logp
     device = next(model.parameters()).device
-    x = frames.to(device)
-    x = to_float(x) if x.dtype == torch.uint8 else x.float()
+    x = model_input(model, frames)  # a no-op for what segment passes
     total = torch.zeros_like(logp)
     count = torch.zeros(B, 1, H, W, device=logp.device)
     for start in range(0, len(boxes), CROP_BATCH):
@@ -119,9 +125,7 @@ def refine_with_crops(model, frames: torch.Tensor, logits: torch.Tensor, size: i
 def unet_logits(model, frames: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) uint8 or float in [0, 1] -> (B, 49, H, W) logits, on the model's device."""
     device = next(model.parameters()).device
-    x = frames.to(device, non_blocking=True)
-    x = to_float(x) if x.dtype == torch.uint8 else x.float()
-    x = x.contiguous(memory_format=memory_format(device))
+    x = model_input(model, frames).contiguous(memory_format=memory_format(device))
     with autocast(device):
         return model(x)  # (B, 49, H, W)
 

@@ -90,21 +90,22 @@ def _object_moves(masks: torch.Tensor, horizons, damping: float, horizon_row=Non
     horizon_row = check_horizon_row(horizon_row)
     last, before = masks[-1], masks[-2]
     H, W = last.shape
-    objects = []  # (class, pixels (N, 2), centroid (2,), velocity (2,) in pixels per frame)
+    objects = []  # (class, its pixels' (H, W) mask, pixels (N, 2), centroid (2,), velocity (2,) in pixels per frame)
     for cls in torch.unique(last).tolist():
         if cls == BACKGROUND:
             continue
-        pixels, then = torch.nonzero(last == cls), torch.nonzero(before == cls)
+        shape = last == cls
+        pixels, then = torch.nonzero(shape), torch.nonzero(before == cls)
         velocity = torch.zeros(2) if len(then) == 0 else _velocity(pixels, then, H, W)
-        objects.append((cls, pixels, pixels.float().mean(0), velocity))
+        objects.append((cls, shape, pixels, pixels.float().mean(0), velocity))
     per_horizon = []
     for horizon in horizons:
         moved = []  # (lowest row after the move, class, source pixels, rows, columns)
-        for cls, pixels, centroid, velocity in objects:
+        for cls, shape, pixels, centroid, velocity in objects:
             if not velocity.any():
                 rows, cols, src = pixels[:, 0], pixels[:, 1], pixels
             else:
-                rows, cols, src = _place(last == cls, pixels, centroid,
+                rows, cols, src = _place(shape, pixels, centroid,
                                          *_destination(centroid, velocity * damping, horizon, horizon_row))
             if len(rows):
                 moved.append((int(rows.max()), cls, src, rows, cols))
