@@ -4,8 +4,9 @@
         output_mode "direct", logits) --bilinear up to H x W--> delta
     logits of frames 12..22 = input_scale x one-hot(start mask of that frame) + delta
                                                                               (residual, at full resolution)
-    start mask: start="extrapolate" (default) the objects of mask 11 moved along their last velocity
-        (data/motion.py, `damping` as there); start="copy" mask 11 itself.
+    start mask: start="extrapolate" (default) the objects of mask 11 moved along their last velocity,
+        slowing down and bouncing off each other (data/motion.py, `motion` as there); start="copy"
+        mask 11 itself.
 
 Why this shape:
 - Cross-entropy over the 49 classes on logits, never a regression of class ids.
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.classes import NUM_CLASSES
-from data.motion import DEFAULT_DAMPING, check_horizon_row, extrapolate_sequence, future_horizons
+from data.motion import Motion, extrapolate_sequence, future_horizons
 from SSL_convLSTM_Reconstructor.convlstm import _positive_int
 from SSL_convLSTM_Reconstructor.model import Reconstructor
 
@@ -70,8 +71,8 @@ class MaskForecaster(nn.Module):
         2**(len(enc_channels) - 1)).
     input_scale: the logit of the start mask's class in the residual (its confidence at start).
     feedback: feed the ConvLSTM the frame before at each future step (see the module docstring).
-    start: "extrapolate" or "copy", the mask each future step's residual starts from; damping and
-        horizon_row: the extrapolation's (data/motion.py; horizon_row None: no perspective).
+    start: "extrapolate" or "copy", the mask each future step's residual starts from; motion: the
+        extrapolation's, a data/motion.py Motion or its config (None: Motion(), plain image-space motion).
     """
 
     NAME = "forecaster"
@@ -79,7 +80,7 @@ class MaskForecaster(nn.Module):
     def __init__(self, num_classes: int = NUM_CLASSES, enc_channels=(16, 32, 64), hidden_channels=(64,),
                  kernel_size: int = 5, future_steps: int = 11, skip: bool = True, norm: str = "group",
                  downsample: int = 2, input_scale: float = 5.0, feedback: bool = False, start: str = "extrapolate",
-                 damping: float = DEFAULT_DAMPING, horizon_row: float = None):
+                 motion: dict = None):
         super().__init__()
         num_classes = _positive_int(num_classes, "num_classes")
         downsample = _positive_int(downsample, "downsample")
@@ -87,9 +88,9 @@ class MaskForecaster(nn.Module):
             raise ValueError(f"input_scale must be a number >= 0, got {input_scale!r}")
         if not isinstance(feedback, bool):
             raise ValueError(f"feedback must be True or False, got {feedback!r}")
-        if start not in STARTS or not isinstance(damping, (int, float)) or not 0 <= damping <= 2:
-            raise ValueError(f"start must be one of {STARTS} and damping in [0, 2]; got {start!r}, {damping!r}")
-        horizon_row = check_horizon_row(horizon_row)
+        if start not in STARTS:
+            raise ValueError(f"start must be one of {STARTS}, got {start!r}")
+        motion = Motion.from_config(motion if motion is not None else Motion())
         self.net = Reconstructor(in_channels=num_classes, out_channels=num_classes, enc_channels=enc_channels,
                                  hidden_channels=hidden_channels, kernel_size=kernel_size, future_steps=future_steps,
                                  skip=skip, output_mode="direct", output_activation="none", norm=norm)
@@ -100,10 +101,9 @@ class MaskForecaster(nn.Module):
                        "hidden_channels": inner["hidden_channels"], "kernel_size": kernel_size,
                        "future_steps": inner["future_steps"], "skip": skip, "norm": norm, "downsample": downsample,
                        "input_scale": float(input_scale), "feedback": feedback, "start": start,
-                       "damping": float(damping), "horizon_row": horizon_row}
+                       "motion": motion.to_config()}
         self.num_classes, self.downsample, self.input_scale = num_classes, downsample, float(input_scale)
-        self.future_steps, self.feedback, self.start, self.damping = inner["future_steps"], feedback, start, damping
-        self.horizon_row = horizon_row
+        self.future_steps, self.feedback, self.start, self.motion = inner["future_steps"], feedback, start, motion
 
     def _check(self, masks: torch.Tensor, what: str = "masks") -> None:
         if masks.dim() != 4 or masks.is_floating_point():
@@ -128,7 +128,7 @@ class MaskForecaster(nn.Module):
         if self.start == "copy":
             return masks[:, -1:].expand(-1, num_future, -1, -1)
         horizons = future_horizons(num_future, self.future_steps)
-        return torch.stack([extrapolate_sequence(m, horizons, self.damping, self.horizon_row) for m in masks])
+        return torch.stack([extrapolate_sequence(m, horizons, self.motion) for m in masks])
 
     def low_res_logits(self, masks: torch.Tensor, num_future: int = 1, teacher: torch.Tensor = None,
                        sampling_prob: float = 1.0):

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data.motion import DEFAULT_DAMPING, check_horizon_row
+from data.motion import Motion
 from SSL_convLSTM_Reconstructor.convlstm import ConvLSTM, _positive_int
 
 OUTPUT_MODES = ("blend", "residual", "direct")
@@ -202,7 +202,7 @@ class Reconstructor(nn.Module):
         extrapolate_frames, from the U-Net's masks of frames 10-11). The network then starts from
         objects at their expected place and learns what that misses, instead of having to draw
         moved objects itself (at CPU budgets it only learns to fade them). Not with "direct".
-    damping, horizon_row: the extrapolation's (data/motion.py: its perspective; None: plain image-space
+    motion: the extrapolation's (data/motion.py: a Motion or its config; None: Motion(), plain image-space
         motion), recorded so that inference makes the same `ref`.
     downsample: run the network on frames area-averaged by this factor (4: 40 x 60 for 160 x 240,
         16 times less compute, what makes CPU training learn motion in minutes). The output stays at
@@ -220,8 +220,7 @@ class Reconstructor(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, enc_channels=(8, 16, 32, 32),
                  hidden_channels=(32,), kernel_size: int = 3, future_steps: int = 11, skip: bool = True,
                  output_mode: str = "residual", output_activation: str = "clamp", norm: str = "group",
-                 downsample: int = 1, reference: str = "frame11", damping: float = DEFAULT_DAMPING,
-                 horizon_row: float = None):
+                 downsample: int = 1, reference: str = "frame11", motion: dict = None):
         super().__init__()
         downsample = _positive_int(downsample, "downsample")
         in_channels = _positive_int(in_channels, "in_channels")
@@ -245,9 +244,7 @@ class Reconstructor(nn.Module):
             raise ValueError(f"norm {norm!r} is not one of {NORMS}")
         if reference not in REFERENCES or (reference != "frame11" and output_mode == "direct"):
             raise ValueError(f"reference {reference!r} must be one of {REFERENCES} (and 'frame11' with output_mode 'direct')")
-        if not isinstance(damping, (int, float)) or not 0 <= damping <= 2:
-            raise ValueError(f"damping must be a number in [0, 2], got {damping!r}")
-        horizon_row = check_horizon_row(horizon_row)
+        motion = Motion.from_config(motion if motion is not None else Motion())
         if not isinstance(skip, bool):
             raise ValueError(f"skip must be True or False, got {skip!r}")
         if not isinstance(kernel_size, int):  # plain int: the config stays plain data
@@ -257,7 +254,7 @@ class Reconstructor(nn.Module):
             "enc_channels": enc_channels, "hidden_channels": hidden_channels, "kernel_size": kernel_size,
             "future_steps": future_steps, "skip": skip, "output_mode": output_mode,
             "output_activation": output_activation, "norm": norm, "downsample": downsample, "reference": reference,
-            "damping": float(damping), "horizon_row": horizon_row,
+            "motion": motion.to_config(),
         }
         self.downsample = downsample
         self.future_steps = future_steps

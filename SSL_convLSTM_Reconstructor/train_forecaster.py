@@ -33,7 +33,7 @@ from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa
 from data.metric import SegmentationScore  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import SplitIndex  # noqa: E402
-from data.motion import DEFAULT_DAMPING, FIT, horizon_row_arg, resolve_horizon_row  # noqa: E402
+from data.motion import add_motion_args, resolve_motion  # noqa: E402
 from SSL_convLSTM_Reconstructor.forecaster import STARTS, MaskForecaster, class_fractions, count_parameters  # noqa: E402
 from Unets.inference import prepare_val_inputs  # noqa: E402
 from Unets.training import (  # noqa: E402
@@ -80,11 +80,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--input_scale", type=float, default=5.0, help="logit of the start mask's class in the residual path")
     p.add_argument("--start", choices=STARTS, default="extrapolate",
                    help="what each predicted frame starts from: the frame-11 objects moved along their velocity, or frame 11")
-    p.add_argument("--damping", type=float, default=DEFAULT_DAMPING,
-                   help="with --start extrapolate: objects move damping x frames ahead x their last velocity")
-    p.add_argument("--horizon_row", type=horizon_row_arg, default=FIT,
-                   help="with --start extrapolate: the perspective: the image row of the floor's horizon, 'fit' (on the train "
-                        "split's true masks, at start), 'none' (plain image-space motion) or a row < 0")
+    add_motion_args(p)  # with --start extrapolate: how the start's objects move
     add_run_args(p, checkpoint_default="checkpoints/forecaster")
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "kernel_size", "downsample"):
@@ -144,8 +140,8 @@ def main(argv=None) -> RunState:
     args = parse_args(argv)
     ctx = setup_distributed(args.device)
     try:
-        args.horizon_row = (resolve_horizon_row(args.horizon_row, args.root_dir, print_fn=lambda m: print0(m, ctx=ctx))
-                            if args.start == "extrapolate" else None)  # fitted before the run's arguments are recorded
+        args.motion = (resolve_motion(args, args.root_dir, print_fn=lambda m: print0(m, ctx=ctx)).to_config()
+                       if args.start == "extrapolate" else None)  # fitted before the run's arguments are recorded
         run_args = start_run(args, ctx)
 
         if ctx.is_main:
@@ -159,7 +155,7 @@ def main(argv=None) -> RunState:
         model = MaskForecaster(enc_channels=args.enc_channels, hidden_channels=args.hidden_channels,
                                kernel_size=args.kernel_size, downsample=args.downsample,
                                input_scale=args.input_scale, feedback=args.feedback,
-                               start=args.start, damping=args.damping, horizon_row=args.horizon_row).to(ctx.device)
+                               start=args.start, motion=args.motion).to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.2f}M parameters, {model.config}; "
                f"{len(train_set)} training videos, {len(val_set)} val videos", ctx=ctx)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set, MUST_MATCH_ON_RESUME,

@@ -45,7 +45,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from tqdm import tqdm  # noqa: E402
 
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
-from data.motion import DEFAULT_DAMPING, FIT, extrapolate_frames, future_horizons, horizon_row_arg, resolve_horizon_row  # noqa: E402
+from data.motion import Motion, add_motion_args, extrapolate_frames, future_horizons, resolve_motion  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import VideoDataset, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import OUTPUT_MODES, REFERENCES, Reconstructor, count_parameters  # noqa: E402
@@ -93,16 +93,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--reference", default="frame11", choices=REFERENCES,
                    help="what the output changes: frame 11, or frame 11 with its objects moved along their "
                         "velocities (needs --pseudo_labels and --saved_seg_model_dir; see above)")
-    p.add_argument("--damping", type=float, default=DEFAULT_DAMPING,
-                   help="with --reference extrapolated: objects move damping x frames ahead x their last velocity")
-    p.add_argument("--horizon_row", type=horizon_row_arg, default=FIT,
-                   help="with --reference extrapolated: the perspective: the image row of the floor's horizon, 'fit' (on the train "
-                        "split's true masks, at start), 'none' (plain image-space motion) or a row < 0")
     p.add_argument("--pseudo_labels", default=None, metavar="DIR",
                    help="with --reference extrapolated: the U-Net's masks of the unlabeled videos "
                         "(scripts/make_pseudo_labels.py --out DIR); DIR/val is made here for validation")
     p.add_argument("--saved_seg_model_dir", default=None, metavar="PATH",
                    help="with --reference extrapolated: the U-Net that segments the val inputs (as at inference)")
+    add_motion_args(p)  # with --reference extrapolated: how the reference's objects move
     add_run_args(p, checkpoint_default="checkpoints/reconstructor")
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "kernel_size", "downsample"):
@@ -123,8 +119,8 @@ class WithExtrapolatedFrames(Dataset):
     {"video_id", "masks": (>= 11, H, W)}), row by row: each item gains "ref" (K, 3, H, W) uint8, frames
     1-11 extrapolated to the last K future frames (data/motion.py: extrapolate_frames)."""
 
-    def __init__(self, videos: Dataset, masks: Dataset, num_future: int, damping: float, horizon_row: float = None):
-        self.videos, self.masks, self.damping, self.horizon_row = videos, masks, damping, horizon_row
+    def __init__(self, videos: Dataset, masks: Dataset, num_future: int, motion: Motion):
+        self.videos, self.masks, self.motion = videos, masks, Motion.from_config(motion)
         self.horizons = future_horizons(num_future, NUM_FUTURE)
         self.n = min(len(videos), len(masks))
         ids = [int(v) for v in videos.index.video_ids[:self.n]]
@@ -138,7 +134,7 @@ class WithExtrapolatedFrames(Dataset):
     def __getitem__(self, i: int) -> dict:
         item = self.videos[i]
         masks = self.masks[i]["masks"][LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1]  # frames 10-11
-        ref = extrapolate_frames(item["frames"][:NUM_INPUT_FRAMES], masks, self.horizons, self.damping, self.horizon_row)
+        ref = extrapolate_frames(item["frames"][:NUM_INPUT_FRAMES], masks, self.horizons, self.motion)
         return {**item, "ref": ref}
 
 
@@ -188,8 +184,7 @@ def build_model(args) -> Reconstructor:
     return Reconstructor(enc_channels=args.enc_channels, hidden_channels=args.hidden_channels,
                          kernel_size=args.kernel_size, future_steps=NUM_FUTURE, output_mode=args.output_mode,
                          output_activation=ACTIVATION[args.output_mode], downsample=args.downsample,
-                         reference=args.reference, damping=args.damping,
-                         horizon_row=args.horizon_row if args.reference == "extrapolated" else None)
+                         reference=args.reference, motion=args.motion if args.reference == "extrapolated" else None)
 
 
 def datasets(args, ctx):
@@ -208,10 +203,9 @@ def datasets(args, ctx):
             dist.barrier()
         masks = {"unlabeled": StoredMaskVideos(args.pseudo_labels, "unlabeled"),
                  "train": TrueMaskVideos(args.root_dir, "train") if args.use_train_frames else None}
-        videos = [WithExtrapolatedFrames(v, masks[split], num_future(args), args.damping, args.horizon_row)
+        videos = [WithExtrapolatedFrames(v, masks[split], num_future(args), args.motion)
                   for v, split in zip(videos, splits)]
-        val_set = WithExtrapolatedFrames(val_set, StoredMaskVideos(args.pseudo_labels, "val"), 1, args.damping,
-                                         args.horizon_row)
+        val_set = WithExtrapolatedFrames(val_set, StoredMaskVideos(args.pseudo_labels, "val"), 1, args.motion)
     if args.val_videos:
         val_set = Subset(val_set, range(min(len(val_set), args.val_videos)))
     return ConcatDataset(videos), val_set, splits
@@ -221,8 +215,8 @@ def main(argv=None) -> RunState:
     args = parse_args(argv)
     ctx = setup_distributed(args.device)
     try:
-        args.horizon_row = (resolve_horizon_row(args.horizon_row, args.root_dir, print_fn=lambda m: print0(m, ctx=ctx))
-                            if args.reference == "extrapolated" else None)  # fitted before the run's arguments are recorded
+        args.motion = (resolve_motion(args, args.root_dir, print_fn=lambda m: print0(m, ctx=ctx)).to_config()
+                       if args.reference == "extrapolated" else None)  # fitted before the run's arguments are recorded
         run_args = start_run(args, ctx)
 
         train_set, val_set, names = datasets(args, ctx)

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from data.classes import NUM_CLASSES, colorize
 from data.format import HEIGHT, LAST_INPUT_INDEX, NUM_INPUT_FRAMES, WIDTH
 from data.metric import SegmentationScore
-from data.motion import DEFAULT_DAMPING, extrapolate_frames, future_horizons
+from data.motion import Motion, extrapolate_frames, future_horizons
 from data.postprocess import color_pieces, remove_small_blobs, restrict_to_input_classes, vote_per_object
 from data.pseudo_labels import DONE, META, file_sha256, label_split, store_dir
 from data.readers import VideoDataset, to_float
@@ -188,13 +188,12 @@ def needs_segmenter(reconstructor) -> bool:
 
 
 @torch.no_grad()
-def extrapolated_reference(unet, frames: torch.Tensor, damping: float = DEFAULT_DAMPING,
-                           horizon_row: float = None) -> torch.Tensor:
+def extrapolated_reference(unet, frames: torch.Tensor, motion: Motion = None) -> torch.Tensor:
     """Frames 1-11 (B, 11, 3, H, W) uint8 -> (B, 1, 3, H, W) uint8: frame 11 with the objects the U-Net
     finds in frames 10-11 moved to where their velocity takes them by frame 22 (data/motion.py)."""
     B, T, _, H, W = frames.shape
     masks = segment(unet, frames[:, LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1].flatten(0, 1)).reshape(B, 2, H, W)
-    return torch.stack([extrapolate_frames(f, m.to(f.device), future_horizons(), damping, horizon_row)
+    return torch.stack([extrapolate_frames(f, m.to(f.device), future_horizons(), motion)
                         for f, m in zip(frames, masks)])
 
 
@@ -211,8 +210,7 @@ def reconstruct(reconstructor, frames: torch.Tensor, unet=None) -> torch.Tensor:
         if unet is None:
             raise ValueError("this reconstructor's reference is 'extrapolated': it needs the U-Net's masks of frames "
                              "10-11, so pass a U-Net")
-        ref = to_float(extrapolated_reference(unet, frames, reconstructor.config["damping"],
-                                                    reconstructor.config.get("horizon_row")).to(device))
+        ref = to_float(extrapolated_reference(unet, frames, Motion.from_config(reconstructor.config["motion"])).to(device))
     with autocast(device):
         out = reconstructor(to_float(frames), ref=ref)[:, -1]  # (B, 1, 3, H, W) -> (B, 3, H, W): frame 22
     return out.float().clamp(0, 1).mul(255).round().to(torch.uint8)

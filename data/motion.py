@@ -1,31 +1,44 @@
 """Motion extrapolation of the objects in a mask sequence: a frame-22 prediction without learning.
 
-Each object (a class: each is in a video at most once) seen in frame 11 moves by damping x 11 x its
-last velocity (the move of its centroid from frame 10 to frame 11), and the moved objects are
-painted back to front (an object whose lowest pixel is lower in the image is nearer the camera, so
-it covers the others). Objects absent from frame 10 stay where they are.
+Each object (a class: each is in a video at most once) seen in frame 11 is a disc sliding on the
+floor. It starts with its last velocity (the move of its centroid from frame 10 to frame 11), slows
+down (damping), and bounces off the other discs (contact); the moved objects are painted back to
+front (an object whose lowest pixel is lower in the image is nearer the camera, so it covers the
+others). Objects absent from frame 10 start still; an object that neither moves nor is hit stays
+where it is, pixel for pixel. The parameters are one `Motion`; `fit_motion` finds them from
+labeled masks (the train split's), as the winning entries' motion models were fitted to the data.
 
-Perspective (horizon_row, the image row of the floor's horizon; None: plain image-space motion).
-The camera looks down at a flat floor, so an object sliding at a constant speed on the floor does
-not move at a constant speed in the image, and it grows as it comes nearer. With the horizon known,
-a point at row y and column x of the image maps to (x / (y - h), 1 / (y - h)) on a plane parallel
-to the floor (up to an affine map, which moving at constant velocity does not care about): the
-velocity is taken and extrapolated there, mapped back, and the object is scaled about its
-centroid by how much nearer it came ((y22 - h) / (y11 - h): apparent size goes as 1 / depth). On
-synthetic val (scripts/reference_scores.py, true masks, 30 videos): 0.644 in image space at damping
-0.65, 0.668 with the perspective at 0.7 (README, "Motion extrapolation"). `fit_horizon` finds h from the labeled masks: an object's square-rooted
-area divided by (its row - h) stays the same as it moves in depth.
+- damping: the share of the constant-velocity way an object covers in the 11 frames to frame 22.
+  Objects slide with friction, so on average they cover less. Their speed decays by the same
+  factor every frame, so nearer frames are damped less.
+- horizon_row: the perspective (None: plain image-space motion). The camera looks down at a flat
+  floor, so an object sliding at a constant speed does not move at a constant speed in the image,
+  and it grows as it comes nearer. With h the image row of the floor's horizon, a pixel at row y and
+  column x is the floor point ((x - W/2) / (y - h), focal / (y - h)), up to a scale; motion is
+  simulated there and mapped back, and each object is scaled about its centroid by how much nearer
+  it came ((y22 - h) / (y11 - h): apparent size goes as 1 / depth). `fit_horizon` finds h: an
+  object's square-rooted area divided by (its row - h) stays the same as it moves in depth.
+- contact: collisions (0: objects pass through each other). Two discs touch when their centres are
+  closer than contact x the mean of their apparent sizes (the square root of their area, in floor
+  units), and then exchange the parts of their velocities along the line between them (an elastic
+  collision of equal masses: a sliding object that hits a still one stops, and the other slides
+  on). On a synthetic train split these collisions are where most of the remaining error was: 83%
+  of the objects that ended 4 px or more from their true place had come near another object.
+- focal: how deep the floor is for its width, in pixels (the camera's focal length for a level
+  camera). Only collisions need it (straight motion is the same for any focal); `fit_motion` fits it.
 
 Objects that touch the frame's edge in frame 10 or 11 (entering or leaving) have a visible part
 that grows or shrinks, so their centroid moves faster or slower than they do: along that axis the
 velocity is the move of their edge away from the frame's edge.
 
-Why damped: the objects slide with friction and collide, so on average they cover less than
-constant velocity predicts over 11 frames. The mask forecaster (SSL_convLSTM_Reconstructor/
-forecaster.py) and the reconstructor's extrapolated reference take this as their starting point
-and learn what it misses.
+The mask forecaster (SSL_convLSTM_Reconstructor/forecaster.py) and the reconstructor's extrapolated
+reference take this as their starting point and learn what it misses.
 """
 import argparse
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,8 +47,10 @@ from data.classes import BACKGROUND
 from data.format import LAST_INPUT_INDEX, TARGET_INDEX
 
 DEFAULT_DAMPING = 0.7  # the best of 0.6..0.8 on a synthetic train split with the perspective (scripts/reference_scores.py)
+DEFAULT_FOCAL = 300.0  # the renderer's camera has 262 px; fitted: 300-350 on synthetic train splits
 FRAMES_AHEAD = TARGET_INDEX - LAST_INPUT_INDEX  # frame 22 is 11 frames after frame 11
 MAX_SCALE = 3.0  # an object grows or shrinks by at most this factor (a guard against a bad velocity)
+SUBSTEPS = 4  # simulation steps per frame: a collision is found within a quarter of a frame's move
 
 
 def future_horizons(num_future: int = 1, future_steps: int = FRAMES_AHEAD) -> list:
@@ -53,6 +68,58 @@ def check_horizon_row(horizon_row):
     return float(horizon_row)
 
 
+def _number(value, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Motion:
+    """How objects move after frame 11 (see the module docstring). Models record `to_config()`, plain data."""
+
+    damping: float = DEFAULT_DAMPING
+    horizon_row: float = None
+    contact: float = 0.0
+    focal: float = DEFAULT_FOCAL
+
+    def __post_init__(self):
+        object.__setattr__(self, "damping", _number(self.damping, "damping", 0, 2))
+        object.__setattr__(self, "horizon_row", check_horizon_row(self.horizon_row))
+        object.__setattr__(self, "contact", _number(self.contact, "contact", 0, 5))
+        object.__setattr__(self, "focal", _number(self.focal, "focal", 1, 1e5))
+
+    def to_config(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_config(cls, config) -> "Motion":
+        """A Motion, or its to_config() dict (unknown keys are refused, with the known ones named)."""
+        if isinstance(config, Motion):
+            return config
+        if not isinstance(config, dict) or set(config) - set(asdict(cls())):
+            raise ValueError(f"a motion is a dict with keys among {sorted(asdict(cls()))}, got {config!r}")
+        return cls(**config)
+
+    def describe(self) -> str:
+        view = "image space" if self.horizon_row is None else f"perspective, horizon row {self.horizon_row:g}"
+        bounce = "no collisions" if self.contact == 0 else f"collisions at contact {self.contact:g}" + (
+            f", focal {self.focal:g}" if self.horizon_row is not None else "")
+        return f"damping {self.damping:g}, {view}, {bounce}"
+
+
+def _decay(damping: float, substeps: int = SUBSTEPS) -> float:
+    """The speed kept per substep (q) so that an object covers damping x 11 x its velocity in 11 frames:
+    sum over the 11 x substeps steps i of q**i / substeps = 11 x damping (speed decays, then it moves)."""
+    n, target = FRAMES_AHEAD * substeps, FRAMES_AHEAD * damping * substeps
+    travel = lambda q: n if q == 1 else q * (1 - q ** n) / (1 - q)  # noqa: E731
+    lo, hi = 0.0, 2.0
+    for _ in range(100):  # bisection: travel grows with q
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if travel(mid) < target else (lo, mid)
+    return (lo + hi) / 2
+
+
 def _velocity(now: torch.Tensor, then: torch.Tensor, H: int, W: int) -> torch.Tensor:
     """(2,) image velocity (rows, columns per frame) of an object from its pixels (N, 2) in the last two
     frames: its centroid's move, or along an axis where it touches the frame's edge on one side only,
@@ -68,29 +135,16 @@ def _velocity(now: torch.Tensor, then: torch.Tensor, H: int, W: int) -> torch.Te
     return v
 
 
-def _destination(centroid: torch.Tensor, velocity: torch.Tensor, ahead: float, horizon_row):
-    """Where an object's centroid is `ahead` frames on at `velocity` (already damped), and its scale."""
-    if horizon_row is None:
-        return centroid + velocity * ahead, 1.0
-    then = centroid - velocity
-    z_now, z_then = 1 / (float(centroid[0]) - horizon_row), 1 / max(float(then[0]) - horizon_row, 1e-3)
-    x_now, x_then = float(centroid[1]) * z_now, float(then[1]) * z_then
-    z = min(max(z_now + ahead * (z_now - z_then), z_now / MAX_SCALE), z_now * MAX_SCALE)
-    x = x_now + ahead * (x_now - x_then)
-    return torch.tensor([horizon_row + 1 / z, x / z]), z_now / z
-
-
-def _object_moves(masks: torch.Tensor, horizons, damping: float, horizon_row=None):
-    """For each horizon, the moves of frame 11's objects painted back to front: [(class, source pixels
-    (N, 2), destination rows (N,), destination columns (N,))], each destination pixel taking the class
-    and color of its source pixel; pixels leaving the frame dropped."""
+def _objects(masks: torch.Tensor) -> list:
+    """The objects of the last frame of masks (T >= 2, H, W): [(class, its (H, W) mask, pixels (N, 2),
+    centroid (2,), image velocity (2,) in pixels per frame)]."""
     masks = torch.as_tensor(masks)
     if masks.dim() != 3 or masks.shape[0] < 2:
         raise ValueError(f"extrapolation needs (T >= 2, H, W) masks, got shape {tuple(masks.shape)}")
-    horizon_row = check_horizon_row(horizon_row)
+    masks = masks.cpu()
     last, before = masks[-1], masks[-2]
     H, W = last.shape
-    objects = []  # (class, its pixels' (H, W) mask, pixels (N, 2), centroid (2,), velocity (2,) in pixels per frame)
+    objects = []
     for cls in torch.unique(last).tolist():
         if cls == BACKGROUND:
             continue
@@ -98,19 +152,105 @@ def _object_moves(masks: torch.Tensor, horizons, damping: float, horizon_row=Non
         pixels, then = torch.nonzero(shape), torch.nonzero(before == cls)
         velocity = torch.zeros(2) if len(then) == 0 else _velocity(pixels, then, H, W)
         objects.append((cls, shape, pixels, pixels.float().mean(0), velocity))
+    return objects
+
+
+def _to_floor(points: np.ndarray, motion: Motion, width: int) -> np.ndarray:
+    """Image points (..., 2) (row, column) -> where the simulation runs: the floor (perspective), or the image."""
+    if motion.horizon_row is None:
+        return points.astype(np.float64)
+    depth = 1.0 / np.maximum(points[..., 0] - motion.horizon_row, 1e-3)
+    return np.stack([(points[..., 1] - (width - 1) / 2) * depth, motion.focal * depth], axis=-1)
+
+
+def _to_image(points: np.ndarray, motion: Motion, width: int) -> np.ndarray:
+    if motion.horizon_row is None:
+        return points
+    rows_below = motion.focal / points[..., 1]  # row - horizon_row
+    return np.stack([motion.horizon_row + rows_below, (width - 1) / 2 + points[..., 0] * rows_below], axis=-1)
+
+
+def _simulate(start: np.ndarray, velocity: np.ndarray, radius: np.ndarray, steps: list, motion: Motion) -> list:
+    """Discs (n) at start (n, 2) with velocity (n, 2) per frame and radius (n,), on the floor: their positions
+    after each number of substeps in `steps` (sorted). Speeds decay per substep (damping); touching discs
+    that approach exchange their velocities' components along the line between their centres."""
+    pos, vel = start.copy(), velocity.copy()
+    q, out, wanted = _decay(motion.damping), [], list(steps)
+    while wanted and wanted[0] <= 0:
+        out.append(pos.copy())
+        wanted.pop(0)
+    reach = radius[:, None] + radius[None, :]  # (n, n) distance at which two discs touch
+    upper = np.triu(np.ones_like(reach, dtype=bool), k=1)
+    for step in range(1, steps[-1] + 1 if steps else 0):
+        vel *= q
+        pos += vel / SUBSTEPS
+        if motion.contact > 0 and len(pos) > 1:
+            gap = pos[None, :, :] - pos[:, None, :]  # (n, n, 2): from disc i to disc j
+            dist = np.hypot(gap[..., 0], gap[..., 1])
+            for i, j in np.argwhere(upper & (dist < reach) & (dist > 0)):
+                normal = gap[i, j] / dist[i, j]
+                approach = (vel[i] - vel[j]) @ normal
+                if approach > 0:  # apart-moving discs that still overlap are left to separate
+                    vel[i] -= approach * normal
+                    vel[j] += approach * normal
+        while wanted and wanted[0] == step:
+            out.append(pos.copy())
+            wanted.pop(0)
+    return out
+
+
+def _trajectories(objects: list, horizons, motion: Motion, width: int) -> list:
+    """For each horizon, each object's (centroid target (2,), scale) or None where it never moved."""
+    if not objects:
+        return [[] for _ in horizons]
+    centroid = np.stack([o[3].numpy() for o in objects]).astype(np.float64)  # (n, 2)
+    velocity = np.stack([o[4].numpy() for o in objects]).astype(np.float64)
+    start = _to_floor(centroid, motion, width)
+    floor_velocity = start - _to_floor(centroid - velocity, motion, width)
+    size = np.sqrt([len(o[2]) for o in objects])
+    if motion.horizon_row is not None:
+        size = size / (centroid[:, 0] - motion.horizon_row)  # apparent size in floor units
+    steps = [int(round(h * SUBSTEPS)) for h in horizons]
+    order = np.argsort(steps, kind="stable")
+    ends = _simulate(start, floor_velocity, motion.contact * size / 2, [steps[k] for k in order], motion)
+    out = [None] * len(horizons)
+    for k, end in zip(order, ends):
+        moves = []
+        for i in range(len(objects)):
+            if np.array_equal(end[i], start[i]):
+                moves.append(None)
+                continue
+            if motion.horizon_row is None:
+                moves.append((torch.from_numpy(end[i]).float(), 1.0))
+                continue
+            depth = min(max(end[i, 1], start[i, 1] / MAX_SCALE), start[i, 1] * MAX_SCALE)
+            target = _to_image(np.array([end[i, 0], depth]), motion, width)  # the column at the clamped depth
+            moves.append((torch.from_numpy(target).float(), float(start[i, 1] / depth)))
+        out[k] = moves
+    return out
+
+
+def _paint_order(objects: list, trajectories: list) -> list:
+    """For each horizon, the moves of the objects painted back to front: [(class, source pixels (N, 2),
+    destination rows (N,), destination columns (N,))], each destination pixel taking the class and color of
+    its source pixel; pixels leaving the frame dropped."""
     per_horizon = []
-    for horizon in horizons:
-        moved = []  # (lowest row after the move, class, source pixels, rows, columns)
-        for cls, shape, pixels, centroid, velocity in objects:
-            if not velocity.any():
+    for moves in trajectories:
+        placed = []  # (lowest row after the move, class, source pixels, rows, columns)
+        for (cls, shape, pixels, centroid, _), move in zip(objects, moves):
+            if move is None:
                 rows, cols, src = pixels[:, 0], pixels[:, 1], pixels
             else:
-                rows, cols, src = _place(shape, pixels, centroid,
-                                         *_destination(centroid, velocity * damping, horizon, horizon_row))
+                rows, cols, src = _place(shape, pixels, centroid, *move)
             if len(rows):
-                moved.append((int(rows.max()), cls, src, rows, cols))
-        per_horizon.append([m[1:] for m in sorted(moved, key=lambda m: m[0])])  # far (high in the image) first
+                placed.append((int(rows.max()), cls, src, rows, cols))
+        per_horizon.append([m[1:] for m in sorted(placed, key=lambda m: m[0])])  # far (high in the image) first
     return per_horizon
+
+
+def _object_moves(masks: torch.Tensor, horizons, motion: Motion) -> list:
+    objects = _objects(masks)
+    return _paint_order(objects, _trajectories(objects, horizons, Motion.from_config(motion), masks.shape[-1]))
 
 
 def _place(shape: torch.Tensor, pixels: torch.Tensor, centroid: torch.Tensor, target: torch.Tensor, scale: float):
@@ -138,26 +278,24 @@ def _place(shape: torch.Tensor, pixels: torch.Tensor, centroid: torch.Tensor, ta
     return rows[keep], cols[keep], torch.stack([src_r[keep], src_c[keep]], dim=1)
 
 
-def extrapolate_mask(masks: torch.Tensor, damping: float = DEFAULT_DAMPING,
-                     horizon: float = FRAMES_AHEAD, horizon_row=None) -> torch.Tensor:
+def extrapolate_mask(masks: torch.Tensor, motion: Motion = None, horizon: float = FRAMES_AHEAD) -> torch.Tensor:
     """masks (T >= 2, H, W) class ids of frames ..10, 11 (tensor or numpy array) -> (H, W) tensor of the ids
-    predicted `horizon` frames after the last (horizon_row: the perspective, see the module docstring)."""
-    return extrapolate_sequence(masks, [horizon], damping, horizon_row)[0]
+    predicted `horizon` frames after the last. motion: a Motion or its config (None: Motion(), plain)."""
+    return extrapolate_sequence(masks, [horizon], motion)[0]
 
 
-def extrapolate_sequence(masks: torch.Tensor, horizons, damping: float = DEFAULT_DAMPING, horizon_row=None) -> torch.Tensor:
+def extrapolate_sequence(masks: torch.Tensor, horizons, motion: Motion = None) -> torch.Tensor:
     """masks (T >= 2, H, W) -> (len(horizons), H, W): extrapolate_mask at each horizon (frames after the last),
-    finding each object and its velocity once."""
+    simulating the objects once."""
     masks = torch.as_tensor(masks)
     out = torch.full((len(horizons), *masks.shape[-2:]), BACKGROUND, dtype=masks.dtype, device=masks.device)
-    for k, moves in enumerate(_object_moves(masks.cpu(), horizons, damping, horizon_row)):
+    for k, moves in enumerate(_object_moves(masks, horizons, motion or Motion())):
         for cls, _, rows, cols in moves:
             out[k, rows, cols] = cls
     return out
 
 
-def extrapolate_frames(frames: torch.Tensor, masks: torch.Tensor, horizons,
-                       damping: float = DEFAULT_DAMPING, horizon_row=None) -> torch.Tensor:
+def extrapolate_frames(frames: torch.Tensor, masks: torch.Tensor, horizons, motion: Motion = None) -> torch.Tensor:
     """The image counterpart of extrapolate_sequence: frames (T, C, H, W) of the input video and masks
     (>= 2, H, W) of its last frames (the U-Net's) -> (len(horizons), C, H, W), frames' dtype: the last
     frame with each object's pixels moved like its mask, over the floor where it was (the per-pixel
@@ -168,7 +306,7 @@ def extrapolate_frames(frames: torch.Tensor, masks: torch.Tensor, horizons,
     last = frames[-1]
     floor = torch.where(masks[-1] == BACKGROUND, last, frames.median(dim=0).values)  # (C, H, W)
     out = floor.unsqueeze(0).repeat(len(horizons), 1, 1, 1)
-    for k, moves in enumerate(_object_moves(masks.cpu(), horizons, damping, horizon_row)):
+    for k, moves in enumerate(_object_moves(masks, horizons, motion or Motion())):
         for _, src, rows, cols in moves:
             out[k, :, rows, cols] = last[:, src[:, 0], src[:, 1]]
     return out
@@ -221,33 +359,130 @@ def fit_horizon(mask_videos, candidates=np.arange(-400.0, -1.0, 1.0)) -> float:
     return float(candidates[int(np.argmin(costs))])
 
 
-FIT = "fit"  # --horizon_row's default: fit it on the train split's true masks
+# ---------------------------------------------------------------- the whole motion, from labeled masks
+
+# Where fit_motion starts, and the values it tries, one parameter at a time.
+FIT_START = {"damping": DEFAULT_DAMPING, "contact": 1.0, "focal": DEFAULT_FOCAL}
+FIT_GRID = {
+    "damping": (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9),
+    "contact": (0.0, 0.8, 0.9, 1.0, 1.1, 1.2),
+    "focal": (150.0, 200.0, 250.0, 300.0, 350.0, 400.0, 500.0),
+}
+
+
+def fit_motion(mask_videos, fixed: dict = None, rounds: int = 3) -> Motion:
+    """The Motion that best predicts frame 22 from frames 10-11, over a list of (22, H, W) mask videos (the
+    train split's true masks): the horizon row by fit_horizon (None when no object travels in depth), then
+    damping, contact and focal by coordinate ascent of the competition's Jaccard over FIT_GRID, from the
+    defaults, until a round changes nothing. fixed: parameters given, not fitted (a horizon_row of None:
+    plain image-space motion)."""
+    from data.metric import jaccard  # here: the extrapolation itself needs no metric
+
+    videos = [np.asarray(v) for v in mask_videos]
+    if not videos:
+        raise ValueError("fit_motion needs at least one labeled video")
+    fixed = dict(fixed or {})
+    params = {**FIT_START, **fixed}
+    if "horizon_row" not in fixed:
+        try:
+            params["horizon_row"] = fit_horizon(videos)
+        except ValueError:  # a tiny or static set: plain image-space motion
+            params["horizon_row"] = None
+    width = videos[0].shape[-1]
+    objects = [_objects(torch.from_numpy(v[LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1])) for v in videos]
+    targets = torch.from_numpy(np.stack([v[TARGET_INDEX] for v in videos]))  # (N, H, W)
+    scores = {}
+
+    def score(candidate: dict) -> float:
+        key = tuple(sorted(candidate.items()))
+        if key not in scores:
+            motion, preds = Motion(**candidate), torch.zeros_like(targets)
+            for pred, objs in zip(preds, objects):
+                for cls, _, rows, cols in _paint_order(objs, _trajectories(objs, [FRAMES_AHEAD], motion, width))[0]:
+                    pred[rows, cols] = cls
+            scores[key] = jaccard(preds, targets)  # one update: the whole set at once
+        return scores[key]
+
+    free = [name for name in FIT_GRID if name not in fixed]
+    for _ in range(rounds):
+        before = dict(params)
+        for name in free:
+            if name == "focal" and (params["horizon_row"] is None or params["contact"] == 0):
+                continue  # focal changes nothing then
+            params[name] = max(FIT_GRID[name], key=lambda value: (score({**params, name: value}), value == params[name]))
+        if params == before:
+            break
+    return Motion(**params)
+
+
+class _NoneArg(str):
+    """'none' given to --horizon_row: plain image-space motion (None itself means: not given)."""
+
+
+NONE = _NoneArg("none")
 
 
 def horizon_row_arg(text: str):
-    """argparse type of --horizon_row: "fit", "none" (plain image-space motion) or a row < 0."""
-    if text.lower() in (FIT, "none"):
-        return text.lower() if text.lower() == FIT else None
+    """argparse type of --horizon_row: 'none' (plain image-space motion) or a row < 0."""
+    if text.lower() == "none":
+        return NONE
     try:
         return check_horizon_row(float(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"takes 'fit', 'none' or a number < 0, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"takes 'none' or a number < 0, got {text!r}") from None
 
 
-def resolve_horizon_row(value, root, split: str = "train", max_videos: int = 100, print_fn=print):
-    """value of --horizon_row -> None or a row: FIT fits it (fit_horizon) on the true masks of the first
-    max_videos videos of ROOT/split, and says what it found."""
-    if value != FIT:
-        return check_horizon_row(value)
-    from data.readers import SplitIndex  # here: data/readers.py is not needed for the extrapolation itself
+FIT = "fit"  # --motion's default: fit it on the train split's true masks at start
 
-    index = SplitIndex(root, split, frame_indices=[], need_mask=True)
-    n = min(len(index), max_videos)
-    try:
-        row = fit_horizon(index.masks(i, range(index.num_frames)) for i in range(n))
-    except ValueError as e:  # a tiny or static dataset: say so, and extrapolate without perspective
-        print_fn(f"horizon row: {e} ({n} videos of {index.root / split}); extrapolating without perspective "
-                 f"(pass --horizon_row to set it)")
-        return None
-    print_fn(f"horizon row {row:g}, fitted on the true masks of {n} {split} videos ({index.root / split})")
-    return row
+
+def add_motion_args(parser: argparse.ArgumentParser) -> None:
+    """--motion and the overrides of its parameters, for every script that extrapolates."""
+    g = parser.add_argument_group("motion extrapolation (data/motion.py)")
+    g.add_argument("--motion", default=FIT,
+                   help="'fit': fit the motion (horizon, damping, collisions) on the true masks of the train split's "
+                        "first --motion_videos videos at start (a minute on a CPU), or a JSON file from "
+                        "scripts/fit_motion.py")
+    g.add_argument("--motion_videos", type=int, default=200, help="with --motion fit: train videos to fit on")
+    g.add_argument("--damping", type=float, default=None,
+                   help="set, not fit: the share of the constant-velocity way objects cover in the 11 frames to frame 22")
+    g.add_argument("--horizon_row", type=horizon_row_arg, default=None,
+                   help="set, not fit: the image row of the floor's horizon (< 0), or 'none' for image-space motion")
+    g.add_argument("--contact", type=float, default=None,
+                   help="set, not fit: objects collide when closer than this x their mean apparent size (0: never)")
+    g.add_argument("--focal", type=float, default=None,
+                   help="set, not fit: depth-to-width scale of the floor, in pixels (for collisions in perspective)")
+
+
+def resolve_motion(args, root, split: str = "train", print_fn=print) -> Motion:
+    """The Motion that add_motion_args' flags ask for: fitted on ROOT/split's true masks, or read from a
+    file, with the parameters given on the command line in place of the fitted or read ones."""
+    given = {name: getattr(args, name) for name in ("damping", "horizon_row", "contact", "focal")
+             if getattr(args, name) is not None}
+    if isinstance(given.get("horizon_row"), _NoneArg):
+        given["horizon_row"] = None
+    if args.motion == FIT:
+        from data.readers import SplitIndex  # here: data/readers.py is not needed for the extrapolation itself
+
+        index = SplitIndex(root, split, frame_indices=[], need_mask=True)
+        n = min(len(index), max(args.motion_videos, 1))
+        motion = fit_motion((index.masks(i, range(index.num_frames)) for i in range(n)), fixed=given)
+        source = f"fitted on the true masks of {n} {split} videos ({index.root / split})"
+    else:
+        path = Path(args.motion)
+        try:
+            motion = Motion.from_config({**json.loads(path.read_text()), **given})
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--motion {path}: {e}; pass 'fit', or a file written by scripts/fit_motion.py") from None
+        source = f"from {path}"
+    print_fn(f"motion: {motion.describe()} ({source}{', with ' + str(given) + ' given' if given else ''})")
+    return motion
+
+
+def save_motion(motion: Motion, path) -> Path:
+    """Write a Motion as JSON, atomically (what --motion FILE reads)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(motion.to_config(), indent=1) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -142,7 +142,10 @@ def main(argv=None) -> dict:
                           "--workers", 2], done_when=data / "hidden")
     s.run("memmap", [PY, "scripts/convert_to_memmap.py", "--root_dir", data, "--split", "train", "val", "unlabeled"],
           done_when=data / "memmap" / "unlabeled_video_ids.npy")
-    refs = s.run("reference scores", [PY, "scripts/reference_scores.py", "--root_dir", data, "--split", "val"])
+    motion = out / "motion.json"  # fitted once on the train split's true masks, then read by every stage
+    s.run("fit motion", [PY, "scripts/fit_motion.py", "--root_dir", data, "--out", motion], done_when=motion)
+    refs = s.run("reference scores", [PY, "scripts/reference_scores.py", "--root_dir", data, "--split", "val",
+                                      "--motion", motion])
     rows = {"copy the frame-11 mask": float(re.search(r"copy frame 11 Jaccard: ([0-9.]+)", refs).group(1))}
     ceiling = float(re.search(r"ceiling\s+Jaccard: ([0-9.]+)", refs).group(1))
 
@@ -163,7 +166,7 @@ def main(argv=None) -> dict:
         labels = Path(args.pseudo_labels).resolve() if args.pseudo_labels else out / "pseudo_labels"
         s.run("pseudo-labels", [PY, "scripts/make_pseudo_labels.py", "--root_dir", data, "--saved_seg_model_dir",
                                 unet_best, "--split", "unlabeled", "--out", labels, "--num_videos", args.pseudo_videos, *dev])
-        reference += ["--pseudo_labels", labels, "--saved_seg_model_dir", unet_best]
+        reference += ["--pseudo_labels", labels, "--saved_seg_model_dir", unet_best, "--motion", motion]
     s.run("train reconstructor", [PY, "SSL_convLSTM_Reconstructor/train_reconstructor.py", *common, "--epochs",
                                   args.recon_epochs, "--checkpoint_dir", recon, *reference, *args.recon_flags.split()],
           done_when=recon / "best.pt")

@@ -1,15 +1,16 @@
-"""Score the two reference predictions of frame 22 on a labeled split, the bounds every model sits between.
+"""Score the reference predictions of frame 22 on a labeled split, the bounds every model sits between.
 
 - copy frame 11: the true mask of frame 11 submitted as frame 22 (a perfect segmenter, no motion model);
 - ceiling: the true frame-22 mask with objects absent from frame 11 set to background;
-- extrapolate (damping d): each object of the true frame-11 mask moved by d x 11 x its last
-  velocity (data/motion.py), for each --dampings value: the motion a learned forecaster should beat.
-  With the perspective of --horizon_row (default: fitted on the train split's masks; "none": plain
-  image-space motion).
+- extrapolate: the objects of the true frame-11 mask moved by the motion model (data/motion.py: sliding
+  discs that slow down and collide, in the camera's perspective), fitted on the train split's true
+  masks (--motion fit, the default) or read from a file; and the same without collisions
+  (--contact 0): the motion a learned forecaster should beat.
 
-    python scripts/reference_scores.py --root_dir DATASET [--split val] [--per_class] [--dampings 0.6 1.0]
+    python scripts/reference_scores.py --root_dir DATASET [--split val] [--per_class] [--motion fit|FILE]
 """
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -19,23 +20,24 @@ from tqdm import tqdm  # noqa: E402
 
 from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore, ceiling_prediction, per_class_table  # noqa: E402
-from data.motion import DEFAULT_DAMPING, FIT, extrapolate_mask, horizon_row_arg, resolve_horizon_row  # noqa: E402
+from data.motion import add_motion_args, extrapolate_mask, resolve_motion  # noqa: E402
 from data.readers import SplitIndex  # noqa: E402
 
 
-def reference_scores(root, split: str = "val", progress: bool = True, dampings=(), horizon_row=None):
-    """({"copy_frame_11": SegmentationScore, "ceiling": SegmentationScore, "extrapolate_<d>": ... for d in
-    dampings}, number of videos) over a split. horizon_row: the extrapolation's perspective (data/motion.py)."""
+def reference_scores(root, split: str = "val", progress: bool = True, motions: dict = None):
+    """({"copy_frame_11": SegmentationScore, "ceiling": SegmentationScore, name: ... for each of motions
+    ({name: data/motion.py Motion})}, number of videos) over a split."""
+    motions = motions or {}
     index = SplitIndex(root, split, frame_indices=[], need_mask=True)
     scores = {"copy_frame_11": SegmentationScore(), "ceiling": SegmentationScore(),
-              **{f"extrapolate_{d:g}": SegmentationScore() for d in dampings}}
+              **{name: SegmentationScore() for name in motions}}
     for i in tqdm(range(len(index)), desc=f"reference {split}", disable=not progress, leave=False):
         masks = index.masks(i, range(TARGET_INDEX + 1))  # (22, H, W)
         target = masks[TARGET_INDEX][None]
         scores["copy_frame_11"].update(masks[LAST_INPUT_INDEX][None], target)
         scores["ceiling"].update(ceiling_prediction(masks)[None], target)
-        for d in dampings:
-            scores[f"extrapolate_{d:g}"].update(extrapolate_mask(masks[:LAST_INPUT_INDEX + 1], d, horizon_row=horizon_row)[None], target)
+        for name, motion in motions.items():
+            scores[name].update(extrapolate_mask(masks[:LAST_INPUT_INDEX + 1], motion)[None], target)
     return scores, len(index)
 
 
@@ -44,21 +46,20 @@ def main():
     parser.add_argument("--root_dir", required=True, help="dataset root holding train/ and val/")
     parser.add_argument("--split", default="val", choices=LABELED_SPLITS, help="labeled split to score (default: val)")
     parser.add_argument("--per_class", action="store_true", help="also print the per-class IoU of every reference")
-    parser.add_argument("--dampings", type=float, nargs="*", default=[DEFAULT_DAMPING, 1.0],
-                        help="score the motion extrapolation of the true frame-11 mask at each of these dampings")
-    parser.add_argument("--horizon_row", type=horizon_row_arg, default=FIT,
-                        help="the extrapolation's horizon row: 'fit' (on the train split's true masks), 'none' "
-                             "(plain image-space motion) or a row < 0")
+    add_motion_args(parser)
     args = parser.parse_args()
 
-    horizon_row = resolve_horizon_row(args.horizon_row, args.root_dir) if args.dampings else None
-    scores, num_videos = reference_scores(args.root_dir, args.split, dampings=args.dampings, horizon_row=horizon_row)
+    motion = resolve_motion(args, args.root_dir)
+    motions = {"extrapolate": motion}
+    if motion.contact > 0:
+        motions["no_collisions"] = dataclasses.replace(motion, contact=0.0)
+    scores, num_videos = reference_scores(args.root_dir, args.split, motions=motions)
     print(f"{args.split}: {num_videos} videos")
     print(f"copy frame 11 Jaccard: {scores['copy_frame_11'].compute():.4f}")
     print(f"ceiling       Jaccard: {scores['ceiling'].compute():.4f}  (true frame 22, objects absent from frame 11 removed)")
-    for d in args.dampings:
-        print(f"extrapolate   Jaccard: {scores[f'extrapolate_{d:g}'].compute():.4f}  (frame-11 objects moved by "
-              f"{d:g} x 11 x their last velocity)")
+    print(f"extrapolate   Jaccard: {scores['extrapolate'].compute():.4f}  (frame-11 objects moved: {motion.describe()})")
+    if "no_collisions" in scores:
+        print(f"no collisions Jaccard: {scores['no_collisions'].compute():.4f}  (the same, objects passing through each other)")
     if args.per_class:
         for name, score in scores.items():
             print(f"\n{name}\n{per_class_table(score.per_class())}")

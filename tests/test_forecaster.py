@@ -50,6 +50,8 @@ def test_shapes_and_the_start_masks_it_begins_from(feedback):
     assert torch.equal(copy.predict(masks[:, :11]), masks[:, 10].long())
     rebuilt = build_model(model_config(model), MaskForecaster)
     assert rebuilt.config == model.config and rebuilt.config["start"] == "extrapolate"
+    bouncing = MaskForecaster(**TINY, motion={"damping": 0.6, "contact": 1.0})  # the motion travels in the config
+    assert build_model(model_config(bouncing), MaskForecaster).motion == bouncing.motion and bouncing.motion.contact == 1.0
 
 
 def test_bad_inputs_raise_with_the_reason():

@@ -163,7 +163,7 @@ def test_downsample_keeps_full_resolution_and_starts_as_the_copy():
 def test_extrapolated_reference_starts_as_the_reference_and_is_required(downsample):
     torch.manual_seed(0)
     model = Reconstructor(enc_channels=[4, 8], hidden_channels=[8], downsample=downsample,
-                          reference="extrapolated", damping=0.5).eval()
+                          reference="extrapolated", motion={"damping": 0.5}).eval()
     frames, ref = torch.rand(2, 11, 3, 36, 52), torch.rand(2, 3, 3, 36, 52)
     with torch.no_grad():
         assert torch.equal(model(frames, num_future=3, ref=ref), ref)  # zero change at the start
@@ -176,7 +176,7 @@ def test_extrapolated_reference_starts_as_the_reference_and_is_required(downsamp
         Reconstructor(enc_channels=[4, 8], hidden_channels=[8])(frames, ref=ref[:, :1])
     with pytest.raises(ValueError, match="reference 'flow' must be one of"):
         Reconstructor(reference="flow")
-    assert model.config["reference"] == "extrapolated" and model.config["damping"] == 0.5
+    assert model.config["reference"] == "extrapolated" and model.config["motion"]["damping"] == 0.5
 
 
 def test_extrapolated_reference_trains_from_pseudo_labels_and_runs_two_stages(tiny_root, tmp_path, capsys):
@@ -198,6 +198,7 @@ def test_extrapolated_reference_trains_from_pseudo_labels_and_runs_two_stages(ti
     assert (tmp_path / "pl" / "val" / "done.npy").exists()  # the val inputs, segmented once
     model = load_model(tmp_path / "r" / "best.pt", Reconstructor)
     assert model.config["reference"] == "extrapolated"
+    assert model.config["motion"] == torch.load(tmp_path / "r" / "best.pt", weights_only=True)["args"]["motion"]  # the fitted one
     assert "val_psnr" in read_log(tmp_path / "r")[0]
     two = ["--root_dir", str(tiny_root), "--saved_recon_model_dir", str(tmp_path / "r" / "best.pt"),
            "--saved_seg_model_dir", str(tmp_path / "unet.pt"), "--num_workers", "0", "--device", "cpu"]

@@ -1,0 +1,34 @@
+"""Fit the motion model (data/motion.py) on a split's true masks once, and write it where --motion FILE reads it.
+
+    python scripts/fit_motion.py --root_dir DATASET --out runs/motion.json
+    python SSL_convLSTM_Reconstructor/train_forecaster.py ... --motion runs/motion.json
+
+The train scripts and scripts/reference_scores.py fit the same model at start by default (--motion
+fit, seconds to a minute on a CPU); a file saves doing it again in every stage, and records what was used.
+The flags that set a parameter (--damping, --contact, ...) fix it instead of fitting it; with --motion FILE
+they write a variant of that file. scripts/reference_scores.py --motion FILE scores it.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data.format import LABELED_SPLITS  # noqa: E402
+from data.motion import add_motion_args, resolve_motion, save_motion  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--root_dir", required=True, help="dataset root holding train/ (the true masks fitted on)")
+    p.add_argument("--out", required=True, help="JSON file to write (atomically)")
+    p.add_argument("--split", default="train", choices=LABELED_SPLITS, help="labeled split to fit on")
+    add_motion_args(p)
+    args = p.parse_args(argv)
+    motion = resolve_motion(args, args.root_dir, split=args.split)
+    print(f"wrote {save_motion(motion, args.out)}")
+    return motion
+
+
+if __name__ == "__main__":
+    main()
