@@ -22,8 +22,8 @@ labeled masks (the train split's), as the winning entries' motion models were fi
   closer than contact x the mean of their apparent sizes (the square root of their area, in floor
   units), and then exchange the parts of their velocities along the line between them (an elastic
   collision of equal masses: a sliding object that hits a still one stops, and the other slides
-  on). On a synthetic train split these collisions are where most of the remaining error was: 83%
-  of the objects that ended 4 px or more from their true place had come near another object.
+  on). Without them, 90% of the objects of a synthetic train split that ended 4 px or more from
+  their true place had come within 25 px of another object (scripts/motion_errors.py --contact 0).
 - focal: how deep the floor is for its width, in pixels (the camera's focal length for a level
   camera). Only collisions need it (straight motion is the same for any focal); `fit_motion` fits it.
 

@@ -1,0 +1,90 @@
+"""Where the motion model (data/motion.py) goes wrong, on a labeled split's true masks.
+
+    python scripts/motion_errors.py --root_dir DATASET --split train --motion motion.json
+
+Prints the frame-22 Jaccard of
+- the motion model (the true frame-11 objects moved by it),
+- perfect motion: each frame-11 object put at its true frame-22 centroid and scaled to its true frame-22 size
+  (objects gone by frame 22 dropped): what a better motion model could reach with these shapes,
+and, over the objects seen whole in frames 10, 11 and 22, how far the model's centroid lands from the true
+one, and what share of the badly placed ones (>= --far px off) came within --near px of another object
+between frames 11 and 22: the errors collisions explain.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, TARGET_INDEX  # noqa: E402
+from data.metric import SegmentationScore  # noqa: E402
+from data.motion import FRAMES_AHEAD, _objects, _paint_order, _trajectories, add_motion_args, resolve_motion  # noqa: E402
+from data.readers import SplitIndex  # noqa: E402
+
+
+def paint(moves, shape) -> torch.Tensor:
+    out = torch.zeros(shape, dtype=torch.uint8)
+    for cls, _, rows, cols in moves:
+        out[rows, cols] = cls
+    return out
+
+
+def whole(pixels: torch.Tensor, H: int, W: int) -> bool:
+    return len(pixels) > 0 and not bool((pixels.min(0).values == 0).any() or pixels[:, 0].max() == H - 1
+                                        or pixels[:, 1].max() == W - 1)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--root_dir", required=True, help="dataset root holding the split (and train/, to fit the motion)")
+    p.add_argument("--split", default="train", choices=LABELED_SPLITS, help="labeled split to examine")
+    p.add_argument("--far", type=float, default=4.0, help="a centroid this many pixels off (or more) is badly placed")
+    p.add_argument("--near", type=float, default=25.0, help="centroids closer than this many pixels: objects met")
+    add_motion_args(p)
+    args = p.parse_args()
+    motion = resolve_motion(args, args.root_dir)
+    index = SplitIndex(args.root_dir, args.split, frame_indices=[], need_mask=True)
+    model, perfect = SegmentationScore(), SegmentationScore()
+    errors, met = [], []
+    for i in tqdm(range(len(index)), desc=args.split, leave=False):
+        masks = torch.from_numpy(index.masks(i, range(TARGET_INDEX + 1)))  # (22, H, W)
+        H, W = masks.shape[-2:]
+        target = masks[TARGET_INDEX]
+        objects = _objects(masks[LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1])
+        moves = _trajectories(objects, [FRAMES_AHEAD], motion, W)[0]
+        model.update(paint(_paint_order(objects, [moves])[0], (H, W))[None], target[None])
+        kept, true_moves = [], []
+        for obj, move in zip(objects, moves):
+            cls, _, pixels = obj[:3]
+            later = torch.nonzero(target == cls)
+            if not len(later):
+                continue  # gone by frame 22
+            kept.append(obj)
+            true_moves.append((later.float().mean(0), float(np.sqrt(len(later) / len(pixels)))))
+            if whole(pixels, H, W) and whole(torch.nonzero(masks[LAST_INPUT_INDEX - 1] == cls), H, W) and whole(later, H, W):
+                landed = obj[3] if move is None else move[0]
+                errors.append(float((landed - later.float().mean(0)).norm()))
+                path = [torch.nonzero(masks[t] == cls).float().mean(0) for t in range(LAST_INPUT_INDEX, TARGET_INDEX + 1)]
+                met.append(any(
+                    (masks[t] == other).any() and (path[t - LAST_INPUT_INDEX] - torch.nonzero(masks[t] == other).float().mean(0)).norm() < args.near
+                    for t in range(LAST_INPUT_INDEX, TARGET_INDEX + 1) if (masks[t] == cls).any()
+                    for other in torch.unique(masks[t]).tolist() if other not in (0, cls)))
+        perfect.update(paint(_paint_order(kept, [true_moves])[0], (H, W))[None], target[None])
+    errors, met = np.array(errors), np.array(met, dtype=bool)
+    far = errors >= args.far
+    print(f"{args.split}: {len(index)} videos; motion: {motion.describe()}")
+    print(f"motion model   Jaccard: {model.compute():.4f}")
+    print(f"perfect motion Jaccard: {perfect.compute():.4f}  (true frame-22 centroid and size of each frame-11 object)")
+    print(f"centroid error over {len(errors)} objects whole in frames 10, 11 and 22: median {np.median(errors):.2f} px, "
+          f"p90 {np.percentile(errors, 90):.2f} px, mean {errors.mean():.2f} px")
+    print(f"{far.mean():.0%} of them are {args.far:g} px or more off; {met[far].mean():.0%} of those came within "
+          f"{args.near:g} px of another object after frame 11 (of the others: {met[~far].mean():.0%}); they hold "
+          f"{errors[far].sum() / errors.sum():.0%} of the summed error")
+
+
+if __name__ == "__main__":
+    main()
