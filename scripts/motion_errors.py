@@ -38,19 +38,14 @@ def whole(pixels: torch.Tensor, H: int, W: int) -> bool:
                                         or pixels[:, 1].max() == W - 1)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--root_dir", required=True, help="dataset root holding the split (and train/, to fit the motion)")
-    p.add_argument("--split", default="train", choices=LABELED_SPLITS, help="labeled split to examine")
-    p.add_argument("--far", type=float, default=4.0, help="a centroid this many pixels off (or more) is badly placed")
-    p.add_argument("--near", type=float, default=25.0, help="centroids closer than this many pixels: objects met")
-    add_motion_args(p)
-    args = p.parse_args()
-    motion = resolve_motion(args, args.root_dir)
-    index = SplitIndex(args.root_dir, args.split, frame_indices=[], need_mask=True)
+def motion_errors(root, split: str, motion, far: float = 4.0, near: float = 25.0, progress: bool = True) -> dict:
+    """{"model": Jaccard of the motion model, "perfect": of perfect motion, "errors": (n,) centroid errors in px of
+    the objects whole in frames 10, 11 and 22, "met": (n,) bool, whether each came within `near` px of another
+    object after frame 11} over ROOT/split's true masks."""
+    index = SplitIndex(root, split, frame_indices=[], need_mask=True)
     model, perfect = SegmentationScore(), SegmentationScore()
     errors, met = [], []
-    for i in tqdm(range(len(index)), desc=args.split, leave=False):
+    for i in tqdm(range(len(index)), desc=split, leave=False, disable=not progress):
         masks = torch.from_numpy(index.masks(i, range(TARGET_INDEX + 1)))  # (22, H, W)
         H, W = masks.shape[-2:]
         target = masks[TARGET_INDEX]
@@ -65,20 +60,40 @@ def main():
                 continue  # gone by frame 22
             kept.append(obj)
             true_moves.append((later.float().mean(0), float(np.sqrt(len(later) / len(pixels)))))
-            if whole(pixels, H, W) and whole(torch.nonzero(masks[LAST_INPUT_INDEX - 1] == cls), H, W) and whole(later, H, W):
+            before = torch.nonzero(masks[LAST_INPUT_INDEX - 1] == cls)
+            if whole(pixels, H, W) and whole(before, H, W) and whole(later, H, W):
                 landed = obj[3] if move is None else move[0]
                 errors.append(float((landed - later.float().mean(0)).norm()))
-                path = [torch.nonzero(masks[t] == cls).float().mean(0) for t in range(LAST_INPUT_INDEX, TARGET_INDEX + 1)]
-                met.append(any(
-                    (masks[t] == other).any() and (path[t - LAST_INPUT_INDEX] - torch.nonzero(masks[t] == other).float().mean(0)).norm() < args.near
-                    for t in range(LAST_INPUT_INDEX, TARGET_INDEX + 1) if (masks[t] == cls).any()
-                    for other in torch.unique(masks[t]).tolist() if other not in (0, cls)))
+                met.append(came_near(masks, cls, near))
         perfect.update(paint(_paint_order(kept, [true_moves])[0], (H, W))[None], target[None])
-    errors, met = np.array(errors), np.array(met, dtype=bool)
+    return {"model": model.compute(), "perfect": perfect.compute(), "errors": np.array(errors),
+            "met": np.array(met, dtype=bool), "videos": len(index)}
+
+
+def came_near(masks: torch.Tensor, cls: int, near: float) -> bool:
+    """Whether object cls's centroid came within `near` px of another object's in any of frames 11..22."""
+    for t in range(LAST_INPUT_INDEX, TARGET_INDEX + 1):
+        centroids = {c: torch.nonzero(masks[t] == c).float().mean(0) for c in torch.unique(masks[t]).tolist() if c != 0}
+        if cls in centroids and any((centroids[cls] - c).norm() < near for other, c in centroids.items() if other != cls):
+            return True
+    return False
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--root_dir", required=True, help="dataset root holding the split (and train/, to fit the motion)")
+    p.add_argument("--split", default="train", choices=LABELED_SPLITS, help="labeled split to examine")
+    p.add_argument("--far", type=float, default=4.0, help="a centroid this many pixels off (or more) is badly placed")
+    p.add_argument("--near", type=float, default=25.0, help="centroids closer than this many pixels: objects met")
+    add_motion_args(p)
+    args = p.parse_args()
+    motion = resolve_motion(args, args.root_dir)
+    r = motion_errors(args.root_dir, args.split, motion, args.far, args.near)
+    errors, met = r["errors"], r["met"]
     far = errors >= args.far
-    print(f"{args.split}: {len(index)} videos; motion: {motion.describe()}")
-    print(f"motion model   Jaccard: {model.compute():.4f}")
-    print(f"perfect motion Jaccard: {perfect.compute():.4f}  (true frame-22 centroid and size of each frame-11 object)")
+    print(f"{args.split}: {r['videos']} videos; motion: {motion.describe()}")
+    print(f"motion model   Jaccard: {r['model']:.4f}")
+    print(f"perfect motion Jaccard: {r['perfect']:.4f}  (true frame-22 centroid and size of each frame-11 object)")
     print(f"centroid error over {len(errors)} objects whole in frames 10, 11 and 22: median {np.median(errors):.2f} px, "
           f"p90 {np.percentile(errors, 90):.2f} px, mean {errors.mean():.2f} px")
     print(f"{far.mean():.0%} of them are {args.far:g} px or more off; {met[far].mean():.0%} of those came within "

@@ -208,3 +208,14 @@ def test_motion_flags_fit_read_and_override(tiny_root, tmp_path):
     assert varied.contact == 0 and varied.horizon_row is None and varied.damping == fitted.damping
     with pytest.raises(ValueError, match="--motion .*scripts/fit_motion.py"):
         resolve_motion(p.parse_args(["--motion", str(tmp_path / "missing.json")]), tiny_root)
+
+
+def test_motion_errors_bounds_the_model_with_perfect_motion(tiny_root):
+    from scripts.motion_errors import came_near, motion_errors
+
+    r = motion_errors(tiny_root, "train", Motion(0.7, -46.0, contact=1.1, focal=350.0), progress=False)
+    assert r["videos"] == 2 and 0 < r["model"] <= r["perfect"] <= 1
+    assert len(r["errors"]) == len(r["met"]) > 0 and (r["errors"] >= 0).all()
+    masks = torch.zeros(22, 40, 120, dtype=torch.uint8)
+    masks[10:] = two_squares()[1]  # 22 px apart from frame 11 on
+    assert came_near(masks, 3, near=25) and not came_near(masks, 3, near=20)
