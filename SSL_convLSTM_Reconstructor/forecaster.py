@@ -90,7 +90,7 @@ class MaskForecaster(nn.Module):
             raise ValueError(f"feedback must be True or False, got {feedback!r}")
         if start not in STARTS:
             raise ValueError(f"start must be one of {STARTS}, got {start!r}")
-        motion = Motion.from_config(motion if motion is not None else Motion())
+        motion = Motion.from_config(motion)
         self.net = Reconstructor(in_channels=num_classes, out_channels=num_classes, enc_channels=enc_channels,
                                  hidden_channels=hidden_channels, kernel_size=kernel_size, future_steps=future_steps,
                                  skip=skip, output_mode="direct", output_activation="none", norm=norm)

@@ -244,7 +244,7 @@ class Reconstructor(nn.Module):
             raise ValueError(f"norm {norm!r} is not one of {NORMS}")
         if reference not in REFERENCES or (reference != "frame11" and output_mode == "direct"):
             raise ValueError(f"reference {reference!r} must be one of {REFERENCES} (and 'frame11' with output_mode 'direct')")
-        motion = Motion.from_config(motion if motion is not None else Motion())
+        motion = Motion.from_config(motion)
         if not isinstance(skip, bool):
             raise ValueError(f"skip must be True or False, got {skip!r}")
         if not isinstance(kernel_size, int):  # plain int: the config stays plain data

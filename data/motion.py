@@ -35,6 +35,7 @@ The mask forecaster (SSL_convLSTM_Reconstructor/forecaster.py) and the reconstru
 reference take this as their starting point and learn what it misses.
 """
 import argparse
+import functools
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -94,7 +95,9 @@ class Motion:
 
     @classmethod
     def from_config(cls, config) -> "Motion":
-        """A Motion, or its to_config() dict (unknown keys are refused, with the known ones named)."""
+        """A Motion, its to_config() dict (unknown keys are refused, with the known ones named), or None: Motion()."""
+        if config is None:
+            return cls()
         if isinstance(config, Motion):
             return config
         if not isinstance(config, dict) or set(config) - set(asdict(cls())):
@@ -108,6 +111,7 @@ class Motion:
         return f"damping {self.damping:g}, {view}, {bounce}"
 
 
+@functools.lru_cache(maxsize=64)  # the same few dampings, asked for every video of every batch
 def _decay(damping: float, substeps: int = SUBSTEPS) -> float:
     """The speed kept per substep (q) so that an object covers damping x 11 x its velocity in 11 frames:
     sum over the 11 x substeps steps i of q**i / substeps = 11 x damping (speed decays, then it moves)."""
@@ -248,6 +252,13 @@ def _paint_order(objects: list, trajectories: list) -> list:
     return per_horizon
 
 
+def paint(moves: list, out: torch.Tensor) -> torch.Tensor:
+    """Paint one horizon's moves (_paint_order: back to front) into out (H, W) class ids, in place; returns out."""
+    for cls, _, rows, cols in moves:
+        out[rows, cols] = cls
+    return out
+
+
 def _object_moves(masks: torch.Tensor, horizons, motion: Motion) -> list:
     objects = _objects(masks)
     return _paint_order(objects, _trajectories(objects, horizons, Motion.from_config(motion), masks.shape[-1]))
@@ -289,9 +300,8 @@ def extrapolate_sequence(masks: torch.Tensor, horizons, motion: Motion = None) -
     simulating the objects once."""
     masks = torch.as_tensor(masks)
     out = torch.full((len(horizons), *masks.shape[-2:]), BACKGROUND, dtype=masks.dtype, device=masks.device)
-    for k, moves in enumerate(_object_moves(masks, horizons, motion or Motion())):
-        for cls, _, rows, cols in moves:
-            out[k, rows, cols] = cls
+    for k, moves in enumerate(_object_moves(masks, horizons, motion)):
+        paint(moves, out[k])
     return out
 
 
@@ -306,7 +316,7 @@ def extrapolate_frames(frames: torch.Tensor, masks: torch.Tensor, horizons, moti
     last = frames[-1]
     floor = torch.where(masks[-1] == BACKGROUND, last, frames.median(dim=0).values)  # (C, H, W)
     out = floor.unsqueeze(0).repeat(len(horizons), 1, 1, 1)
-    for k, moves in enumerate(_object_moves(masks, horizons, motion or Motion())):
+    for k, moves in enumerate(_object_moves(masks, horizons, motion)):
         for _, src, rows, cols in moves:
             out[k, :, rows, cols] = last[:, src[:, 0], src[:, 1]]
     return out
@@ -398,8 +408,7 @@ def fit_motion(mask_videos, fixed: dict = None, rounds: int = 3) -> Motion:
         if key not in scores:
             motion, preds = Motion(**candidate), torch.zeros_like(targets)
             for pred, objs in zip(preds, objects):
-                for cls, _, rows, cols in _paint_order(objs, _trajectories(objs, [FRAMES_AHEAD], motion, width))[0]:
-                    pred[rows, cols] = cls
+                paint(_paint_order(objs, _trajectories(objs, [FRAMES_AHEAD], motion, width))[0], pred)
             scores[key] = jaccard(preds, targets)  # one update: the whole set at once
         return scores[key]
 

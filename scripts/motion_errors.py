@@ -22,15 +22,8 @@ from tqdm import tqdm  # noqa: E402
 
 from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
-from data.motion import FRAMES_AHEAD, _objects, _paint_order, _trajectories, add_motion_args, resolve_motion  # noqa: E402
+from data.motion import FRAMES_AHEAD, _objects, _paint_order, _trajectories, add_motion_args, paint, resolve_motion  # noqa: E402
 from data.readers import SplitIndex  # noqa: E402
-
-
-def paint(moves, shape) -> torch.Tensor:
-    out = torch.zeros(shape, dtype=torch.uint8)
-    for cls, _, rows, cols in moves:
-        out[rows, cols] = cls
-    return out
 
 
 def whole(pixels: torch.Tensor, H: int, W: int) -> bool:
@@ -51,7 +44,7 @@ def motion_errors(root, split: str, motion, far: float = 4.0, near: float = 25.0
         target = masks[TARGET_INDEX]
         objects = _objects(masks[LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1])
         moves = _trajectories(objects, [FRAMES_AHEAD], motion, W)[0]
-        model.update(paint(_paint_order(objects, [moves])[0], (H, W))[None], target[None])
+        model.update(paint(_paint_order(objects, [moves])[0], torch.zeros_like(target))[None], target[None])
         kept, true_moves = [], []
         for obj, move in zip(objects, moves):
             cls, _, pixels = obj[:3]
@@ -65,7 +58,7 @@ def motion_errors(root, split: str, motion, far: float = 4.0, near: float = 25.0
                 landed = obj[3] if move is None else move[0]
                 errors.append(float((landed - later.float().mean(0)).norm()))
                 met.append(came_near(masks, cls, near))
-        perfect.update(paint(_paint_order(kept, [true_moves])[0], (H, W))[None], target[None])
+        perfect.update(paint(_paint_order(kept, [true_moves])[0], torch.zeros_like(target))[None], target[None])
     return {"model": model.compute(), "perfect": perfect.compute(), "errors": np.array(errors),
             "met": np.array(met, dtype=bool), "videos": len(index)}
 
