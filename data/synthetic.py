@@ -1,14 +1,14 @@
 """CLEVRER-like synthetic videos in the competition's exact format.
 
-A video is a scene of a few objects (each class at most once) on a gray floor: some stand still,
-some slide with friction, collide elastically and leave the view, and some slide in from outside
-the view during the video, so that frame 22 can hold objects that frame 11 does not.
-Physics is 2D on the floor (every object is a circle of radius OBJECT_RADIUS, which is also a
-cube's half diagonal); data/render.py draws each frame in 3D.
+A video is a scene of a few objects (each class at most once) on a gray floor. Most objects on
+the floor at frame 1 stand still; the others are launched, mostly at a still one, and more slide
+in from outside the view during the video, so that frame 22 can hold objects that frame 11 does
+not. The motion is rigid-body physics (data/physics.py: Bullet, with friction, rolling spheres and
+3D collisions); data/render.py draws each frame.
 
-Every random choice of a video comes from np.random.default_rng([seed, video_id]) alone, so videos
-can be made in any order, by any number of processes, and a dataset can be extended later
-without touching the videos it already has.
+Every random choice of a video comes from np.random.default_rng([seed, video_id]) alone, and the
+simulation is deterministic, so videos can be made in any order, by any number of processes, and
+a dataset can be extended later without touching the videos it already has.
 """
 import json
 import os
@@ -23,29 +23,33 @@ from data.classes import NUM_OBJECT_CLASSES
 from data.format import (
     HEIGHT, MASK_FILE, NUM_FRAMES, SPLIT_FRAMES, SPLIT_HAS_MASK, SPLITS, WIDTH, frame_name, video_dir_name,
 )
+from data.physics import NEAR_LIMIT, Body, Physics, simulate_bodies
 from data.render import OBJECT_RADIUS, Renderer, SceneObject
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # raise it whenever the same (seed, id) would draw another video
+_VERSIONS = {1: "2D discs exchanging velocities", 2: "rigid-body physics in Bullet"}
 MANIFEST_FILE = "synthetic_manifest.json"
 _TMP_PREFIX = ".tmp_"  # half-written videos; list_videos ignores names not starting with video_
 
 
 @dataclass(frozen=True)
 class SceneConfig:
-    """How scenes are drawn; the defaults are calibrated on the real videos (scripts/data_stats.py).
-    Floor units: the camera stands 10 units behind the origin; an object's radius is 0.52."""
+    """How scenes are drawn; the defaults are calibrated on the real videos' statistics
+    (scripts/data_stats.py). Floor units: the camera stands 10 units behind the origin; an
+    object's radius is 0.52. Speeds are floor units per frame."""
 
-    initial_objects: tuple = (3, 5)  # objects on the floor at frame 1, uniform in [lo, hi]
-    entering_objects: tuple = (0, 2)  # objects that slide in from outside the view, uniform in [lo, hi]
+    initial_objects: tuple = (2, 4)  # objects on the floor at frame 1, uniform in [lo, hi]
+    entering_objects: tuple = (1, 3)  # objects that slide in from outside the view, uniform in [lo, hi]
     max_objects: int = 7  # objects in a whole video, at most
-    p_static: float = 0.45  # chance that an object on the floor at frame 1 stands still
-    speed: tuple = (0.2, 0.6)  # initial speed of a moving object, floor units per frame, log-uniform
-    reach: tuple = (1.2, 2.2)  # an entering object slides this many times the way to its target
-    drag: float = 0.05  # share of its speed a sliding object loses per frame (CLEVRER's slow-down)
-    friction: float = 0.003  # and a constant deceleration, floor units per frame^2, so that it stops
-    arena_x: float = 3.5  # objects start, and entering ones aim, in |x| <= arena_x ...
-    arena_y: tuple = (-3.2, 5.5)  # ... and arena_y[0] <= y <= arena_y[1] (the camera is at y = -10)
-    substeps: int = 4  # physics steps per frame
+    p_static: float = 0.65  # chance that an object on the floor at frame 1 stands still
+    p_aim: float = 0.9  # chance that a launched object is aimed at a still one (else at a free spot)
+    aim_jitter: float = 0.25  # radians of spread around the aim: glancing hits as well as head-on ones
+    arrival_speed: tuple = (0.2, 0.45)  # speed left when a launched object reaches its aim, uniform
+    arena_x: float = 3.5  # objects start, and launched ones aim, in |x| <= arena_x ...
+    arena_y: tuple = (-3.5, 5.0)  # ... and arena_y[0] <= y <= arena_y[1] (the camera is at y = -10)
+    enter_by: float = 0.6  # entering objects start before this share of the video ...
+    enter_power: float = 1.5  # ... at enter_by x frames x u ** enter_power, u uniform: mostly early
+    physics: Physics = Physics()  # the rigid-body engine's settings (data/physics.py)
     noise_std: float = 1.05  # render noise in 8-bit levels, the same in R, G and B (the real frames'
     noise_chroma: float = 0.35  # noise is 1.2-1.35 and 0.9 correlated across channels), plus a little per channel
     png_compress_level: int = 1  # zlib level of the PNGs: 1 is 4x faster than 6 ...
@@ -53,120 +57,80 @@ class SceneConfig:
     # and, on noisy frames, as small as level 6 (~43 kB a frame, the real ones are ~31 kB)
 
 
-# ---------------------------------------------------------------- scene and physics
+# ---------------------------------------------------------------- scene script
 
-@dataclass
-class _Body:
-    class_id: int
-    pos: np.ndarray  # (2,) floor position
-    vel: np.ndarray  # (2,) floor units per frame
-    angle: float = 0.0
-    spin: float = 0.0  # radians per frame (cubes turn a little when they collide)
-    enter_frame: int = 0  # frame at which the body joins the scene
-    active: bool = False
-    gone: bool = False  # left the arena for good
-
-
-_NEAR_LIMIT = -7.0  # floor y below which nothing is simulated (the camera stands at y = -10.1)
-
-
-def _off_screen_start(rng, target, camera):
-    """A start outside the view from which a body sliding straight to target comes into view."""
-    heading = rng.uniform(0, 2 * np.pi)
+def _off_screen_start(rng, target, camera, heading):
+    """A start outside the view from which a body sliding along heading to target comes into view."""
     back = -np.array([np.cos(heading), np.sin(heading)])
     top = 2 * OBJECT_RADIUS
     for step in np.arange(0.25, 30, 0.25):
         p = target + step * back
         corners = [(p[0] + sx, p[1] + sy, z) for sx in (-OBJECT_RADIUS, OBJECT_RADIUS)
                    for sy in (-OBJECT_RADIUS, OBJECT_RADIUS) for z in (0, top)]
-        if p[1] < _NEAR_LIMIT or camera.screen_box(np.array(corners), pad=0) is None:
+        if p[1] < NEAR_LIMIT or camera.screen_box(np.array(corners), pad=0) is None:
             return p + 0.3 * back
     return p
 
 
-def sample_bodies(rng, cfg: SceneConfig, n_frames: int, camera):
-    """The bodies of one scene: some on the floor at frame 1 (still or sliding), some waiting
-    outside the view to slide in at their enter_frame; one class each, never twice."""
+def _launch(rng, cfg: SceneConfig, start, aim) -> np.ndarray:
+    """The velocity that brings a body from start to aim with arrival_speed left under Coulomb
+    friction (deceleration mu g per second, so v0^2 = u^2 + 2 a d), spread by aim_jitter."""
+    phys = cfg.physics
+    decel = phys.friction * phys.gravity * phys.frame_time**2  # floor units per frame^2
+    delta = aim - start
+    dist = float(np.hypot(*delta))
+    speed = np.sqrt(rng.uniform(*cfg.arrival_speed) ** 2 + 2 * decel * dist)
+    heading = np.arctan2(delta[1], delta[0]) + rng.uniform(-cfg.aim_jitter, cfg.aim_jitter)
+    return speed * np.array([np.cos(heading), np.sin(heading)])
+
+
+def sample_bodies(rng, cfg: SceneConfig, n_frames: int, camera) -> list:
+    """The bodies of one scene: some on the floor at frame 1, most of them still, and the rest
+    launched; more slide in from outside the view later. Launched bodies are mostly aimed at a
+    still one, as in the real videos, where most still objects get hit. One class each, never twice."""
     n_init = int(rng.integers(cfg.initial_objects[0], cfg.initial_objects[1] + 1))
     n_enter = int(rng.integers(cfg.entering_objects[0], cfg.entering_objects[1] + 1))
     n_enter = min(n_enter, max(cfg.max_objects - n_init, 0))
     classes = rng.choice(NUM_OBJECT_CLASSES, size=n_init + n_enter, replace=False) + 1
     ax, (y_lo, y_hi) = cfg.arena_x, cfg.arena_y
+
+    def spot():
+        return np.array([rng.uniform(-ax, ax), rng.uniform(y_lo, y_hi)])
+
+    def aim(exclude=None):
+        still = [b.pos for b in bodies if not b.vel.any() and b is not exclude]
+        if still and rng.random() < cfg.p_aim:
+            return still[int(rng.integers(len(still)))]
+        return spot()
+
     bodies = []
     for k in range(n_init):
         for _ in range(100):  # rejection sampling of a free spot
-            pos = np.array([rng.uniform(-ax, ax), rng.uniform(y_lo, y_hi)])
-            if all(np.linalg.norm(pos - b.pos) > 2.3 * OBJECT_RADIUS for b in bodies):
+            pos = spot()
+            if all(np.hypot(*(pos - b.pos)) > 2.3 * OBJECT_RADIUS for b in bodies):
                 break
-        if rng.random() < cfg.p_static:
-            vel = np.zeros(2)
-        else:
-            heading = rng.uniform(0, 2 * np.pi)
-            speed = np.exp(rng.uniform(np.log(cfg.speed[0]), np.log(cfg.speed[1])))
-            vel = speed * np.array([np.cos(heading), np.sin(heading)])
-        bodies.append(_Body(int(classes[k]), pos, vel, angle=rng.uniform(0, np.pi / 2)))
+        bodies.append(Body(int(classes[k]), pos, np.zeros(2), angle=rng.uniform(0, np.pi / 2)))
+    movers = [b for b in bodies if rng.random() >= cfg.p_static]
+    for b in movers:  # launched after all are placed, so that they can aim at any still one
+        b.vel = _launch(rng, cfg, b.pos, aim(exclude=b))
     for k in range(n_enter):
-        # start just outside the view and slide in towards a spot of the arena: with drag d a
-        # body launched at speed v slides about v / d, so v = d * distance * reach
-        target = np.array([rng.uniform(-ax, ax), rng.uniform(y_lo, y_hi)])
-        start = _off_screen_start(rng, target, camera)
-        dist = np.linalg.norm(target - start)
-        vel = (target - start) / dist * (cfg.drag * dist * rng.uniform(*cfg.reach) + 5 * cfg.friction)
-        enter = int(0.8 * n_frames * rng.random() ** 1.5)  # mostly during the input frames, as in the real videos
-        bodies.append(_Body(int(classes[n_init + k]), start, vel, angle=rng.uniform(0, np.pi / 2), enter_frame=enter))
+        target = aim()
+        heading = rng.uniform(0, 2 * np.pi)
+        start = _off_screen_start(rng, target, camera, heading)
+        enter = int(cfg.enter_by * n_frames * rng.random() ** cfg.enter_power)
+        bodies.append(Body(int(classes[n_init + k]), start, _launch(rng, cfg, start, target),
+                           angle=rng.uniform(0, np.pi / 2), enter_frame=enter))
     return bodies
-
-
-def _step(bodies, cfg: SceneConfig, dt: float):
-    live = [b for b in bodies if b.active and not b.gone]
-    for b in live:
-        b.pos = b.pos + b.vel * dt
-        speed = np.hypot(*b.vel)
-        if speed > 0:
-            slower = speed * (1.0 - cfg.drag) ** dt - cfg.friction * dt
-            b.vel = b.vel * (max(slower, 0.0) / speed)
-        b.angle += b.spin * dt
-        b.spin *= 0.97 ** dt
-    # elastic collisions of equal masses: swap the velocity components along the line of centres
-    r2 = 2 * OBJECT_RADIUS
-    for i in range(len(live)):
-        for j in range(i + 1, len(live)):
-            a, b = live[i], live[j]
-            delta = b.pos - a.pos
-            dist = np.hypot(*delta)
-            if dist >= r2 or dist == 0:
-                continue
-            n = delta / dist
-            approach = (a.vel - b.vel) @ n
-            if approach > 0:
-                a.vel, b.vel = a.vel - approach * n, b.vel + approach * n
-                tangent = (a.vel - b.vel) @ np.array([-n[1], n[0]])
-                a.spin += 0.15 * tangent
-                b.spin -= 0.15 * tangent
-            push = (r2 - dist) / 2 * n  # separate overlapping bodies
-            a.pos, b.pos = a.pos - push, b.pos + push
-    # a body far outside the view never comes back (entering ones start within ~35 units)
-    for b in live:
-        if np.hypot(*b.pos) > 40 or b.pos[1] < _NEAR_LIMIT - 1:
-            b.gone = True
 
 
 def simulate(rng, cfg: SceneConfig, n_frames: int = NUM_FRAMES, camera=None) -> list:
     """[frame] -> list of SceneObjects: the whole motion of one video's scene."""
     bodies = sample_bodies(rng, cfg, n_frames, camera or _renderer().camera)
     frames = []
-    for t in range(n_frames):
-        for b in bodies:
-            if b.enter_frame == t:
-                # an entering body waits until its way in is free
-                if all(np.linalg.norm(b.pos - o.pos) > 2 * OBJECT_RADIUS for o in bodies if o.active and not o.gone):
-                    b.active = True
-                else:
-                    b.enter_frame += 1
-        frames.append([SceneObject(b.class_id, float(b.pos[0]), float(b.pos[1]), float(b.angle))
-                       for b in bodies if b.active and not b.gone])
-        for _ in range(cfg.substeps):
-            _step(bodies, cfg, 1.0 / cfg.substeps)
+    for objects in simulate_bodies(bodies, n_frames, cfg.physics):
+        # rounded far below a pixel: a resting body's float noise must not defeat the renderer's
+        # per-object cache, which reuses what did not move
+        frames.append([SceneObject(c, round(x, 4), round(y, 4), round(a, 4)) for c, x, y, a in objects])
     return frames
 
 
@@ -260,7 +224,15 @@ def prepare_root(root, seed: int, counts: dict, cfg: SceneConfig = SceneConfig()
     mpath = root / MANIFEST_FILE
     if mpath.exists():
         old = json.loads(mpath.read_text())
-        for key in ("version", "seed", "settings"):
+        if old.get("version") != GENERATOR_VERSION:
+            raise ValueError(
+                f"{root} was made by generator version {old.get('version')}; this is version "
+                f"{GENERATOR_VERSION} ({_VERSIONS.get(GENERATOR_VERSION)}), and one dataset cannot mix "
+                f"videos of both: write the new dataset to another --out, or delete {root} and make it "
+                f"again (to extend the old one, use a checkout whose data/synthetic.py has "
+                f"GENERATOR_VERSION = {old.get('version')})"
+            )
+        for key in ("seed", "settings"):
             if old.get(key) != new[key]:
                 raise ValueError(
                     f"{root} holds a different synthetic dataset ({key}: {old.get(key)} there, "

@@ -12,6 +12,18 @@ Several roots are printed side by side. The measures, over every labeled video o
   copy-11 Jaccard    the competition score (data/metric.py, dataset-level) of predicting frame 22
                      by the true mask of frame 11
   ceiling Jaccard    the score of the true frame 22 with classes absent from frame 11 removed
+
+And the kinematic table, over object tracks (a class in one video), counting an object only in
+frames where it is wholly inside the frame (its mask touches no edge), and a velocity only between
+two such consecutive frames:
+  speed median/p90   speed in px/frame of moving objects (over 0.5 px/frame)
+  abrupt change      share of tracks whose speed changes by more than 3 px/frame from one frame to
+                     the next at least once (collisions; entering objects slowing down hard)
+  still then hit     share of the objects still at the start (frames 1-2) that later move faster
+                     than 1.5 px/frame
+  speed ratio        median ratio of consecutive speeds of smoothly moving objects (over 1 px/frame,
+                     no abrupt change): how fast sliding objects slow down
+  entering speed     median speed of objects that enter the view, at their first whole frames
 """
 import argparse
 import sys
@@ -25,6 +37,9 @@ from data.classes import NUM_CLASSES  # noqa: E402
 from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, TARGET_INDEX, list_videos  # noqa: E402
 
 MOVING_PX = 0.5  # a displacement above this counts as moving
+ABRUPT_PX = 3.0  # a change of speed above this between consecutive frames is abrupt
+HIT_PX = 1.5  # an object still at the start that later moves faster than this was set moving
+SMOOTH_PX = 1.0  # speeds above this enter the slow-down ratio
 
 
 def load_masks(root) -> list:
@@ -45,8 +60,26 @@ def load_masks(root) -> list:
     return masks
 
 
-def dataset_stats(root) -> dict:
-    return mask_stats(load_masks(root))
+def dataset_stats(root) -> tuple:
+    """(mask_stats, kinematic_stats) of a root's labeled videos."""
+    masks = load_masks(root)
+    return mask_stats(masks), kinematic_stats(masks)
+
+
+def object_measures(m) -> tuple:
+    """Per frame and class of one (T, H, W) mask: visible pixels (T, 49), centroid (T, 49, 2) as
+    (x, y), and whether the class touches the frame's edge (T, 49). Background is no object."""
+    t, h, w = m.shape
+    flat = m.reshape(t, -1).astype(np.int64)
+    ys, xs = np.divmod(np.arange(h * w), w)
+    area = np.stack([np.bincount(f, minlength=NUM_CLASSES) for f in flat])  # (T, 49)
+    sx = np.stack([np.bincount(f, weights=xs, minlength=NUM_CLASSES) for f in flat])
+    sy = np.stack([np.bincount(f, weights=ys, minlength=NUM_CLASSES) for f in flat])
+    area[:, 0] = 0
+    centroid = np.stack([sx, sy], -1) / np.maximum(area, 1)[..., None]
+    border = np.concatenate([m[:, 0], m[:, -1], m[:, 1:-1, 0], m[:, 1:-1, -1]], axis=1).astype(np.int64)  # (T, edge px)
+    edge = np.stack([np.bincount(b, minlength=NUM_CLASSES) for b in border]) > 0
+    return area, centroid, edge
 
 
 def mask_stats(masks) -> dict:
@@ -55,19 +88,12 @@ def mask_stats(masks) -> dict:
     from data.metric import ceiling_prediction, copy_last_input_prediction, jaccard
     n_obj, areas, disp, entering = [], [], [], []
     for m in masks:
-        t, h, w = m.shape
-        flat = m.reshape(t, -1).astype(np.int64)
-        ys, xs = np.divmod(np.arange(h * w), w)
-        area = np.stack([np.bincount(f, minlength=NUM_CLASSES) for f in flat])  # (T, 49)
-        sy = np.stack([np.bincount(f, weights=ys, minlength=NUM_CLASSES) for f in flat])
-        sx = np.stack([np.bincount(f, weights=xs, minlength=NUM_CLASSES) for f in flat])
-        area[:, 0] = 0  # background is not an object
+        area, c, _ = object_measures(m)
         vis = area > 0
         n_obj += list(vis.sum(1))
         areas += list(area[vis])
-        cy, cx = sy / np.maximum(area, 1), sx / np.maximum(area, 1)
         both = vis[1:] & vis[:-1]  # visible in consecutive frames
-        disp += list(np.hypot(cy[1:] - cy[:-1], cx[1:] - cx[:-1])[both])
+        disp += list(np.hypot(*(c[1:] - c[:-1]).transpose(2, 0, 1))[both])
         entering.append(bool((vis[TARGET_INDEX] & ~vis[LAST_INPUT_INDEX]).any()))
     n_obj, areas, disp = np.array(n_obj), np.array(areas), np.array(disp)
     targets = np.stack([m[TARGET_INDEX] for m in masks])
@@ -88,6 +114,47 @@ def mask_stats(masks) -> dict:
     }
 
 
+def kinematic_stats(masks) -> dict:
+    """How objects move in a list of (22, H, W) masks: the kinematic table of the module's help."""
+    moving, ratios, entering = [], [], []
+    tracks = abrupt = still = hit = 0
+    for m in masks:
+        area, c, edge = object_measures(m)
+        vis = area > 0
+        whole = vis & ~edge
+        for k in np.nonzero(vis.any(0))[0]:
+            ok = whole[1:, k] & whole[:-1, k]  # (T-1,) a velocity from frame t to t+1
+            speed = np.where(ok, np.hypot(*(c[1:, k] - c[:-1, k]).T), np.nan)
+            moving += list(speed[ok & (speed > MOVING_PX)])
+            pair = ok[1:] & ok[:-1]  # two consecutive velocities
+            change = np.abs(np.diff(speed))
+            if pair.any():
+                tracks += 1
+                abrupt += bool((change[pair] > ABRUPT_PX).any())
+            smooth = pair & (change <= ABRUPT_PX) & (speed[:-1] > SMOOTH_PX)
+            ratios += list((speed[1:] / np.where(smooth, speed[:-1], 1))[smooth])
+            if ok[0] and speed[0] <= MOVING_PX:
+                still += 1
+                hit += bool((speed[ok] > HIT_PX).any())
+            if not vis[0, k] and ok.any():
+                entering.append(speed[np.argmax(ok)])
+    moving = np.array(moving)
+
+    def stat(f, values):
+        return float(f(values)) if len(values) else float("nan")
+    return {
+        "tracks": tracks,
+        "speed median (px/frame)": stat(np.median, moving),
+        "speed p90 (px/frame)": stat(lambda v: np.percentile(v, 90), moving),
+        "abrupt change (share)": abrupt / max(tracks, 1),
+        "still objects": still,
+        "still then hit (share)": hit / still if still else float("nan"),
+        "speed ratio median": stat(np.median, ratios),
+        "entering objects": len(entering),
+        "entering speed (px/frame)": stat(np.median, entering),
+    }
+
+
 def format_table(names, stats) -> str:
     keys = list(stats[0])
     width = max(12, *(len(n) for n in names))
@@ -96,7 +163,8 @@ def format_table(names, stats) -> str:
         cells = []
         for s in stats:
             v = s[k]
-            cells.append(f"{v:>{width + 2}d}" if isinstance(v, (int, np.integer)) else f"{v:>{width + 2}.{3 if 'Jaccard' in k else 1}f}")
+            digits = 3 if "Jaccard" in k or "share" in k or "ratio" in k else 1
+            cells.append(f"{v:>{width + 2}d}" if isinstance(v, (int, np.integer)) else f"{v:>{width + 2}.{digits}f}")
         lines.append(f"{k:<26}" + "".join(cells))
     return "\n".join(lines)
 
@@ -110,7 +178,10 @@ def main(argv=None):
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
     names = [Path(r).name or str(r) for r in args.roots]
-    print(format_table(names, stats))
+    print(format_table(names, [s for s, _ in stats]))
+    print()
+    print("how objects move (objects wholly inside the frame):")
+    print(format_table(names, [k for _, k in stats]))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "data_stats.py"
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real_samples" / "Dataset_Student"
 
+KINEMATIC_FIELDS = ("speed median (px/frame)", "speed p90 (px/frame)", "abrupt change (share)",
+                    "still then hit (share)", "speed ratio median", "entering speed (px/frame)")
 FIELDS = ("videos", "objects/frame mean", "area median (px)", "displacement median (px)", "moving (%)",
           "entering videos (%)", "copy-11 Jaccard", "ceiling Jaccard")
 
@@ -46,10 +48,31 @@ def test_measures_on_hand_made_masks():
     assert s["copy-11 Jaccard"] == pytest.approx(expected) and s["ceiling Jaccard"] == pytest.approx(expected)
 
 
+def test_kinematics_on_hand_made_masks():
+    """Four 10x10 squares, by their left edge x per frame: one slides 8 then 6 px and stops dead (as
+    if it hit something) at frame 3, when a still one leaves at 12 then 9 px and stops; one creeps
+    at 1 px/frame all along; one enters from the left edge at the end, at 4 px/frame."""
+    x = {1: [20, 28] + [34] * 20, 2: [100] * 3 + [112] + [121] * 18, 4: [150 + t for t in range(22)]}
+    masks = np.zeros((22, 160, 240), np.uint8)
+    for t in range(22):
+        for cid, row in ((1, 50), (2, 50), (4, 90)):
+            masks[t, row:row + 10, x[cid][t]:x[cid][t] + 10] = cid
+        if t >= 19:
+            x3 = 4 * (t - 17) - 8  # 0 (at the edge), then 4 and 8: one whole velocity
+            masks[t, 120:130, x3:x3 + 10] = 3
+    k = load_script().kinematic_stats([masks])
+    assert k["tracks"] == 3  # the newcomer has one velocity only: no change of speed to judge
+    assert k["still objects"] == 1 and k["still then hit (share)"] == 1.0
+    assert k["abrupt change (share)"] == pytest.approx(2 / 3)  # the mover stops, the one hit starts; not the creeper
+    assert k["speed ratio median"] == pytest.approx(0.75)  # 6 / 8 and 9 / 12; the creeper is too slow to count
+    assert k["entering objects"] == 1 and k["entering speed (px/frame)"] == pytest.approx(4.0)
+    assert k["speed median (px/frame)"] == pytest.approx(1.0) and k["speed p90 (px/frame)"] > 5
+
+
 def test_prints_the_fields_for_a_synthetic_root_side_by_side(tiny_root):
     result = run(tiny_root, tiny_root, cwd=REPO / "scripts")  # also: runs from its own folder
     assert result.returncode == 0, result.stderr
-    for field in FIELDS:
+    for field in FIELDS + KINEMATIC_FIELDS:
         line = next(l for l in result.stdout.splitlines() if l.startswith(field))
         assert len(line.split()) >= 2 + len(field.split())  # two value columns
     lines = result.stdout.splitlines()
@@ -64,7 +87,7 @@ def test_root_without_labels_is_an_error_naming_it(tmp_path):
 
 @pytest.mark.skipif(not REAL.is_dir(), reason=f"real samples not found at {REAL}")
 def test_reproduces_the_real_figures():
-    s = load_script().dataset_stats(REAL)
+    s, k = load_script().dataset_stats(REAL)
     assert s["videos"] == 6
     assert round(s["objects/frame mean"], 1) == 4.5
     assert (s["objects/frame min"], s["objects/frame max"]) == (1, 6)
@@ -73,3 +96,8 @@ def test_reproduces_the_real_figures():
     assert round(s["displacement median (px)"], 1) == 1.6 and round(s["displacement p90 (px)"], 1) == 9.5
     assert round(s["moving (%)"]) == 58
     assert round(s["copy-11 Jaccard"], 2) == 0.32
+    # how the real objects move: the figures the generator is calibrated to (README, "Synthetic data")
+    assert k["tracks"] == 30 and k["still objects"] == 17
+    assert round(k["speed median (px/frame)"], 1) == 3.8 and round(k["speed p90 (px/frame)"], 1) == 12.0
+    assert round(k["abrupt change (share)"], 2) == 0.43 and round(k["still then hit (share)"], 2) == 0.53
+    assert round(k["speed ratio median"], 2) == 0.92
