@@ -5,6 +5,10 @@
 Top row: frame 11 of a few real videos; bottom row: frame 11 of synthetic videos drawn with the
 generator's defaults (rendered in memory, nothing else is written). A third row shows the synthetic
 masks in data/classes.py's palette.
+
+A second picture (--tracks_out) shows how objects move: frame 22 of the real labeled videos (top)
+and of as many synthetic ones (bottom), with each object's mask centroid in frames 1-22 drawn as a
+trail in its palette color (a dot per frame: widely spaced dots are fast motion, a bend is a hit).
 """
 import argparse
 import sys
@@ -16,7 +20,8 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from data.classes import colorize  # noqa: E402
-from data.format import LAST_INPUT_INDEX, SPLITS, frame_name, list_videos  # noqa: E402
+from data.classes import PALETTE  # noqa: E402
+from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, SPLITS, TARGET_INDEX, frame_name, list_videos  # noqa: E402
 from data.synthetic import render_video  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +46,42 @@ def label(img: np.ndarray, text: str) -> np.ndarray:
     return np.array(pil)
 
 
+def real_labeled(root: Path) -> list:
+    """[(frame 22 RGB, masks (22, H, W))] of every real labeled video under root."""
+    out = []
+    for split in LABELED_SPLITS:
+        if (root / split).is_dir():
+            for _, v in list_videos(root / split):
+                out.append((np.array(Image.open(v / frame_name(TARGET_INDEX)).convert("RGB")), np.load(v / MASK_FILE)))
+    return out
+
+
+def with_tracks(img: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """img with each object's centroid trail over the frames of masks (T, H, W)."""
+    pil = Image.fromarray(img)
+    draw = ImageDraw.Draw(pil)
+    for cid in np.unique(masks)[1:]:
+        points = []
+        for m in masks:
+            ys, xs = np.nonzero(m == cid)
+            points.append((xs.mean(), ys.mean()) if len(xs) else None)
+        color = tuple(int(c) for c in PALETTE[cid])
+        seen = [p for p in points if p is not None]
+        if len(seen) > 1:
+            draw.line(seen, fill=color, width=1)
+        for p in seen:
+            draw.ellipse([p[0] - 1.5, p[1] - 1.5, p[0] + 1.5, p[1] + 1.5], fill=color, outline=(0, 0, 0))
+    return np.array(pil)
+
+
+def grid(rows: list) -> np.ndarray:
+    """Rows of equal-sized images, 2 px of white between them."""
+    gap = np.full((rows[0][0].shape[0], 2, 3), 255, np.uint8)
+    lines = [np.concatenate(sum(([im, gap] for im in r), [])[:-1], 1) for r in rows]
+    hgap = np.full((2, lines[0].shape[1], 3), 255, np.uint8)
+    return np.concatenate(sum(([line, hgap] for line in lines), [])[:-1], 0)
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """The module docstring as written, and each flag's default after its help."""
 
@@ -50,6 +91,8 @@ def main(argv=None):
     p.add_argument("--real_root", default=str(REPO.parent / "shared" / "real_samples" / "Dataset_Student"),
                    help="a real dataset root (train/val/unlabeled video folders)")
     p.add_argument("--out", default=str(REPO / "data" / "figures" / "synthetic_vs_real.png"), help="PNG to write")
+    p.add_argument("--tracks_out", default=str(REPO / "data" / "figures" / "tracks_real_vs_synthetic.png"),
+                   help="PNG of the object tracks to write")
     p.add_argument("--videos", type=int, default=4, help="videos per row")
     p.add_argument("--seed", type=int, default=0, help="synthetic dataset seed")
     args = p.parse_args(argv)
@@ -62,18 +105,22 @@ def main(argv=None):
         frames, m = render_video(args.seed, i)
         syn.append(frames[LAST_INPUT_INDEX])
         masks.append(colorize(m[LAST_INPUT_INDEX]))
-    gap = np.full((real[0].shape[0], 2, 3), 255, np.uint8)
-
-    def row(imgs, name):
-        imgs = [label(imgs[0], name)] + imgs[1:]
-        return np.concatenate(sum(([im, gap] for im in imgs), [])[:-1], 1)
-
-    rows = [row(real, "real"), row(syn, "synthetic"), row(masks, "synthetic mask")]
-    hgap = np.full((2, rows[0].shape[1], 3), 255, np.uint8)
-    picture = np.concatenate([rows[0], hgap, rows[1], hgap, rows[2]], 0)
+    picture = grid([[label(real[0], "real")] + real[1:], [label(syn[0], "synthetic")] + syn[1:],
+                    [label(masks[0], "synthetic mask")] + masks[1:]])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(picture).save(args.out, optimize=True)
     print(f"wrote {args.out} ({picture.shape[1]}x{picture.shape[0]})")
+
+    labeled = real_labeled(Path(args.real_root))
+    real_row = [with_tracks(img, m) for img, m in labeled]
+    syn_row = []
+    for i in range(len(labeled)):
+        frames, m = render_video(args.seed, i)
+        syn_row.append(with_tracks(frames[TARGET_INDEX], m))
+    picture = grid([[label(real_row[0], "real, frame 22 and tracks")] + real_row[1:],
+                    [label(syn_row[0], "synthetic")] + syn_row[1:]])
+    Image.fromarray(picture).save(args.tracks_out, optimize=True)
+    print(f"wrote {args.tracks_out} ({picture.shape[1]}x{picture.shape[0]})")
 
 
 if __name__ == "__main__":
