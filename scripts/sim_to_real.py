@@ -1,0 +1,86 @@
+"""How well a U-Net trained only on synthetic videos segments the real ones (sim-to-real).
+
+    python scripts/sim_to_real.py --saved_seg_model_dir runs/unet/best.pt \
+        --real_root ../shared/real_samples/Dataset_Student [--synthetic_root D] [--visualize grids]
+
+Segments every frame (all 22) of every labeled video of --real_root (its train and val splits),
+with the repository's segmentation (Unets/inference.py: segment, vote and crop refinement
+included), and scores them with the competition's metric (data/metric.py), over all frames
+together and per split. With --synthetic_root it scores all frames of that root's val split the same
+way, for comparison. The real videos are only measured here: nothing is fitted on them.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from data.format import LABELED_SPLITS, NUM_FRAMES  # noqa: E402
+from data.metric import SegmentationScore  # noqa: E402
+from Unets.inference import load_for_flag, save_grid, segment, video_loader  # noqa: E402
+from Unets.training import choose_device, run_cli  # noqa: E402
+from Unets.unet import UNet  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@torch.no_grad()
+def score_all_frames(model, root, split: str, device, batch_size: int = 2, visualize_dir=None, also=None) -> tuple:
+    """(score over every frame of every video of root/split, number of frames); `also`, a second
+    SegmentationScore, counts the same frames. With visualize_dir, one grid (frame | prediction |
+    truth) each of frames 1, 11 and 22 of the split's first video."""
+    loader = video_loader(root, split, batch_size, 0, device, frame_indices=range(NUM_FRAMES),
+                          mask_indices=range(NUM_FRAMES))
+    score, frames_seen = SegmentationScore(), 0
+    for batch in loader:
+        frames = batch["frames"]  # (B, T, 3, H, W) uint8
+        b, t = frames.shape[:2]
+        preds = segment(model, frames.flatten(0, 1)).cpu()  # (B*T, H, W)
+        truth = batch["masks"].flatten(0, 1)
+        for s in (score, also) if also is not None else (score,):
+            s.update(preds, truth)
+        if visualize_dir is not None and frames_seen == 0:
+            Path(visualize_dir).mkdir(parents=True, exist_ok=True)
+            vid = int(batch["video_id"][0])
+            for k in (0, 10, 21):
+                save_grid(Path(visualize_dir) / f"{split}_video_{vid}_frame_{k + 1}.png", frames[0, k], preds[k], truth[k])
+        frames_seen += b * t
+    return score, frames_seen
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--saved_seg_model_dir", required=True, help="U-Net checkpoint (Unets/train.py's best.pt)")
+    p.add_argument("--real_root", default=str(REPO.parent / "shared" / "real_samples" / "Dataset_Student"),
+                   help="a real dataset root with labeled train/ and/or val/ videos (default: ../shared's samples)")
+    p.add_argument("--synthetic_root", default=None, help="also score all frames of this root's val split (default: no)")
+    p.add_argument("--batch_size", type=int, default=2, help="videos per batch (22 frames each)")
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: CUDA if present)")
+    p.add_argument("--visualize", default=None, help="folder for PNG grids of a few real frames (default: none)")
+    args = p.parse_args(argv)
+    device = choose_device(args.device)
+    real = Path(args.real_root)
+    splits = [s for s in LABELED_SPLITS if (real / s).is_dir()]
+    if not splits:
+        raise FileNotFoundError(f"no labeled split (train/ or val/) under --real_root {real}: point it at the real data's root")
+    model = load_for_flag(args.saved_seg_model_dir, UNet, "--saved_seg_model_dir", device).eval()
+    results, total = {}, SegmentationScore()
+    for split in splits:
+        score, n = score_all_frames(model, real, split, device, args.batch_size, args.visualize, also=total)
+        results[f"real {split}"] = {"jaccard": score.compute(), "frames": n}
+    results["real, all labeled frames"] = {"jaccard": total.compute(),
+                                           "frames": sum(r["frames"] for r in results.values())}
+    if args.synthetic_root:
+        score, n = score_all_frames(model, args.synthetic_root, "val", device, args.batch_size)
+        results["synthetic val"] = {"jaccard": score.compute(), "frames": n}
+    print(f"U-Net {args.saved_seg_model_dir}, every frame segmented (vote and crop refinement included):")
+    for name, r in results.items():
+        print(f"  {name:<26} Jaccard {r['jaccard']:.4f}  ({r['frames']} frames)")
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
