@@ -123,6 +123,17 @@ def test_refuses_renumbering_shrinking_and_other_datasets(tmp_path):
     assert str(foreign) in result.stderr and "no synthetic_manifest.json" in result.stderr
 
 
+def test_refuses_to_extend_a_dataset_of_an_older_generator_version(tmp_path):
+    root = tmp_path / "root"
+    generate_dataset(root, {"train": 1}, seed=0, progress=False)
+    manifest = json.loads((root / MANIFEST_FILE).read_text())
+    manifest["version"] = 1  # as the 2D-disc generator wrote it
+    (root / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"made by generator version 1; this is version 2.*another --out.*delete"):
+        generate_dataset(root, {"train": 2}, seed=0, progress=False)
+    assert [i for i, _ in list_videos(root / "train")] == [0]  # nothing was added
+
+
 def test_rerun_finishes_an_interrupted_generation(tmp_path):
     root = tmp_path / "root"
     generate_dataset(root, {"train": 2}, seed=0, progress=False)
