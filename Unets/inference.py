@@ -16,8 +16,6 @@ Extra flags (e.g. --saved_recon_model_dir) come through add_args=lambda parser: 
 """
 import argparse
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -37,14 +35,13 @@ from data.pseudo_labels import DONE, META, file_sha256, label_split, store_dir
 from data.readers import VideoDataset, to_float
 from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster
 from SSL_convLSTM_Reconstructor.model import Reconstructor
-from Unets.training import CheckpointError, atomic_save, autocast, choose_device, load_model, memory_format
+from Unets.training import (  # noqa: F401  (OutputPathError: raised by check_writable, caught by callers)
+    CheckpointError, OutputPathError, atomic_save, autocast, check_writable, choose_device, load_checkpoint, load_model,
+    make_folder, memory_format,
+)
 from Unets.unet import UNet
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
-
-
-class OutputPathError(OSError):
-    """The submission cannot be written where --output says."""
 
 
 @torch.no_grad()
@@ -329,7 +326,7 @@ def evaluate(predictor: Predictor, root, *, split: str = "val", batch_size: int 
     num_visualize videos."""
     loader = video_loader(root, split, batch_size, num_workers, device)
     if visualize_dir is not None:
-        Path(visualize_dir).mkdir(parents=True, exist_ok=True)
+        make_folder(visualize_dir, "--visualize")
     score, drawn = SegmentationScore(), 0
     for batch, preds in predict(predictor, loader, device, desc=f"{split}"):
         truth = batch["masks"][:, 0]  # (B, H, W): frame 22's mask
@@ -342,24 +339,6 @@ def evaluate(predictor: Predictor, root, *, split: str = "val", batch_size: int 
                       batch["frames"][k, LAST_INPUT_INDEX], preds[k], truth[k], predicted)
             drawn += 1
     return score
-
-
-def check_writable(path) -> Path:
-    """Fail now, before any inference, when `path` cannot be written (folder missing, a folder in the
-    way, no permission): by creating and removing a temporary file next to it."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputPathError(f"--output {path} is a folder; give a file name, e.g. {path / 'submission.pt'}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputPathError(f"cannot write --output {path}: folder {parent} does not exist (create it first)")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as e:
-        raise OutputPathError(f"cannot write --output {path}: {e.strerror or e}") from None
-    return path
 
 
 def check_submission(submission: torch.Tensor, video_ids, expected_ids) -> None:
