@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from data.format import NUM_FRAMES
+from data.format import HEIGHT, NUM_FRAMES, TARGET_INDEX, WIDTH
 from data.readers import LabeledFrameDataset, SplitIndex, VideoDataset, memmap_paths
 from scripts import bench_loader, convert_to_memmap
 
@@ -54,7 +55,7 @@ def test_stale_arrays_are_ignored_with_a_warning(converted, tmp_path):
     shutil.copytree(converted, root)
     vid = sorted((root / "unlabeled").iterdir())[-1]
     shutil.rmtree(vid)  # the split lost a video since the conversion
-    with pytest.warns(UserWarning, match="stale unlabeled arrays.*reading PNGs.*convert_to_memmap.py"):
+    with pytest.warns(UserWarning, match="stale unlabeled arrays.*reading the files instead.*convert_to_memmap.py"):
         index = SplitIndex(root, "unlabeled")
     assert index.memmap is None and len(index) == 1
     convert_to_memmap.main(["--root_dir", str(root), "--split", "unlabeled", "--workers", "1"])  # refreshed
@@ -67,3 +68,41 @@ def test_loader_benchmark_reports_both_sources(converted, capsys):
                               "--passes", "1"])
     assert [r["source"] for r in rows] == ["PNG", "memmap"] and all(r["frames_per_s"] > 0 for r in rows)
     assert "frames/s" in capsys.readouterr().out
+
+
+def test_a_file_changed_since_the_conversion_is_read_not_the_old_arrays(converted, tmp_path):
+    """A frame overwritten, a mask edited or a frame deleted after the conversion: the arrays are stale (file
+    sizes and modification times are recorded), so the files are read, with a warning naming the file."""
+    root = tmp_path / "data"
+    shutil.copytree(converted, root)  # copy2 keeps the times: the copy's arrays are in use
+    assert SplitIndex(root, "hidden").memmap is not None and SplitIndex(root, "val").memmap is not None
+    hidden = sorted((root / "hidden").iterdir())[0]
+    Image.fromarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).save(hidden / "image_10.png")
+    with pytest.warns(UserWarning, match=f"stale hidden arrays, .*{hidden.name}/image_10.png was changed"):
+        index = SplitIndex(root, "hidden")
+    assert index.memmap is None and index.frames(0, [10]).max() == 0  # the black frame, not the converted one
+
+    val = sorted((root / "val").iterdir())[0]
+    mask = np.load(val / "mask.npy")
+    mask[TARGET_INDEX] = 0
+    np.save(val / "mask.npy", mask)
+    with pytest.warns(UserWarning, match=f"stale val arrays, .*{val.name}/mask.npy was changed"):
+        index = SplitIndex(root, "val")
+    assert index.masks(0, [TARGET_INDEX]).max() == 0
+
+    (hidden / "image_3.png").unlink()
+    with pytest.warns(UserWarning, match=f"{hidden.name}/image_3.png was deleted"), \
+            pytest.raises(FileNotFoundError, match=f"{hidden.name} is missing image_3.png"):
+        SplitIndex(root, "hidden")
+
+
+def test_a_split_converted_without_a_bad_video_is_used_with_the_same_exclusion(converted, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(converted, root)
+    bad = sorted((root / "val").iterdir())[0]
+    (bad / "image_5.png").unlink()
+    vid = int(bad.name.split("_")[1])
+    convert_to_memmap.main(["--root_dir", str(root), "--split", "val", "--workers", "1",
+                            "--exclude_videos", bad.name])
+    index = SplitIndex(root, "val", exclude=[vid])
+    assert index.memmap is not None and vid not in index.video_ids and index.excluded == [vid]
