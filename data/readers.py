@@ -176,8 +176,9 @@ def dataset_fingerprint(paths, split: str, video_ids) -> str:
     return h.hexdigest()
 
 
-def read_exclusions(values) -> list:
-    """--exclude_videos: video names (video_1370) and/or files holding one name a line -> sorted video ids."""
+def read_exclusions(values, root, splits) -> list:
+    """--exclude_videos: video names (video_1370) and/or files holding one name a line -> sorted video ids,
+    after checking each is a video of ROOT/<one of splits>: a name that matches nothing is a typo."""
     names = []
     for value in values or ():
         if not value.startswith("video_") and Path(value).is_file():
@@ -190,15 +191,11 @@ def read_exclusions(values) -> list:
         if m is None:
             raise ValueError(f"--exclude_videos {name}: not a video name (video_N) nor a file of such names")
         ids.append(int(m.group(1)))
-    return sorted(set(ids))
-
-
-def check_exclusions(root, splits, exclude) -> None:
-    """Every excluded video exists in one of the splits read: a name that matches nothing is a typo."""
-    unknown = [v for v in exclude if not any((Path(root) / split / f"video_{v}").is_dir() for split in splits)]
+    unknown = [v for v in ids if not any((Path(root) / split / f"video_{v}").is_dir() for split in splits)]
     if unknown:
         raise ValueError(f"--exclude_videos: {', '.join(f'video_{v}' for v in unknown)} not found in "
                          f"{' or '.join(str(Path(root) / s) for s in splits)}; exclude only videos that exist")
+    return sorted(set(ids))
 
 
 def add_exclude_args(parser) -> None:

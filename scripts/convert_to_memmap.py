@@ -33,7 +33,7 @@ from tqdm import tqdm  # noqa: E402
 
 from data.format import HEIGHT, NUM_FRAMES, SPLIT_FRAMES, SPLIT_HAS_MASK, SPLITS, WIDTH  # noqa: E402
 from data.readers import (  # noqa: E402
-    MEMMAP_DIR, SplitIndex, add_exclude_args, check_exclusions, file_signatures, memmap_paths, read_exclusions,
+    MEMMAP_DIR, SplitIndex, add_exclude_args, file_signatures, memmap_paths, read_exclusions,
 )
 from Unets.training import atomic_write, run_cli  # noqa: E402
 
@@ -132,8 +132,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.workers < 1:
         p.error("--workers must be >= 1")
-    exclude = read_exclusions(args.exclude_videos)
-    check_exclusions(args.root_dir, args.split, exclude)
+    exclude = read_exclusions(args.exclude_videos, args.root_dir, args.split)
     for split in args.split:
         start = time.perf_counter()
         paths = convert_split(args.root_dir, split, workers=args.workers, exclude=exclude)
