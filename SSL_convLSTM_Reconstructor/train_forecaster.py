@@ -140,7 +140,7 @@ def forecast_loss(model, masks: torch.Tensor, intermediate_weight: float, sampli
 
 def main(argv=None) -> RunState:
     args = parse_args(argv)
-    exclude = read_exclusions(args.exclude_videos, args.root_dir, ("train", "val"))
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
     ctx = setup_distributed(args.device)
     try:
         args.motion = (resolve_motion(args, args.root_dir, print_fn=lambda m: print0(m, ctx=ctx)).to_config()

@@ -194,9 +194,9 @@ def datasets(args, ctx):
     all_frames = range(NUM_FRAMES)
     val_frames = [*range(NUM_INPUT_FRAMES), TARGET_INDEX]  # frames 1-11 and 22
     splits = ["unlabeled"] + (["train"] if args.use_train_frames else [])
-    exclude = read_exclusions(args.exclude_videos, args.root_dir, ("train", "val"))
-    videos = [VideoDataset(args.root_dir, split, frame_indices=all_frames, mask_indices=[],
-                           exclude=exclude if split == "train" else ()) for split in splits]
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
+    videos = [VideoDataset(args.root_dir, split, frame_indices=all_frames, mask_indices=[], exclude=exclude)
+              for split in splits]
     val_set = VideoDataset(args.root_dir, "val", frame_indices=val_frames, mask_indices=[], exclude=exclude)
     for v in videos + [val_set]:
         print0(f"{v.index.split}: {v.index.describe()}", ctx=ctx)

@@ -425,7 +425,7 @@ def val_main(build_predictor, description: str, argv=None, add_args=None) -> flo
         add_args(parser)
     args = parser.parse_args(argv)
     device = choose_device(args.device)
-    exclude = read_exclusions(args.exclude_videos, args.root_dir, ("val",))
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
     VideoDataset(args.root_dir, "val", exclude=exclude)  # a missing split fails before the model loads
     if args.visualize:
         make_folder(args.visualize, "--visualize")  # a file in the way fails before the model loads

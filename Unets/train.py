@@ -135,7 +135,7 @@ def with_predicted_frames(real: Dataset, predicted: Dataset, fraction: float) ->
 
 def main(argv=None) -> RunState:
     args = parse_args(argv)
-    exclude = read_exclusions(args.exclude_videos, args.root_dir, ("train", "val"))
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
     ctx = setup_distributed(args.device)
     try:
         run_args = start_run(args, ctx)

@@ -176,9 +176,14 @@ def dataset_fingerprint(paths, split: str, video_ids) -> str:
     return h.hexdigest()
 
 
-def read_exclusions(values, root, splits) -> list:
+EXCLUDABLE_SPLITS = ("train", "val", "unlabeled")  # hidden is not: a submission needs every hidden video
+
+
+def read_exclusions(values, root) -> list:
     """--exclude_videos: video names (video_1370) and/or files holding one name a line -> sorted video ids,
-    after checking each is a video of ROOT/<one of splits>: a name that matches nothing is a typo."""
+    after checking each is a video of ROOT/<one of EXCLUDABLE_SPLITS>: a name that matches nothing is a
+    typo. Every script takes the same list and leaves out those of the splits it reads."""
+    splits = EXCLUDABLE_SPLITS
     names = []
     for value in values or ():
         if not value.startswith("video_") and Path(value).is_file():
@@ -191,6 +196,10 @@ def read_exclusions(values, root, splits) -> list:
         if m is None:
             raise ValueError(f"--exclude_videos {name}: not a video name (video_N) nor a file of such names")
         ids.append(int(m.group(1)))
+    hidden = [v for v in ids if (Path(root) / "hidden" / f"video_{v}").is_dir()]
+    if hidden:
+        raise ValueError(f"--exclude_videos video_{hidden[0]}: the hidden split takes no exclusions (a submission "
+                         f"needs every hidden video); fix or replace the video instead")
     unknown = [v for v in ids if not any((Path(root) / split / f"video_{v}").is_dir() for split in splits)]
     if unknown:
         raise ValueError(f"--exclude_videos: {', '.join(f'video_{v}' for v in unknown)} not found in "
@@ -314,7 +323,7 @@ class SplitIndex:
             raise ValueError(f"split {split!r} has no masks")
         videos = list_videos(self.root / split)
         exclude = set(exclude)
-        if exclude and split == "hidden":
+        if split == "hidden" and any(vid in exclude for vid, _ in videos):
             raise ValueError("--exclude_videos: the hidden split takes no exclusions (a submission needs every "
                              "hidden video); fix or replace the video instead")
         self.total = len(videos)

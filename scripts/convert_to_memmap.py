@@ -132,7 +132,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.workers < 1:
         p.error("--workers must be >= 1")
-    exclude = read_exclusions(args.exclude_videos, args.root_dir, args.split)
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
     for split in args.split:
         start = time.perf_counter()
         paths = convert_split(args.root_dir, split, workers=args.workers, exclude=exclude)

@@ -40,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> Path:
     args = parse_args(argv)
-    exclude = read_exclusions(args.exclude_videos, args.root_dir, (args.split,))
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
     device = choose_device(args.device)
     unet = load_model(args.saved_seg_model_dir, UNet, device)
     out = label_split(lambda frames: segment(unet, frames), args.root_dir, args.split, args.out,

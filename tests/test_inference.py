@@ -138,8 +138,12 @@ def test_val_scores_without_the_excluded_videos_and_says_so(tiny_root, unet_ckpt
     assert jaccard == pytest.approx(score.compute(), abs=1e-6)
     with pytest.raises(ValueError, match="--exclude_videos: video_99999 not found in .*val"):
         val_script.main(args + ["--exclude_videos", "video_99999"])
+    hidden = VideoDataset(tiny_root, "hidden").video_ids[0]
+    with pytest.raises(ValueError, match=f"--exclude_videos video_{hidden}: the hidden split takes no exclusions"):
+        val_script.main(args + ["--exclude_videos", f"video_{hidden}"])
     with pytest.raises(ValueError, match="hidden split takes no exclusions"):
-        VideoDataset(tiny_root, "hidden", exclude=[second])
+        VideoDataset(tiny_root, "hidden", exclude=[hidden])
+    assert len(VideoDataset(tiny_root, "hidden", exclude=[second])) == 2  # a val video: nothing to leave out
 
 
 def test_visualize_naming_a_file_is_named_before_the_model_loads(tiny_root, tmp_path):
