@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from data.classes import colorize  # noqa: E402
 from data.format import LAST_INPUT_INDEX, SPLITS, frame_name, list_videos  # noqa: E402
 from data.synthetic import render_video  # noqa: E402
+from Unets.training import run_cli  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,4 +78,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

@@ -149,3 +149,16 @@ def test_an_error_in_a_loader_worker_is_printed_as_its_one_line(capsys):
     assert training.run_cli(main) == 1
     err = capsys.readouterr().err
     assert err == "error: /data/val/video_3/image_4.png: image is 10x10, expected 240x160\n"
+
+
+def test_resume_with_another_root_dir_is_refused(tmp_path, monkeypatch):
+    ckpt = tmp_path / "ckpt"
+    run(ckpt, resume=False, epochs=1)
+    monkeypatch.chdir(tmp_path)  # the same folder named from elsewhere is the same dataset
+    args = dict(root_dir=str(Path.cwd() / "r"), checkpoint_dir=str(ckpt), resume=True, batch_size=2, num_workers=0,
+                seed=0, learning_rate=1e-2, weight_decay=0.0, epochs=1)
+    model = Tiny()
+    opt = torch.optim.AdamW(model.parameters())
+    RunState.start(ckpt, True, model, opt, None, {**args, "root_dir": "r"}, CPU)
+    with pytest.raises(ResumeError, match="--root_dir was r in the run, now other"):
+        RunState.start(ckpt, True, model, opt, None, {**args, "root_dir": "other"}, CPU)
