@@ -3,6 +3,7 @@ is used only while it holds the split's videos, and the loader benchmark runs on
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +107,42 @@ def test_a_split_converted_without_a_bad_video_is_used_with_the_same_exclusion(c
                             "--exclude_videos", bad.name])
     index = SplitIndex(root, "val", exclude=[vid])
     assert index.memmap is not None and vid not in index.video_ids and index.excluded == [vid]
+
+
+def process_gone(pid: int) -> bool:
+    """True when `pid` has exited (gone, or a zombie waiting for a reaper that is not ours)."""
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def test_pool_workers_exit_when_the_converter_is_killed(tiny_root, tmp_path):
+    """kill -9 gives the converter no chance to stop its pool; its workers, blocked on work that never comes,
+    used to stay forever with their memory."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    script = tmp_path / "slow_convert.py"
+    script.write_text(f"""
+import os, sys, time
+sys.path.insert(0, {str(REPO)!r})
+from scripts import convert_to_memmap as c
+
+def slow(rows):  # the workers are forked: they run this stand-in, which says who they are and waits
+    print(os.getpid(), flush=True)
+    time.sleep(120)
+    return len(rows)
+
+c._convert_rows = slow
+c.convert_split({str(root)!r}, "val", workers=2, chunk=1)
+""")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        workers = [int(proc.stdout.readline()) for _ in range(2)]
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while not all(process_gone(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(process_gone(pid) for pid in workers)

@@ -287,3 +287,17 @@ def test_rng_state_round_trips_as_plain_data(tmp_path):
     expected = (torch.rand(3), np.random.rand(3))
     set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
     assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
+
+
+def test_excluded_videos_are_left_out_and_named(tiny_root, tmp_path):
+    train_ids = [int(p.name.split("_")[1]) for p in (tiny_root / "train").iterdir()]
+    val_ids = [int(p.name.split("_")[1]) for p in (tiny_root / "val").iterdir()]
+    excluded = [min(train_ids), min(val_ids)]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), one_thread():
+        train.main(flags(tiny_root, tmp_path / "c", "--epochs", "1", "--exclude_videos",
+                         *[f"video_{v}" for v in excluded]))
+    printed = out.getvalue()
+    assert f"train: 1 of 2 train videos; excluded: video_{excluded[0]}" in printed
+    assert f"val: 1 of 2 val videos; excluded: video_{excluded[1]}" in printed
+    assert load(tmp_path / "c" / "last.pt")["args"]["exclude_videos"] == [f"video_{v}" for v in excluded]
