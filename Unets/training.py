@@ -233,16 +233,21 @@ class JsonlLogger:
                 f.write(json.dumps(record) + "\n")
 
 
-def trim_log(path, epochs: int) -> None:
+def trim_log(path, epochs: int, ctx: DistContext) -> None:
     """Drop the log lines of epochs after `epochs` (written before a crash that lost their checkpoint:
-    the resumed run writes them again), atomically."""
+    the resumed run writes them again), atomically, and say so."""
     path = Path(path)
     if not path.is_file():
         return
     lines = path.read_text().splitlines()
-    keep = [line for line in lines if line.strip() and json.loads(line).get("epoch", 0) <= epochs]
+    try:
+        keep = [line for line in lines if line.strip() and json.loads(line).get("epoch", 0) <= epochs]
+    except (ValueError, AttributeError):
+        raise ValueError(f"{path} is not a log of this repository (one JSON object a line): move it away") from None
     if len(keep) != len(lines):
         atomic_write(path, lambda f: f.write("".join(line + "\n" for line in keep).encode()))
+        print0(f"{path}: dropped {len(lines) - len(keep)} lines of epochs after {epochs}, which no checkpoint kept",
+               ctx=ctx)
 
 
 def seed_everything(seed: int) -> None:
@@ -519,7 +524,7 @@ class RunState:
                 )
             if ctx.is_main:
                 make_folder(checkpoint_dir, "--checkpoint_dir")
-                trim_log(checkpoint_dir / LOG, 0)  # lines of epochs that no checkpoint kept
+                trim_log(checkpoint_dir / LOG, 0, ctx)  # lines of epochs that no checkpoint kept
             return run
         if not held:
             raise ResumeError(
@@ -556,7 +561,7 @@ class RunState:
         set_rng_state(ckpt["rng"])
         run.epoch, run.best_score = ckpt["epoch"], ckpt["best_score"]
         if ctx.is_main:
-            trim_log(checkpoint_dir / LOG, run.epoch)  # a crash after the log line, before the checkpoint
+            trim_log(checkpoint_dir / LOG, run.epoch, ctx)  # a crash after the log line, before the checkpoint
             if name == BEST:  # a crash after best.pt, before last.pt: last.pt is repaired now, not at the next epoch
                 atomic_save(ckpt, checkpoint_dir / LAST)
         print0(f"resumed {last}: {run.epoch} epochs done, best score {run.best_score}", ctx=ctx)
