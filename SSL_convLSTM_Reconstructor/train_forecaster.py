@@ -100,9 +100,9 @@ class ValInputs(Dataset):
     """The val split as inference sees it: item (U-Net masks of frames 1-11 (11, H, W), true frame-22 mask (H, W))."""
 
     def __init__(self, root, pseudo_labels, num_videos: int = 0, exclude=()):
-        self.inputs = StoredMaskVideos(pseudo_labels, "val", root, num_videos)
+        self.inputs = StoredMaskVideos(pseudo_labels, "val", root, num_videos, exclude=exclude)
         self.truth = SplitIndex(root, "val", frame_indices=[], need_mask=True, exclude=exclude)
-        if [int(i) for i in self.inputs.ids[:len(self.inputs)]] != self.truth.video_ids[:len(self.inputs)]:
+        if self.inputs.video_ids != self.truth.video_ids[:len(self.inputs)]:
             raise ValueError(f"{pseudo_labels}/val holds other videos than {root}/val: delete it to segment them again")
 
     def __len__(self) -> int:
@@ -115,7 +115,8 @@ class ValInputs(Dataset):
 def training_videos(args, exclude=()) -> Dataset:
     parts = []
     if args.unlabeled_videos != 0:
-        parts.append(StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir, max(args.unlabeled_videos, 0)))
+        parts.append(StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir, max(args.unlabeled_videos, 0),
+                                      exclude=exclude))
     if args.train_videos != 0:
         parts.append(TrueMaskVideos(args.root_dir, "train", max(args.train_videos, 0), exclude=exclude))
         print0(f"train: {parts[-1].index.describe()}")

@@ -206,12 +206,12 @@ def datasets(args, ctx):
                                print_fn=lambda m: print0(m, ctx=ctx), exclude=exclude)
         if ctx.distributed:
             dist.barrier()
-        masks = {"unlabeled": StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir),
+        masks = {"unlabeled": StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir, exclude=exclude),
                  "train": TrueMaskVideos(args.root_dir, "train", exclude=exclude) if args.use_train_frames else None}
         videos = [WithExtrapolatedFrames(v, masks[split], num_future(args), args.motion)
                   for v, split in zip(videos, splits)]
-        val_set = WithExtrapolatedFrames(val_set, StoredMaskVideos(args.pseudo_labels, "val", args.root_dir), 1,
-                                         args.motion)
+        val_set = WithExtrapolatedFrames(val_set, StoredMaskVideos(args.pseudo_labels, "val", args.root_dir,
+                                                                   exclude=exclude), 1, args.motion)
     if args.val_videos:
         val_set = Subset(val_set, range(min(len(val_set), args.val_videos)))
     return ConcatDataset(videos), val_set, splits

@@ -174,19 +174,23 @@ def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split:
 
 
 class StoredMaskVideos(Dataset):
-    """Videos of a finished store of ROOT/split: item {"video_id", "masks": (T, H, W) uint8}."""
+    """Videos of a finished store of ROOT/split: item {"video_id", "masks": (T, H, W) uint8}. exclude: video ids
+    left out (a store made before a video was found bad serves without it); num_videos: the first N kept."""
 
-    def __init__(self, out_dir, split: str, root, num_videos: int = 0):
+    def __init__(self, out_dir, split: str, root, num_videos: int = 0, exclude=()):
         self.masks, self.ids, self.meta = open_store(out_dir, split, root)
-        self.n = len(self.ids) if not num_videos else min(num_videos, len(self.ids))
-        self.video_ids = [int(v) for v in self.ids[:self.n]]
+        exclude = set(exclude)
+        self.rows = [r for r, v in enumerate(self.ids) if int(v) not in exclude]
+        self.rows = self.rows[:num_videos] if num_videos else self.rows
+        self.video_ids = [int(self.ids[r]) for r in self.rows]
 
     def __len__(self) -> int:
-        return self.n
+        return len(self.rows)
 
     def __getitem__(self, i: int) -> dict:
         # np.array copies the row out of the read-only memmap
-        return {"video_id": int(self.ids[i]), "masks": torch.from_numpy(np.array(self.masks[i]))}
+        r = self.rows[i]
+        return {"video_id": int(self.ids[r]), "masks": torch.from_numpy(np.array(self.masks[r]))}
 
 
 class TrueMaskVideos(Dataset):

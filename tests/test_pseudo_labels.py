@@ -118,7 +118,10 @@ def test_a_store_of_another_dataset_with_the_same_video_ids_is_refused(tiny_root
         StoredMaskVideos(out, "unlabeled", other)
     with pytest.raises(ValueError, match="another dataset"):
         label_split(fake_segment, other, "unlabeled", out, segmenter=unet_ckpt)
-    assert len(StoredMaskVideos(out, "unlabeled", tiny_root)) == 2  # its own dataset: accepted
+    store = StoredMaskVideos(out, "unlabeled", tiny_root)  # its own dataset: accepted
+    first, second = store.video_ids
+    kept = StoredMaskVideos(out, "unlabeled", tiny_root, exclude=[first])  # a video found bad since: left out
+    assert kept.video_ids == [second] and len(kept) == 1 and torch.equal(kept[0]["masks"], store[1]["masks"])
 
 
 def test_a_damaged_store_is_named_and_never_grown_back_with_zeros(tiny_root, unet_ckpt, tmp_path):
