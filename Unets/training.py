@@ -66,8 +66,6 @@ def choose_device(name: str = None) -> torch.device:
             raise ValueError(f"--device {name}: not a device; use cpu, cuda or cuda:N") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-        if device.type not in ("cpu", "cuda"):
-            raise ValueError(f"--device {name}: this repository runs on cpu or cuda; use one of them")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
