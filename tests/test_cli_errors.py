@@ -28,12 +28,13 @@ def test_fit_motion_checks_out_before_fitting(tiny_root, tmp_path):
     (tmp_path / "folder").mkdir()
     line = one_error_line(run("scripts/fit_motion.py", "--root_dir", tiny_root, "--out", tmp_path / "folder"))
     assert f"--out {tmp_path / 'folder'} is a folder" in line
-    line = one_error_line(run("scripts/fit_motion.py", "--root_dir", tiny_root, "--out", tmp_path / "no" / "m.json"))
-    assert "cannot write --out" in line and "does not exist" in line
+    (tmp_path / "file").write_text("")
+    line = one_error_line(run("scripts/fit_motion.py", "--root_dir", tiny_root, "--out", tmp_path / "file" / "m.json"))
+    assert f"--out's folder {tmp_path / 'file'} is a file, not a folder" in line
     line = one_error_line(run("scripts/fit_motion.py", "--root_dir", tiny_root, "--out", tmp_path / "m.json",
                               "--motion_videos", "-5"))
     assert "--motion_videos must be >= 1" in line
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]  # no temporary file left
 
 
 @pytest.mark.parametrize("flags, message", [
