@@ -34,9 +34,9 @@ from data.pseudo_labels import file_sha256, label_split, open_store, store_dir, 
 from data.readers import VideoDataset, add_exclude_args, read_exclusions, to_float
 from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster
 from SSL_convLSTM_Reconstructor.model import Reconstructor
-from Unets.training import (  # noqa: F401  (OutputPathError: raised by check_writable, caught by callers)
-    CheckpointError, OutputPathError, atomic_save, autocast, check_writable, choose_device, load_checkpoint, load_model,
-    make_folder, memory_format,
+from Unets.training import (
+    CheckpointError, OutputPathError, atomic_save, autocast, check_writable, choose_device, load_model, make_folder,
+    memory_format,
 )
 from Unets.unet import UNet
 

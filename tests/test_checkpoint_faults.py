@@ -1,10 +1,7 @@
 """The engine loses nothing and says nothing wrong: a crash between an epoch's writes is repaired by --resume,
 a folder holding only best.pt is not taken as empty, non-finite weights are refused, and an error raised in a
 loader worker reaches the user as the same single line as without workers."""
-import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
