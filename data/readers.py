@@ -119,6 +119,8 @@ def video_problems(path, split: str, frame_indices=None, need_mask: bool = None,
     "headers": also no other image_N.png, each PNG's header (check_png_header) and the mask's shape, dtype
     and values; "decode": also every PNG decoded in full.
     """
+    if level not in CHECK_LEVELS:
+        raise ValueError(f"level must be one of {CHECK_LEVELS}, got {level!r}")
     path = Path(path)
     num_frames = SPLIT_FRAMES[split]
     frame_indices = range(num_frames) if frame_indices is None else frame_indices
@@ -208,11 +210,11 @@ def read_exclusions(values, root) -> list:
 
 
 def add_exclude_args(parser) -> None:
-    """The --exclude_videos flag of the scripts that read train or val."""
+    """The --exclude_videos flag of the scripts that read train, val or unlabeled videos."""
     parser.add_argument("--exclude_videos", nargs="+", default=[], metavar="NAME_OR_FILE",
-                        help="train/val videos to leave out (e.g. video_1370), or a file with one name a line; each "
-                             "is named in the output (scripts/check_dataset.py lists bad videos); the hidden split "
-                             "takes none")
+                        help="train, val or unlabeled videos to leave out (e.g. video_1370), or a file with one name "
+                             "a line; each is named in the output (scripts/check_dataset.py lists bad videos); the "
+                             "hidden split takes none")
 
 
 # ROOT/memmap/<split>_frames.npy (N, F, H, W, 3) uint8 (F: the split's frames), <split>_masks.npy
@@ -281,7 +283,7 @@ class MemmapSplit:
                 problem = f"{paths['files'].name} is {converted.shape}, expected {now.shape}"
             elif not np.array_equal(converted, now):
                 v, k = np.argwhere((converted != now).any(axis=-1))[0]
-                name = (frame_name(k) if k < SPLIT_FRAMES[split] else MASK_FILE)
+                name = frame_name(k) if k < SPLIT_FRAMES[split] else MASK_FILE
                 change = "deleted" if now[v, k, 0] < 0 else "added" if converted[v, k, 0] < 0 else "changed"
                 problem = f"{Path(video_paths[v]) / name} was {change} since the conversion"
         if problem:
@@ -339,7 +341,9 @@ class SplitIndex:
         for path in self.paths:
             problems = video_problems(path, split, frame_indices, self.has_mask, level="names")
             if problems:
-                raise problems[0]
+                hint = (f"python scripts/check_dataset.py --root_dir {self.root} lists every problem"
+                        + ("" if split == "hidden" else f"; --exclude_videos {path.name} leaves the video out"))
+                raise type(problems[0])(f"{problems[0]} ({hint})") from None
 
     def describe(self) -> str:
         """"N of M <split> videos; excluded: video_X ..." (or "N <split> videos")."""

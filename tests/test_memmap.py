@@ -129,7 +129,7 @@ sys.path.insert(0, {str(REPO)!r})
 from scripts import convert_to_memmap as c
 
 def slow(rows):  # the workers are forked: they run this stand-in, which says who they are and waits
-    print(os.getpid(), flush=True)
+    os.write(1, f"{{os.getpid()}}\\n".encode())  # one write: the two workers' lines never interleave
     time.sleep(120)
     return len(rows)
 
@@ -142,6 +142,7 @@ c.convert_split({str(root)!r}, "val", workers=2, chunk=1)
     finally:
         proc.kill()
         proc.wait()
+        proc.stdout.close()
     deadline = time.monotonic() + 10
     while not all(process_gone(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
