@@ -419,7 +419,10 @@ def make_folder(path, flag: str) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputPathError(f"{flag} {path} is a file, not a folder: give a folder path")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file further up the path, no permission
+        raise OutputPathError(f"cannot create {flag} {path}: {e.strerror or e}") from None
     return path
 
 
