@@ -44,7 +44,7 @@ from Unets.training import (  # noqa: E402
 
 # Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
 MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "seed",
-                        "intermediate_weight", "sampling_prob", "unlabeled_videos", "train_videos")
+                        "intermediate_weight", "sampling_prob", "unlabeled_videos", "train_videos", "exclude_videos")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -59,7 +59,7 @@ from Unets.training import (  # noqa: E402
 # Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
 MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "loss",
                         "ssim_weight", "gradient_weight", "intermediate_weight", "use_train_frames", "seed",
-                        "pseudo_labels")
+                        "pseudo_labels", "exclude_videos")
 # The output activation that goes with each output mode (model.py: residual starts as a copy of frame 11).
 ACTIVATION = {"residual": "clamp", "blend": "sigmoid", "direct": "sigmoid"}
 NUM_FUTURE = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12..22

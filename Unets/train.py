@@ -52,7 +52,7 @@ from Unets.unet import HEADS, UNet  # noqa: E402
 # Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
 MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip",
                         "dice_weight", "seed", "init_from", "saved_recon_model_dir", "predicted_fraction",
-                        "crop_size", "head")
+                        "crop_size", "head", "exclude_videos")
 
 MIN_CROP = 16  # the U-Net halves its input 4 times (Unets/unet.py: down1..down4); a smaller crop vanishes
 

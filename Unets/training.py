@@ -546,7 +546,12 @@ class RunState:
                 f"run's own model flags, or start a new --checkpoint_dir"
             )
         given = dict(vars(args)) if not isinstance(args, dict) else dict(args)
-        differ = {k: (ckpt["args"].get(k), given.get(k)) for k in must_match if ckpt["args"].get(k) != given.get(k)}
+        def differs(k) -> bool:
+            if k in ckpt["args"]:
+                return ckpt["args"][k] != given.get(k)
+            return bool(given.get(k))  # a flag newer than the run: only its empty default continues it
+
+        differ = {k: (ckpt["args"].get(k), given.get(k)) for k in must_match if differs(k)}
         old_root, new_root = ckpt["args"].get("root_dir"), given.get("root_dir")
         if old_root and new_root and Path(old_root).resolve() != Path(new_root).resolve():
             differ["root_dir"] = (old_root, new_root)  # compared as folders: the same one from another cwd is fine

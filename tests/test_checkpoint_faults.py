@@ -159,3 +159,15 @@ def test_resume_with_another_root_dir_is_refused(tmp_path, monkeypatch):
     RunState.start(ckpt, True, model, opt, None, {**args, "root_dir": "r"}, CPU)
     with pytest.raises(ResumeError, match="--root_dir was r in the run, now other"):
         RunState.start(ckpt, True, model, opt, None, {**args, "root_dir": "other"}, CPU)
+
+
+def test_resume_with_other_exclusions_is_refused_and_an_older_run_resumes_without(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    run(ckpt, resume=False, epochs=1)  # its args hold no exclude_videos: a run from before the flag
+    model = Tiny()
+    opt = torch.optim.AdamW(model.parameters())
+    args = dict(root_dir="r", epochs=1)
+    RunState.start(ckpt, True, model, opt, None, {**args, "exclude_videos": []}, CPU, must_match=("exclude_videos",))
+    with pytest.raises(ResumeError, match=r"--exclude_videos was None in the run, now \['video_3'\]"):
+        RunState.start(ckpt, True, model, opt, None, {**args, "exclude_videos": ["video_3"]}, CPU,
+                       must_match=("exclude_videos",))
