@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -296,12 +297,18 @@ def run_cli(main) -> int:
     """Run an entry script's main(); an error about the input (a path, a checkpoint, a resume mismatch, an
     unwritable output, a malformed dataset: OSError/ValueError, with the fix in their message) or a
     non-finite loss prints `error: <message>` on one line without a traceback and returns exit status 1,
-    the same whether a loader worker or the main process raised it."""
-    try:
-        main()
-    except (OSError, ValueError, CheckpointError, FloatingPointError) as e:
-        print(f"error: {error_message(e)}", file=sys.stderr, flush=True)
-        return 1
+    the same whether a loader worker or the main process raised it. A warning (stale memory-mapped arrays,
+    say) prints as `warning: <message>`, one line too, without the source line Python adds."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        try:
+            main()
+        except (OSError, ValueError, CheckpointError, FloatingPointError) as e:
+            print(f"error: {error_message(e)}", file=sys.stderr, flush=True)
+            return 1
     return 0
 
 

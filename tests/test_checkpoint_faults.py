@@ -171,3 +171,14 @@ def test_resume_with_other_exclusions_is_refused_and_an_older_run_resumes_withou
     with pytest.raises(ResumeError, match=r"--exclude_videos was None in the run, now \['video_3'\]"):
         RunState.start(ckpt, True, model, opt, None, {**args, "exclude_videos": ["video_3"]}, CPU,
                        must_match=("exclude_videos",))
+
+
+def test_a_warning_under_run_cli_is_one_line(capsys):
+    import warnings
+
+    def main():
+        warnings.warn("ROOT/memmap: stale val arrays, ROOT/val/video_4/mask.npy was changed since the conversion")
+
+    assert training.run_cli(main) == 0
+    assert capsys.readouterr().err == ("warning: ROOT/memmap: stale val arrays, ROOT/val/video_4/mask.npy was changed "
+                                       "since the conversion\n")
