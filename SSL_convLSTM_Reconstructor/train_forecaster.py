@@ -32,7 +32,7 @@ from tqdm import tqdm  # noqa: E402
 from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
-from data.readers import SplitIndex  # noqa: E402
+from data.readers import SplitIndex, add_exclude_args, read_exclusions  # noqa: E402
 from data.motion import add_motion_args, resolve_motion  # noqa: E402
 from SSL_convLSTM_Reconstructor.forecaster import STARTS, MaskForecaster, class_fractions, count_parameters  # noqa: E402
 from Unets.inference import prepare_val_inputs  # noqa: E402
@@ -44,7 +44,7 @@ from Unets.training import (  # noqa: E402
 
 # Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
 MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "seed",
-                        "intermediate_weight", "sampling_prob", "unlabeled_videos", "train_videos")
+                        "intermediate_weight", "sampling_prob", "unlabeled_videos", "train_videos", "exclude_videos")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -81,6 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--start", choices=STARTS, default="extrapolate",
                    help="what each predicted frame starts from: the frame-11 objects moved along their velocity, or frame 11")
     add_motion_args(p)  # with --start extrapolate: how the start's objects move
+    add_exclude_args(p)
     add_run_args(p, checkpoint_default="checkpoints/forecaster")
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "kernel_size", "downsample"):
@@ -98,10 +99,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 class ValInputs(Dataset):
     """The val split as inference sees it: item (U-Net masks of frames 1-11 (11, H, W), true frame-22 mask (H, W))."""
 
-    def __init__(self, root, pseudo_labels, num_videos: int = 0):
-        self.inputs = StoredMaskVideos(pseudo_labels, "val", num_videos)
-        self.truth = SplitIndex(root, "val", frame_indices=[], need_mask=True)
-        if [int(i) for i in self.inputs.ids[:len(self.inputs)]] != self.truth.video_ids[:len(self.inputs)]:
+    def __init__(self, root, pseudo_labels, num_videos: int = 0, exclude=()):
+        self.inputs = StoredMaskVideos(pseudo_labels, "val", root, num_videos, exclude=exclude)
+        self.truth = SplitIndex(root, "val", frame_indices=[], need_mask=True, exclude=exclude)
+        if self.inputs.video_ids != self.truth.video_ids[:len(self.inputs)]:
             raise ValueError(f"{pseudo_labels}/val holds other videos than {root}/val: delete it to segment them again")
 
     def __len__(self) -> int:
@@ -111,12 +112,14 @@ class ValInputs(Dataset):
         return self.inputs[i]["masks"], torch.from_numpy(self.truth.masks(i, [TARGET_INDEX])[0])
 
 
-def training_videos(args) -> Dataset:
+def training_videos(args, exclude=()) -> Dataset:
     parts = []
     if args.unlabeled_videos != 0:
-        parts.append(StoredMaskVideos(args.pseudo_labels, "unlabeled", max(args.unlabeled_videos, 0)))
+        parts.append(StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir, max(args.unlabeled_videos, 0),
+                                      exclude=exclude))
     if args.train_videos != 0:
-        parts.append(TrueMaskVideos(args.root_dir, "train", max(args.train_videos, 0)))
+        parts.append(TrueMaskVideos(args.root_dir, "train", max(args.train_videos, 0), exclude=exclude))
+        print0(f"train: {parts[-1].index.describe()}")
     return ConcatDataset(parts) if len(parts) > 1 else parts[0]
 
 
@@ -138,6 +141,7 @@ def forecast_loss(model, masks: torch.Tensor, intermediate_weight: float, sampli
 
 def main(argv=None) -> RunState:
     args = parse_args(argv)
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
     ctx = setup_distributed(args.device)
     try:
         args.motion = (resolve_motion(args, args.root_dir, print_fn=lambda m: print0(m, ctx=ctx)).to_config()
@@ -146,11 +150,12 @@ def main(argv=None) -> RunState:
 
         if ctx.is_main:
             prepare_val_inputs(args.root_dir, args.pseudo_labels, args.saved_seg_model_dir, ctx.device,
-                               print_fn=lambda m: print0(m, ctx=ctx))
+                               print_fn=lambda m: print0(m, ctx=ctx), exclude=exclude)
         if ctx.distributed:
             dist.barrier()
-        train_set = RandomFlips(training_videos(args), seed=args.seed)
-        val_set = ValInputs(args.root_dir, args.pseudo_labels, args.val_videos)
+        train_set = RandomFlips(training_videos(args, exclude), seed=args.seed)
+        val_set = ValInputs(args.root_dir, args.pseudo_labels, args.val_videos, exclude)
+        print0(f"val: {val_set.truth.describe()}", ctx=ctx)
 
         model = MaskForecaster(enc_channels=args.enc_channels, hidden_channels=args.hidden_channels,
                                kernel_size=args.kernel_size, downsample=args.downsample,

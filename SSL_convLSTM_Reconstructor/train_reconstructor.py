@@ -47,7 +47,7 @@ from tqdm import tqdm  # noqa: E402
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
 from data.motion import Motion, add_motion_args, extrapolate_frames, future_horizons, resolve_motion  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
-from data.readers import VideoDataset, to_float  # noqa: E402
+from data.readers import VideoDataset, add_exclude_args, read_exclusions, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import OUTPUT_MODES, REFERENCES, Reconstructor, count_parameters  # noqa: E402
 from Unets.inference import prepare_val_inputs  # noqa: E402
 from Unets.training import (  # noqa: E402
@@ -59,7 +59,7 @@ from Unets.training import (  # noqa: E402
 # Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
 MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "loss",
                         "ssim_weight", "gradient_weight", "intermediate_weight", "use_train_frames", "seed",
-                        "pseudo_labels")
+                        "pseudo_labels", "exclude_videos")
 # The output activation that goes with each output mode (model.py: residual starts as a copy of frame 11).
 ACTIVATION = {"residual": "clamp", "blend": "sigmoid", "direct": "sigmoid"}
 NUM_FUTURE = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12..22
@@ -99,6 +99,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--saved_seg_model_dir", default=None, metavar="PATH",
                    help="with --reference extrapolated: the U-Net that segments the val inputs (as at inference)")
     add_motion_args(p)  # with --reference extrapolated: how the reference's objects move
+    add_exclude_args(p)
     add_run_args(p, checkpoint_default="checkpoints/reconstructor")
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "kernel_size", "downsample"):
@@ -193,19 +194,24 @@ def datasets(args, ctx):
     all_frames = range(NUM_FRAMES)
     val_frames = [*range(NUM_INPUT_FRAMES), TARGET_INDEX]  # frames 1-11 and 22
     splits = ["unlabeled"] + (["train"] if args.use_train_frames else [])
-    videos = [VideoDataset(args.root_dir, split, frame_indices=all_frames, mask_indices=[]) for split in splits]
-    val_set = VideoDataset(args.root_dir, "val", frame_indices=val_frames, mask_indices=[])
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
+    videos = [VideoDataset(args.root_dir, split, frame_indices=all_frames, mask_indices=[], exclude=exclude)
+              for split in splits]
+    val_set = VideoDataset(args.root_dir, "val", frame_indices=val_frames, mask_indices=[], exclude=exclude)
+    for v in videos + [val_set]:
+        print0(f"{v.index.split}: {v.index.describe()}", ctx=ctx)
     if args.reference == "extrapolated":
         if ctx.is_main:
             prepare_val_inputs(args.root_dir, args.pseudo_labels, args.saved_seg_model_dir, ctx.device,
-                               print_fn=lambda m: print0(m, ctx=ctx))
+                               print_fn=lambda m: print0(m, ctx=ctx), exclude=exclude)
         if ctx.distributed:
             dist.barrier()
-        masks = {"unlabeled": StoredMaskVideos(args.pseudo_labels, "unlabeled"),
-                 "train": TrueMaskVideos(args.root_dir, "train") if args.use_train_frames else None}
+        masks = {"unlabeled": StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir, exclude=exclude),
+                 "train": TrueMaskVideos(args.root_dir, "train", exclude=exclude) if args.use_train_frames else None}
         videos = [WithExtrapolatedFrames(v, masks[split], num_future(args), args.motion)
                   for v, split in zip(videos, splits)]
-        val_set = WithExtrapolatedFrames(val_set, StoredMaskVideos(args.pseudo_labels, "val"), 1, args.motion)
+        val_set = WithExtrapolatedFrames(val_set, StoredMaskVideos(args.pseudo_labels, "val", args.root_dir,
+                                                                   exclude=exclude), 1, args.motion)
     if args.val_videos:
         val_set = Subset(val_set, range(min(len(val_set), args.val_videos)))
     return ConcatDataset(videos), val_set, splits

@@ -15,9 +15,6 @@ competition's metric, pictures, checking and writing the submission) lives here:
 Extra flags (e.g. --saved_recon_model_dir) come through add_args=lambda parser: ...
 """
 import argparse
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -33,18 +30,17 @@ from data.format import HEIGHT, LAST_INPUT_INDEX, NUM_INPUT_FRAMES, WIDTH
 from data.metric import SegmentationScore
 from data.motion import Motion, extrapolate_frames, future_horizons
 from data.postprocess import color_pieces, remove_small_blobs, restrict_to_input_classes, vote_per_object
-from data.pseudo_labels import DONE, META, file_sha256, label_split, store_dir
-from data.readers import VideoDataset, to_float
+from data.pseudo_labels import file_sha256, label_split, open_store, store_dir, store_finished
+from data.readers import VideoDataset, add_exclude_args, read_exclusions, to_float
 from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster
 from SSL_convLSTM_Reconstructor.model import Reconstructor
-from Unets.training import CheckpointError, atomic_save, autocast, choose_device, load_model, memory_format
+from Unets.training import (
+    CheckpointError, OutputPathError, atomic_save, autocast, check_writable, choose_device, load_model, make_folder,
+    memory_format,
+)
 from Unets.unet import UNet
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
-
-
-class OutputPathError(OSError):
-    """The submission cannot be written where --output says."""
 
 
 @torch.no_grad()
@@ -217,12 +213,12 @@ def reconstruct(reconstructor, frames: torch.Tensor, unet=None) -> torch.Tensor:
 
 
 def reconstruct_split(reconstructor, root, split: str, *, batch_size: int = 8, num_workers: int = 0,
-                      desc: str = None, unet=None) -> dict:
+                      desc: str = None, unet=None, exclude=()) -> dict:
     """The reconstructor's frame 22 of every video of a split, once, in numeric order (small splits: it all
     stays in memory, 115 KB a video): {"video_ids": [N], "images": (N, 3, H, W) uint8 on the CPU,
     "masks": (N, H, W) uint8, frame 22's true masks, for a labeled split}."""
     device = next(reconstructor.parameters()).device
-    loader = video_loader(root, split, batch_size, num_workers, device)  # frames 1-11 (+ frame 22's mask)
+    loader = video_loader(root, split, batch_size, num_workers, device, exclude=exclude)  # frames 1-11 (+ frame 22's mask)
     out = {"video_ids": [], "images": [], "masks": []}
     for batch in tqdm(loader, desc=desc or f"reconstruct {split}", dynamic_ncols=True, leave=False):
         out["video_ids"].extend(int(v) for v in batch["video_id"])
@@ -247,13 +243,15 @@ def reconstruction_predictor(reconstructor, unet) -> Predictor:
     return predictor
 
 
-def prepare_val_inputs(root, pseudo_labels, seg_checkpoint, device, print_fn=print) -> None:
+def prepare_val_inputs(root, pseudo_labels, seg_checkpoint, device, print_fn=print, exclude=()) -> None:
     """PSEUDO_LABELS/val: the U-Net's masks of val frames 1-11 (the inputs a model trained on U-Net masks is
     validated with), made once (resumably) and reused by later runs. A finished store is used as it is
-    (the U-Net is then needed only if given, to check it made the store)."""
+    (the U-Net is then needed only if given, to check it made the store). exclude: val video ids left out."""
     d = store_dir(pseudo_labels, "val")
-    if (d / META).is_file() and np.load(d / DONE).all():
-        meta = json.loads((d / META).read_text())
+    if Path(seg_checkpoint).is_file():  # another kind of model is named as such, before the store is judged by it
+        load_for_flag(seg_checkpoint, UNet, "--saved_seg_model_dir")
+    if store_finished(pseudo_labels, "val"):
+        _, _, meta = open_store(pseudo_labels, "val", root)  # damaged, or of another dataset: refused with the fix
         if Path(seg_checkpoint).is_file() and file_sha256(seg_checkpoint) != meta["segmenter_sha256"]:
             raise ValueError(f"{d} holds val inputs made by another segmenter ({meta['segmenter']}) than "
                              f"{seg_checkpoint}: delete {d} to segment them again")
@@ -261,7 +259,7 @@ def prepare_val_inputs(root, pseudo_labels, seg_checkpoint, device, print_fn=pri
         return
     unet = load_model(seg_checkpoint, UNet, device)
     label_split(lambda frames: segment(unet, frames), root, "val", pseudo_labels, segmenter=seg_checkpoint,
-                desc="val inputs (U-Net on frames 1-11)")
+                desc="val inputs (U-Net on frames 1-11)", exclude=exclude)
 
 
 def load_for_flag(path, model_cls, flag: str, device="cpu"):
@@ -286,12 +284,12 @@ def build_reconstructor_predictor(args, device) -> Predictor:
 
 
 def video_loader(root, split: str, batch_size: int, num_workers: int = 0, device=torch.device("cpu"),
-                 frame_indices=range(NUM_INPUT_FRAMES), mask_indices=None) -> DataLoader:
+                 frame_indices=range(NUM_INPUT_FRAMES), mask_indices=None, exclude=()) -> DataLoader:
     """Batches of a split's videos in numeric order: {"video_id": (B,), "frames": (B, T, 3, H, W) uint8, "masks"?}.
-    The split is checked first (missing folder or frames raise with the path)."""
+    The split is checked first (missing folder or frames raise with the path). exclude: video ids left out."""
     if batch_size < 1:
         raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
-    dataset = VideoDataset(root, split, frame_indices=frame_indices, mask_indices=mask_indices)
+    dataset = VideoDataset(root, split, frame_indices=frame_indices, mask_indices=mask_indices, exclude=exclude)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                       pin_memory=torch.device(device).type == "cuda")
 
@@ -323,13 +321,14 @@ def save_grid(path, frame: torch.Tensor, pred, truth=None, predicted_frame: torc
 
 
 def evaluate(predictor: Predictor, root, *, split: str = "val", batch_size: int = 8, device="cpu",
-             num_workers: int = 0, visualize_dir=None, num_visualize: int = 4) -> SegmentationScore:
-    """Frame-22 predictions of every video of a labeled split scored with the competition's metric.
+             num_workers: int = 0, visualize_dir=None, num_visualize: int = 4, exclude=()) -> SegmentationScore:
+    """Frame-22 predictions of every video of a labeled split (but those `exclude`d) scored with the
+    competition's metric; score.videos says which were scored ("N of M val videos; excluded: ...").
     visualize_dir: grids (frame 11, [predicted frame 22,] prediction, truth of frame 22) for the first
     num_visualize videos."""
-    loader = video_loader(root, split, batch_size, num_workers, device)
+    loader = video_loader(root, split, batch_size, num_workers, device, exclude=exclude)
     if visualize_dir is not None:
-        Path(visualize_dir).mkdir(parents=True, exist_ok=True)
+        make_folder(visualize_dir, "--visualize")
     score, drawn = SegmentationScore(), 0
     for batch, preds in predict(predictor, loader, device, desc=f"{split}"):
         truth = batch["masks"][:, 0]  # (B, H, W): frame 22's mask
@@ -341,25 +340,27 @@ def evaluate(predictor: Predictor, root, *, split: str = "val", batch_size: int 
             save_grid(Path(visualize_dir) / f"video_{int(batch['video_id'][k])}.png",
                       batch["frames"][k, LAST_INPUT_INDEX], preds[k], truth[k], predicted)
             drawn += 1
+    score.videos = loader.dataset.index.describe()
     return score
 
 
-def check_writable(path) -> Path:
-    """Fail now, before any inference, when `path` cannot be written (folder missing, a folder in the
-    way, no permission): by creating and removing a temporary file next to it."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputPathError(f"--output {path} is a folder; give a file name, e.g. {path / 'submission.pt'}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputPathError(f"cannot write --output {path}: folder {parent} does not exist (create it first)")
+def check_output_is_not_an_input(output: Path, args) -> None:
+    """Refuse an --output that would replace something other than a submission: one of the run's checkpoints
+    (--saved_*_model_dir), or any existing file that is not a submission (a tensor (N, 160, 240) uint8)."""
+    for flag, value in vars(args).items():
+        if flag.startswith("saved_") and value and Path(value).resolve() == output.resolve():
+            raise OutputPathError(f"--output {output} is the checkpoint passed as --{flag}: writing the submission "
+                                  f"there would destroy the model; choose another --output")
+    if not output.exists():
+        return
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as e:
-        raise OutputPathError(f"cannot write --output {path}: {e.strerror or e}") from None
-    return path
+        old = torch.load(output, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # unpickling raises many types: whatever it is, it is not a submission
+        old = None
+    if not (isinstance(old, torch.Tensor) and old.dtype == torch.uint8 and tuple(old.shape[1:]) == (HEIGHT, WIDTH)
+            and old.dim() == 3):
+        raise OutputPathError(f"--output {output} exists and is not a submission: choose another --output, or move "
+                              f"that file away first")
 
 
 def check_submission(submission: torch.Tensor, video_ids, expected_ids) -> None:
@@ -412,22 +413,29 @@ def _parser(description: str, hidden: bool) -> argparse.ArgumentParser:
                        help="write PNG grids (frame 11 | [predicted frame 22 |] prediction | true frame 22) "
                             "of a few videos to DIR")
         p.add_argument("--num_visualize", type=int, default=8, help="how many videos --visualize draws")
+        add_exclude_args(p)
     return p
 
 
 def val_main(build_predictor, description: str, argv=None, add_args=None) -> float:
-    """Parse arguments, build the predictor, score frame 22 on val; prints `Jaccard: 0.xxxx` and the per-class table."""
+    """Parse arguments, build the predictor, score frame 22 on val; prints `Jaccard: 0.xxxx`, the videos scored
+    ("scored 999 of 1000 val videos; excluded: video_1370") and the per-class table."""
     parser = _parser(description, hidden=False)
     if add_args is not None:
         add_args(parser)
     args = parser.parse_args(argv)
     device = choose_device(args.device)
-    VideoDataset(args.root_dir, "val")  # a missing split fails before the model loads
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
+    VideoDataset(args.root_dir, "val", exclude=exclude)  # a missing split fails before the model loads
+    if args.visualize:
+        make_folder(args.visualize, "--visualize")  # a file in the way fails before the model loads
     predictor = build_predictor(args, device)
     score = evaluate(predictor, args.root_dir, batch_size=args.batch_size, device=device,
-                     num_workers=args.num_workers, visualize_dir=args.visualize, num_visualize=args.num_visualize)
+                     num_workers=args.num_workers, visualize_dir=args.visualize, num_visualize=args.num_visualize,
+                     exclude=exclude)
     jaccard = score.compute()
     print(f"Jaccard: {jaccard:.4f}")
+    print(f"scored {score.videos}")
     print(score.table())
     if args.visualize:
         print(f"pictures: {args.visualize}")
@@ -441,6 +449,7 @@ def hidden_main(build_predictor, description: str, argv=None, add_args=None) -> 
         add_args(parser)
     args = parser.parse_args(argv)
     output = check_writable(args.output)  # before anything expensive
+    check_output_is_not_an_input(output, args)
     device = choose_device(args.device)
     VideoDataset(args.root_dir, "hidden")  # a missing split fails before the model loads
     predictor = build_predictor(args, device)

@@ -40,7 +40,7 @@ from tqdm import tqdm  # noqa: E402
 from data.classes import NUM_CLASSES  # noqa: E402
 from data.format import NUM_FRAMES  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
-from data.readers import LabeledFrameDataset, to_float  # noqa: E402
+from data.readers import LabeledFrameDataset, add_exclude_args, read_exclusions, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import Reconstructor  # noqa: E402
 from Unets.inference import load_for_flag, needs_segmenter, reconstruct_split, segment  # noqa: E402
 from Unets.training import (  # noqa: E402
@@ -52,7 +52,9 @@ from Unets.unet import HEADS, UNet  # noqa: E402
 # Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
 MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip",
                         "dice_weight", "seed", "init_from", "saved_recon_model_dir", "predicted_fraction",
-                        "crop_size", "head")
+                        "crop_size", "head", "exclude_videos")
+
+MIN_CROP = 16  # the U-Net halves its input 4 times (Unets/unet.py: down1..down4); a smaller crop vanishes
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -82,6 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--predicted_fraction", type=float, default=None,
                    help="with --saved_recon_model_dir: share of each epoch's samples that are predicted frames "
                         "(pairs repeated to reach it; 1: predicted frames only) (default: 0.5)")
+    add_exclude_args(p)
     add_run_args(p, checkpoint_default="checkpoints/unet")
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "base_channels"):
@@ -89,6 +92,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--{name} must be >= 1")
     if args.learning_rate <= 0 or min(args.val_videos, args.dice_weight, args.grad_clip, args.crop_size) < 0:
         p.error("--learning_rate must be > 0; --val_videos, --dice_weight, --grad_clip and --crop_size >= 0")
+    if 0 < args.crop_size < MIN_CROP:
+        p.error(f"--crop_size must be 0 (whole frames) or >= {MIN_CROP}: the U-Net halves its input 4 times")
     if args.predicted_fraction is None:
         args.predicted_fraction = 0.5
     elif not args.saved_recon_model_dir:
@@ -130,11 +135,13 @@ def with_predicted_frames(real: Dataset, predicted: Dataset, fraction: float) ->
 
 def main(argv=None) -> RunState:
     args = parse_args(argv)
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
     ctx = setup_distributed(args.device)
     try:
         run_args = start_run(args, ctx)
 
-        train_set, score_name = LabeledFrameDataset(args.root_dir, "train"), "val_jaccard"
+        train_set, score_name = LabeledFrameDataset(args.root_dir, "train", exclude=exclude), "val_jaccard"
+        print0(f"train: {train_set.index.describe()}", ctx=ctx)
         if args.saved_recon_model_dir:  # the two-stage pipeline's frames: predicted once, kept in memory
             recon = load_for_flag(args.saved_recon_model_dir, Reconstructor, "--saved_recon_model_dir", ctx.device)
             unet = None
@@ -143,8 +150,10 @@ def main(argv=None) -> RunState:
                     raise ValueError(f"{args.saved_recon_model_dir} extrapolates the U-Net's masks: fine-tune with "
                                      f"--init_from U-Net checkpoint, whose masks it then uses")
                 unet = load_for_flag(args.init_from, UNet, "--init_from", ctx.device)
-            train_pred = reconstruct_split(recon, args.root_dir, "train", batch_size=args.batch_size, unet=unet)  # never val
-            val_pred = reconstruct_split(recon, args.root_dir, "val", batch_size=args.batch_size, unet=unet)  # scored only
+            train_pred = reconstruct_split(recon, args.root_dir, "train", batch_size=args.batch_size, unet=unet,
+                                           exclude=exclude)  # never val
+            val_pred = reconstruct_split(recon, args.root_dir, "val", batch_size=args.batch_size, unet=unet,
+                                         exclude=exclude)  # scored only
             del recon, unet
             train_set = with_predicted_frames(train_set, FramePairs(train_pred["images"], train_pred["masks"]),
                                               args.predicted_fraction)
@@ -155,7 +164,8 @@ def main(argv=None) -> RunState:
                    f"videos; {len(train_set)} training samples an epoch, predicted fraction "
                    f"{args.predicted_fraction}; validation on the predicted val frames", ctx=ctx)
         else:
-            val_set = LabeledFrameDataset(args.root_dir, "val")
+            val_set = LabeledFrameDataset(args.root_dir, "val", exclude=exclude)
+            print0(f"val: {val_set.index.describe()}", ctx=ctx)
             if args.val_videos:
                 val_set = Subset(val_set, range(min(len(val_set), args.val_videos * NUM_FRAMES)))
         if args.crop_size:

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +61,12 @@ os.umask(_UMASK)  # read once: mkstemp's files are 0600, the files we rename int
 def choose_device(name: str = None) -> torch.device:
     """The device to run on: `name` when given ("cpu", "cuda", "cuda:1", ...), else CUDA if present, else CPU."""
     if name:
-        device = torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ValueError(f"--device {name}: not a device; use cpu, cuda or cuda:N") from None
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+            raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -228,6 +232,23 @@ class JsonlLogger:
                 f.write(json.dumps(record) + "\n")
 
 
+def trim_log(path, epochs: int, ctx: DistContext) -> None:
+    """Drop the log lines of epochs after `epochs` (written before a crash that lost their checkpoint:
+    the resumed run writes them again), atomically, and say so."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    try:
+        keep = [line for line in lines if line.strip() and json.loads(line).get("epoch", 0) <= epochs]
+    except (ValueError, AttributeError):
+        raise ValueError(f"{path} is not a log of this repository (one JSON object a line): move it away") from None
+    if len(keep) != len(lines):
+        atomic_write(path, lambda f: f.write("".join(line + "\n" for line in keep).encode()))
+        print0(f"{path}: dropped {len(lines) - len(keep)} lines of epochs after {epochs}, which no checkpoint kept",
+               ctx=ctx)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices). Same seed on every rank: the models start identical."""
     random.seed(seed)
@@ -259,22 +280,46 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def error_message(e: BaseException) -> str:
+    """The one-line message of an input error, also when a DataLoader worker raised it: torch re-raises a
+    worker's exception as the same type with "Caught X in DataLoader worker process N" and the worker's
+    whole traceback as its message, whose last "X: message" is the original one."""
+    text = str(e)
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        marker = f"{type(e).__name__}: "
+        at = text.rfind(marker)
+        if at >= 0:
+            return text[at + len(marker):].strip()
+    return text
+
+
 def run_cli(main) -> int:
     """Run an entry script's main(); an error about the input (a path, a checkpoint, a resume mismatch, an
     unwritable output, a malformed dataset: OSError/ValueError, with the fix in their message) or a
-    non-finite loss prints `error: <message>` without a traceback and returns exit status 1."""
-    try:
-        main()
-    except (OSError, ValueError, CheckpointError, FloatingPointError) as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 1
+    non-finite loss prints `error: <message>` on one line without a traceback and returns exit status 1,
+    the same whether a loader worker or the main process raised it. A warning (stale memory-mapped arrays,
+    say) prints as `warning: <message>`, one line too, without the source line Python adds."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        try:
+            main()
+        except (OSError, ValueError, CheckpointError, FloatingPointError) as e:
+            print(f"error: {error_message(e)}", file=sys.stderr, flush=True)
+            return 1
     return 0
 
 
 def check_finite(loss: float, epoch: int, step: int, checkpoint_dir=None) -> None:
     """Stop the run with a clear message when the loss became NaN or infinite."""
     if not math.isfinite(loss):
-        where = f"; the last good checkpoint is {Path(checkpoint_dir) / LAST}" if checkpoint_dir else ""
+        where = ""
+        if checkpoint_dir and (Path(checkpoint_dir) / LAST).is_file():
+            where = f"; the last good checkpoint is {Path(checkpoint_dir) / LAST}"
+        elif checkpoint_dir:
+            where = f"; no checkpoint was written yet ({Path(checkpoint_dir)} holds no {LAST})"
         raise FloatingPointError(
             f"non-finite loss ({loss}) at epoch {epoch}, step {step}: training stopped. Lower --learning_rate "
             f"or check the data{where}"
@@ -331,14 +376,14 @@ def build_model(config: dict, model_cls, source="checkpoint") -> nn.Module:
         raise CheckpointError(f"{source}: cannot build {model_cls.__name__} from {config['kwargs']}: {e}") from None
 
 
-def atomic_save(obj, path) -> None:
-    """torch.save to a temporary file in the same folder, then rename over `path`: readers and crashes
-    see the old file or the new one, never half of one."""
+def atomic_write(path, write) -> None:
+    """write(f) into a temporary file in the same folder, then rename it over `path`: readers and crashes
+    see the old file or the new one, never half of one. The one atomic writer of the repository."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
@@ -347,6 +392,45 @@ def atomic_save(obj, path) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def atomic_save(obj, path) -> None:
+    """torch.save, atomically (atomic_write)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def check_writable(path, flag: str = "--output") -> Path:
+    """Fail now, before anything expensive, when the file `path` cannot be written (folder missing, a folder
+    in the way, no permission): by creating and removing a temporary file next to it."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{flag} {path} is a folder; give a file name inside it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputPathError(f"cannot write {flag} {path}: folder {parent} does not exist (create it first)")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise OutputPathError(f"cannot write {flag} {path}: {e.strerror or e}") from None
+    return path
+
+
+class OutputPathError(OSError):
+    """An output file cannot be written where its flag says."""
+
+
+def make_folder(path, flag: str) -> Path:
+    """mkdir -p, with the flag named when a file stands where the folder should be."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{flag} {path} is a file, not a folder: give a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file further up the path, no permission
+        raise OutputPathError(f"cannot create {flag} {path}: {e.strerror or e}") from None
+    return path
 
 
 # The script that trains each kind of model: named in the error when its checkpoint is missing.
@@ -367,7 +451,9 @@ def load_checkpoint(path, map_location="cpu", model_cls=None) -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # unpickling raises many types; all mean the same thing here
-        raise CheckpointError(f"unreadable checkpoint {path}: {type(e).__name__}: {e}") from None
+        # torch's own text advises weights_only=False, i.e. running whatever the file holds: not shown
+        raise CheckpointError(f"unreadable checkpoint {path} ({type(e).__name__}): not a checkpoint written by this "
+                              f"repository's train scripts, or a truncated one; pass the run's best.pt or last.pt") from None
     if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
         raise CheckpointError(f"{path} is not a checkpoint of this repository (no model_config/model)")
     return ckpt
@@ -376,12 +462,22 @@ def load_checkpoint(path, map_location="cpu", model_cls=None) -> dict:
 def load_model(path, model_cls, device="cpu") -> nn.Module:
     """The model stored in a checkpoint file, rebuilt from its model_config alone, in eval mode on `device`."""
     ckpt = load_checkpoint(path, model_cls=model_cls)
+    check_finite_weights(ckpt["model"], path)
     model = build_model(ckpt["model_config"], model_cls, source=str(path))
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit {model_cls.__name__}{ckpt['model_config']['kwargs']}: {e}") from None
     return model.to(device).eval()
+
+
+def check_finite_weights(state_dict: dict, path) -> None:
+    """Refuse weights holding NaN or infinity: such a model predicts one class everywhere, silently."""
+    bad = [k for k, v in state_dict.items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path} holds non-finite weights ({len(bad)} tensors, e.g. {bad[0]}): the run diverged; "
+                              f"use an earlier checkpoint or train again with a lower --learning_rate")
 
 
 def make_checkpoint(model, optimizer, scheduler, epoch: int, best_score, args) -> dict:
@@ -415,30 +511,38 @@ class RunState:
     @classmethod
     def start(cls, checkpoint_dir, resume: bool, model, optimizer, scheduler, args, ctx: DistContext,
               must_match=(), mode: str = "max") -> "RunState":
-        """A fresh run, or (resume=True) the run in checkpoint_dir/last.pt with every stateful object restored.
+        """A fresh run, or (resume=True) the run in checkpoint_dir with every stateful object restored, from
+        the newer of last.pt and best.pt (they differ only after a crash between their writes).
 
-        Refuses, with the fix in the message: resuming without a last.pt; resuming with a model built
+        Refuses, with the fix in the message: resuming without a checkpoint; resuming with a model built
         differently from the checkpoint's; resuming with different values of the `must_match` arguments
-        (those that shape the schedule); and a fresh run in a folder that already holds one, which would
-        overwrite its checkpoints.
+        (those that shape the schedule) or another --root_dir; and a fresh run in a folder that already holds a
+        last.pt or a best.pt, which it would overwrite.
         """
         checkpoint_dir = Path(checkpoint_dir)
-        last = checkpoint_dir / LAST
+        if checkpoint_dir.exists() and not checkpoint_dir.is_dir():
+            raise ResumeError(f"--checkpoint_dir {checkpoint_dir} is a file, not a folder: give a folder path")
         run = cls(checkpoint_dir=checkpoint_dir, mode=mode)
+        held = [name for name in (LAST, BEST) if (checkpoint_dir / name).is_file()]
         if not resume:
-            if last.exists():
+            if held:
                 raise ResumeError(
-                    f"{checkpoint_dir} already holds a run ({LAST}): pass --resume to continue it, "
+                    f"{checkpoint_dir} already holds a run ({', '.join(held)}): pass --resume to continue it, "
                     f"or choose another --checkpoint_dir"
                 )
             if ctx.is_main:
-                checkpoint_dir.mkdir(parents=True, exist_ok=True)
+                make_folder(checkpoint_dir, "--checkpoint_dir")
+                trim_log(checkpoint_dir / LOG, 0, ctx)  # lines of epochs that no checkpoint kept
             return run
-        if not last.is_file():
+        if not held:
             raise ResumeError(
-                f"--resume: no {LAST} in {checkpoint_dir} (nothing to resume); run without --resume to start"
+                f"--resume: no {LAST} or {BEST} in {checkpoint_dir} (nothing to resume); run without --resume to start"
             )
-        ckpt = load_checkpoint(last)
+        # Both are whole checkpoints; fit() writes best.pt before last.pt, so after a crash between the
+        # two, best.pt is the newer and the run continues from it.
+        ckpts = {name: load_checkpoint(checkpoint_dir / name) for name in held}
+        name = max(held, key=lambda n: (ckpts[n].get("epoch", -1), n == LAST))
+        last, ckpt = checkpoint_dir / name, ckpts[name]
         missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
         if missing:
             raise CheckpointError(f"{last} lacks {missing}: not a resumable checkpoint")
@@ -449,7 +553,15 @@ class RunState:
                 f"run's own model flags, or start a new --checkpoint_dir"
             )
         given = dict(vars(args)) if not isinstance(args, dict) else dict(args)
-        differ = {k: (ckpt["args"].get(k), given.get(k)) for k in must_match if ckpt["args"].get(k) != given.get(k)}
+        def differs(k) -> bool:
+            if k in ckpt["args"]:
+                return ckpt["args"][k] != given.get(k)
+            return bool(given.get(k))  # a flag newer than the run: only its empty default continues it
+
+        differ = {k: (ckpt["args"].get(k), given.get(k)) for k in must_match if differs(k)}
+        old_root, new_root = ckpt["args"].get("root_dir"), given.get("root_dir")
+        if old_root and new_root and Path(old_root).resolve() != Path(new_root).resolve():
+            differ["root_dir"] = (old_root, new_root)  # compared as folders: the same one from another cwd is fine
         if differ:
             raise ResumeError(
                 "--resume: " + ", ".join(f"--{k} was {a} in the run, now {b}" for k, (a, b) in differ.items())
@@ -461,6 +573,10 @@ class RunState:
             scheduler.load_state_dict(ckpt["scheduler"])
         set_rng_state(ckpt["rng"])
         run.epoch, run.best_score = ckpt["epoch"], ckpt["best_score"]
+        if ctx.is_main:
+            trim_log(checkpoint_dir / LOG, run.epoch, ctx)  # a crash after the log line, before the checkpoint
+            if name == BEST:  # a crash after best.pt, before last.pt: last.pt is repaired now, not at the next epoch
+                atomic_save(ckpt, checkpoint_dir / LAST)
         print0(f"resumed {last}: {run.epoch} epochs done, best score {run.best_score}", ctx=ctx)
         return run
 
@@ -689,16 +805,18 @@ def fit(setup: Optimization, model, compute_loss, validate, ctx: DistContext, *,
         run.epoch = epoch
         if improved:
             run.best_score = score
-        if ctx.is_main:
-            ckpt = make_checkpoint(model, optimizer, scheduler, epoch, run.best_score, args)
-            atomic_save(ckpt, run.checkpoint_dir / LAST)
-            if improved:
-                atomic_save(ckpt, run.checkpoint_dir / BEST)
         record = {"epoch": epoch, "train_loss": round(stats["loss"], 6),
                   **{k: round(float(v), 6) for k, v in figures.items()}, "best": None if run.best_score is None else round(run.best_score, 6),
                   "lr": lr, "train_seconds": round(stats["seconds"], 2), "val_seconds": round(val_seconds, 2),
                   "samples_per_s": round(stats["samples"] / max(stats["seconds"], 1e-9), 2)}
+        # Log line, best.pt, last.pt, in this order: a crash between any two is repaired by --resume, which
+        # continues from the newer of last.pt and best.pt and drops log lines beyond it (RunState.start).
         logger.log(record)
+        if ctx.is_main:
+            ckpt = make_checkpoint(model, optimizer, scheduler, epoch, run.best_score, args)
+            if improved:
+                atomic_save(ckpt, run.checkpoint_dir / BEST)
+            atomic_save(ckpt, run.checkpoint_dir / LAST)
         scored = (f"{score_name} {score:.4f} (best {run.best_score:.4f}{', saved best.pt' if improved else ''})"
                   if validated else f"not validated (every {val_every} epochs)")
         print0(f"epoch {epoch}/{epochs}: loss {stats['loss']:.4f}, {scored}, {record['samples_per_s']} samples/s",

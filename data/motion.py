@@ -473,8 +473,11 @@ def resolve_motion(args, root, split: str = "train", print_fn=print) -> Motion:
     if args.motion == FIT:
         from data.readers import SplitIndex  # here: data/readers.py is not needed for the extrapolation itself
 
+        if args.motion_videos < 1:
+            raise ValueError(f"--motion_videos must be >= 1 (train videos to fit on), got {args.motion_videos}")
+
         index = SplitIndex(root, split, frame_indices=[], need_mask=True)
-        n = min(len(index), max(args.motion_videos, 1))
+        n = min(len(index), args.motion_videos)
         motion = fit_motion((index.masks(i, range(index.num_frames)) for i in range(n)), fixed=given)
         source = f"fitted on the true masks of {n} {split} videos ({index.root / split})"
     else:

@@ -7,11 +7,19 @@ Three datasets cover every use in the repository:
 Frames stay uint8 until the batch is on its device; `to_float` is the one preprocessing step.
 Anything malformed raises with the offending path and the fix; nothing is skipped silently.
 
-PNG decoding costs ~2 ms a frame, too slow to feed a GPU. scripts/convert_to_memmap.py writes a
-split once into uint8 arrays (MEMMAP_DIR below); SplitIndex reads them instead of the PNGs whenever
-they are there and hold the split's videos (same ids, same shapes), and says so when they are
-there but stale. Either way the frames and masks come out of SplitIndex.frames/masks, identical.
+PNG decoding is too slow to feed a GPU. scripts/convert_to_memmap.py writes a split once into uint8
+arrays (MEMMAP_DIR below); SplitIndex reads them instead of the PNGs whenever they are there and hold
+the split's videos (same ids, same shapes, and every file of every video still of the size and
+modification time it had when converted), and says so when they are there but stale. Either way the
+frames and masks come out of SplitIndex.frames/masks, identical.
+
+The checks of one video's files are written once, in video_problems: SplitIndex raises the first
+problem it finds, scripts/check_dataset.py lists them all.
 """
+import hashlib
+import os
+import re
+import struct
 import warnings
 from pathlib import Path
 
@@ -31,15 +39,44 @@ class DatasetFormatError(ValueError):
     """A file or folder of the dataset is not in the competition's format."""
 
 
-def read_frame(path) -> np.ndarray:
-    """One frame as (H, W, 3) uint8, after checking it is a 240x160 8-bit RGB PNG."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# PNG color types as PIL names the modes they decode to.
+PNG_COLOR_TYPES = {0: "L", 2: "RGB", 3: "P", 4: "LA", 6: "RGBA"}
+
+
+def check_png_header(path) -> None:
+    """Check a frame file by its content, not its name: the PNG signature, then the IHDR chunk's size, bit
+    depth and color type (a 16-bit RGB PNG decodes as RGB, one level off, so the mode alone is not enough)."""
     path = Path(path)
     try:
+        with open(path, "rb") as f:
+            head = f.read(26)  # signature (8), IHDR length (4) and type (4), width, height (4 + 4), depth, color type
+    except FileNotFoundError:
+        raise FileNotFoundError(f"missing frame: {path}") from None
+    except OSError as e:
+        raise DatasetFormatError(f"unreadable PNG {path}: {e.strerror or e}") from None
+    if head[:8] != PNG_SIGNATURE:
+        kind = "JPEG data" if head[:3] == b"\xff\xd8\xff" else "not PNG data"
+        raise DatasetFormatError(f"unreadable PNG {path}: {kind}; frames must be 8-bit RGB PNGs (convert it)")
+    if len(head) < 26 or head[12:16] != b"IHDR":
+        raise DatasetFormatError(f"unreadable PNG {path}: truncated header; replace the file")
+    width, height = struct.unpack(">II", head[16:24])
+    depth, color = head[24], head[25]
+    if (width, height) != (WIDTH, HEIGHT):
+        raise DatasetFormatError(f"{path}: image is {width}x{height}, expected {WIDTH}x{HEIGHT}")
+    if (depth, color) != (8, 2):
+        raise DatasetFormatError(f"{path}: image mode is {PNG_COLOR_TYPES.get(color, f'color type {color}')} "
+                                 f"({depth}-bit), expected 8-bit RGB (convert it)")
+
+
+def read_frame(path) -> np.ndarray:
+    """One frame as (H, W, 3) uint8, after checking it is a 240x160 8-bit RGB PNG (check_png_header)."""
+    path = Path(path)
+    check_png_header(path)
+    try:
         with Image.open(path) as im:
-            if im.size != (WIDTH, HEIGHT):
-                raise DatasetFormatError(f"{path}: image is {im.size[0]}x{im.size[1]}, expected {WIDTH}x{HEIGHT}")
-            if im.mode != "RGB":
-                raise DatasetFormatError(f"{path}: image mode is {im.mode}, expected 8-bit RGB")
+            if im.format != "PNG" or im.mode != "RGB" or im.size != (WIDTH, HEIGHT):  # the header said otherwise
+                raise DatasetFormatError(f"{path}: decodes as {im.format} {im.mode} {im.size}, expected an 8-bit RGB PNG")
             return np.asarray(im.convert("RGB"))  # convert() forces the decode inside the try
     except FileNotFoundError:
         raise FileNotFoundError(f"missing frame: {path}") from None
@@ -66,20 +103,131 @@ def open_mask(path, num_frames: int = NUM_FRAMES) -> np.ndarray:
 
 
 def check_mask_values(masks: np.ndarray, path) -> np.ndarray:
+    """`masks` itself, after checking every value is a class id."""
     if masks.size and masks.max() >= NUM_CLASSES:
         raise DatasetFormatError(f"{path}: mask value {int(masks.max())} out of range 0..{NUM_CLASSES - 1}")
     return masks
 
 
+CHECK_LEVELS = ("names", "headers", "decode")
+
+
+def video_problems(path, split: str, frame_indices=None, need_mask: bool = None, level: str = "names") -> list:
+    """Every problem of one video folder, as the exceptions a reader would raise (empty: none).
+
+    level "names": the frames and mask that will be read are there (what SplitIndex checks at start);
+    "headers": also no other image_N.png, each PNG's header (check_png_header) and the mask's shape, dtype
+    and values; "decode": also every PNG decoded in full.
+    """
+    if level not in CHECK_LEVELS:
+        raise ValueError(f"level must be one of {CHECK_LEVELS}, got {level!r}")
+    path = Path(path)
+    num_frames = SPLIT_FRAMES[split]
+    frame_indices = range(num_frames) if frame_indices is None else frame_indices
+    need_mask = SPLIT_HAS_MASK[split] if need_mask is None else need_mask
+    needed = [frame_name(i) for i in frame_indices] + ([MASK_FILE] if need_mask else [])
+    present = {p.name for p in path.iterdir()}
+    missing = [n for n in needed if n not in present]
+    problems = []
+    if missing:
+        problems.append(FileNotFoundError(
+            f"{path} is missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}: "
+            f"every {split} video needs {num_frames} frames" + (" and mask.npy" if need_mask else "")))
+    if level == "names":
+        return problems
+    expected = {frame_name(i) for i in range(num_frames)}
+    extra = sorted(n for n in present if n.startswith("image_") and n.endswith(".png") and n not in expected)
+    if extra:
+        problems.append(DatasetFormatError(f"{path} has {len(extra)} frames beyond image_{num_frames - 1}.png "
+                                           f"({', '.join(extra[:4])}): a {split} video has {num_frames} frames"))
+    for name in needed:
+        if name in missing:
+            continue
+        try:
+            if name == MASK_FILE:
+                check_mask_values(np.asarray(open_mask(path / name)), path / name)
+            elif level == "decode":
+                read_frame(path / name)
+            else:
+                check_png_header(path / name)
+        except (OSError, DatasetFormatError) as e:
+            problems.append(e)
+    return problems
+
+
+def file_signatures(paths, split: str) -> np.ndarray:
+    """(N, K, 2) int64: (size, mtime in ns) of the K files of each video folder that a conversion reads (its
+    frames, then its mask on a labeled split); (-1, -1) where a file is missing. One os.stat per file."""
+    names = [frame_name(i) for i in range(SPLIT_FRAMES[split])] + ([MASK_FILE] if SPLIT_HAS_MASK[split] else [])
+    out = np.full((len(paths), len(names), 2), -1, dtype=np.int64)
+    for v, folder in enumerate(paths):
+        for k, name in enumerate(names):
+            try:
+                st = os.stat(Path(folder) / name)
+            except FileNotFoundError:
+                continue
+            out[v, k] = st.st_size, st.st_mtime_ns
+    return out
+
+
+def dataset_fingerprint(paths, split: str, video_ids) -> str:
+    """A digest of the videos' ids and their files' sizes (not times: a copied dataset keeps its
+    fingerprint): what a pseudo-label store records to refuse another dataset with the same video ids."""
+    h = hashlib.sha256(np.asarray(video_ids, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(file_signatures(paths, split)[..., 0]).tobytes())
+    return h.hexdigest()
+
+
+EXCLUDABLE_SPLITS = ("train", "val", "unlabeled")  # hidden is not: a submission needs every hidden video
+
+
+def read_exclusions(values, root) -> list:
+    """--exclude_videos: video names (video_1370) and/or files holding one name a line -> sorted video ids,
+    after checking each is a video of ROOT/<one of EXCLUDABLE_SPLITS>: a name that matches nothing is a
+    typo. Every script takes the same list and leaves out those of the splits it reads."""
+    splits = EXCLUDABLE_SPLITS
+    names = []
+    for value in values or ():
+        if not value.startswith("video_") and Path(value).is_file():
+            names += [line.strip() for line in Path(value).read_text().splitlines() if line.strip()]
+        else:
+            names.append(value)
+    ids = []
+    for name in names:
+        m = re.fullmatch(r"video_(\d+)", name)
+        if m is None:
+            raise ValueError(f"--exclude_videos {name}: not a video name (video_N) nor a file of such names")
+        ids.append(int(m.group(1)))
+    hidden = [v for v in ids if (Path(root) / "hidden" / f"video_{v}").is_dir()]
+    if hidden:
+        raise ValueError(f"--exclude_videos video_{hidden[0]}: the hidden split takes no exclusions (a submission "
+                         f"needs every hidden video); fix or replace the video instead")
+    unknown = [v for v in ids if not any((Path(root) / split / f"video_{v}").is_dir() for split in splits)]
+    if unknown:
+        raise ValueError(f"--exclude_videos: {', '.join(f'video_{v}' for v in unknown)} not found in "
+                         f"{' or '.join(str(Path(root) / s) for s in splits)}; exclude only videos that exist")
+    return sorted(set(ids))
+
+
+def add_exclude_args(parser) -> None:
+    """The --exclude_videos flag of the scripts that read train, val or unlabeled videos."""
+    parser.add_argument("--exclude_videos", nargs="+", default=[], metavar="NAME_OR_FILE",
+                        help="train, val or unlabeled videos to leave out (e.g. video_1370), or a file with one name "
+                             "a line; each is named in the output (scripts/check_dataset.py lists bad videos); the "
+                             "hidden split takes none")
+
+
 # ROOT/memmap/<split>_frames.npy (N, F, H, W, 3) uint8 (F: the split's frames), <split>_masks.npy
-# (N, 22, H, W) uint8 for labeled splits, <split>_video_ids.npy (N,) int64 in numeric order, written
-# last: its presence marks a finished conversion (scripts/convert_to_memmap.py).
+# (N, 22, H, W) uint8 for labeled splits, <split>_files.npy (N, K, 2) int64, file_signatures of the
+# files converted, <split>_video_ids.npy (N,) int64 in numeric order, written last: its presence marks a
+# finished conversion (scripts/convert_to_memmap.py).
 MEMMAP_DIR = "memmap"
 
 
 def memmap_paths(root, split: str) -> dict:
     d = Path(root) / MEMMAP_DIR
-    return {"frames": d / f"{split}_frames.npy", "masks": d / f"{split}_masks.npy", "ids": d / f"{split}_video_ids.npy"}
+    return {"frames": d / f"{split}_frames.npy", "masks": d / f"{split}_masks.npy", "files": d / f"{split}_files.npy",
+            "ids": d / f"{split}_video_ids.npy"}
 
 
 class MemmapSplit:
@@ -99,9 +247,11 @@ class MemmapSplit:
         return {**self.__dict__, "_arrays": None}
 
     @classmethod
-    def open(cls, root, split: str, video_ids, has_mask: bool):
-        """The split's arrays when converted and consistent with `video_ids`; None when not converted;
-        None with a warning (stale arrays: the PNGs are read instead) when they do not match."""
+    def open(cls, root, split: str, video_ids, video_paths, has_mask: bool):
+        """The split's arrays when converted and consistent with `video_ids` and the files in `video_paths`;
+        None when not converted; None with a warning (stale arrays: the files are read instead, checked as
+        ever) when they do not match: other videos, or a file changed, added or deleted since (its size or
+        modification time differs). Reading the files, not refusing, keeps the result right either way."""
         paths = memmap_paths(root, split)
         if not paths["ids"].is_file():
             return None
@@ -110,6 +260,12 @@ class MemmapSplit:
             ids = np.load(paths["ids"], allow_pickle=False)
             frames = np.load(paths["frames"], mmap_mode="r", allow_pickle=False)
             masks = np.load(paths["masks"], mmap_mode="r", allow_pickle=False) if has_mask else None
+            converted = np.load(paths["files"], allow_pickle=False)
+        except FileNotFoundError as e:
+            warnings.warn(f"{paths['ids'].parent}: stale {split} arrays, {Path(e.filename).name} is missing (a conversion "
+                          f"by an older version, which recorded no file signatures); reading the files ({fix})",
+                          stacklevel=3)
+            return None
         except (OSError, ValueError) as e:
             warnings.warn(f"{paths['ids'].parent}: unreadable {split} arrays ({e}); reading PNGs ({fix})", stacklevel=3)
             return None
@@ -121,8 +277,18 @@ class MemmapSplit:
             problem = f"{paths['frames'].name} is {frames.dtype} {frames.shape}, expected uint8 {want}"
         elif masks is not None and (masks.shape != (len(video_ids), NUM_FRAMES, HEIGHT, WIDTH) or masks.dtype != np.uint8):
             problem = f"{paths['masks'].name} is {masks.dtype} {masks.shape}"
+        else:
+            now = file_signatures(video_paths, split)
+            if converted.shape != now.shape:
+                problem = f"{paths['files'].name} is {converted.shape}, expected {now.shape}"
+            elif not np.array_equal(converted, now):
+                v, k = np.argwhere((converted != now).any(axis=-1))[0]
+                name = frame_name(k) if k < SPLIT_FRAMES[split] else MASK_FILE
+                change = "deleted" if now[v, k, 0] < 0 else "added" if converted[v, k, 0] < 0 else "changed"
+                problem = f"{Path(video_paths[v]) / name} was {change} since the conversion"
         if problem:
-            warnings.warn(f"{paths['ids'].parent}: stale {split} arrays, {problem}; reading PNGs ({fix})", stacklevel=3)
+            warnings.warn(f"{paths['ids'].parent}: stale {split} arrays, {problem}; reading the files instead ({fix})",
+                          stacklevel=3)
             return None
         return cls(paths, has_mask)
 
@@ -134,9 +300,13 @@ class SplitIndex:
     the frames (and mask) that will be read, so a bad dataset fails at start, not hours in.
     memmap=True reads the split's converted arrays (see MEMMAP_DIR) when they hold the split's videos;
     the per-video file checks are then skipped (the conversion read every file through them).
+    exclude: video ids to leave out (read_exclusions), never read nor checked; those of this split are in
+    `excluded`, and `total` counts the split's videos before. The hidden split takes none: a submission
+    needs every hidden video.
     """
 
-    def __init__(self, root, split: str, frame_indices=None, need_mask: bool = None, memmap: bool = True):
+    def __init__(self, root, split: str, frame_indices=None, need_mask: bool = None, memmap: bool = True,
+                 exclude=()):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}: one of {SPLITS}")
         self.root, self.split = Path(root), split
@@ -154,20 +324,33 @@ class SplitIndex:
         if self.has_mask and not SPLIT_HAS_MASK[split]:
             raise ValueError(f"split {split!r} has no masks")
         videos = list_videos(self.root / split)
+        exclude = set(exclude)
+        if split == "hidden" and any(vid in exclude for vid, _ in videos):
+            raise ValueError("--exclude_videos: the hidden split takes no exclusions (a submission needs every "
+                             "hidden video); fix or replace the video instead")
+        self.total = len(videos)
+        self.excluded = [vid for vid, _ in videos if vid in exclude]
+        videos = [(vid, path) for vid, path in videos if vid not in exclude]
+        if not videos:
+            raise ValueError(f"--exclude_videos leaves no video in {self.root / split}")
         self.video_ids = [vid for vid, _ in videos]
         self.paths = [path for _, path in videos]
-        self.memmap = MemmapSplit.open(self.root, split, self.video_ids, self.has_mask) if memmap else None
+        self.memmap = MemmapSplit.open(self.root, split, self.video_ids, self.paths, self.has_mask) if memmap else None
         if self.memmap is not None:
             return
-        needed = [frame_name(i) for i in frame_indices] + ([MASK_FILE] if self.has_mask else [])
         for path in self.paths:
-            present = {p.name for p in path.iterdir()}
-            missing = [n for n in needed if n not in present]
-            if missing:
-                raise FileNotFoundError(
-                    f"{path} is missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}: "
-                    f"every {split} video needs {self.num_frames} frames" + (" and mask.npy" if self.has_mask else "")
-                )
+            problems = video_problems(path, split, frame_indices, self.has_mask, level="names")
+            if problems:
+                hint = (f"python scripts/check_dataset.py --root_dir {self.root} lists every problem"
+                        + ("" if split == "hidden" else f"; --exclude_videos {path.name} leaves the video out"))
+                raise type(problems[0])(f"{problems[0]} ({hint})") from None
+
+    def describe(self) -> str:
+        """"N of M <split> videos; excluded: video_X ..." (or "N <split> videos")."""
+        if not self.excluded:
+            return f"{len(self)} {self.split} videos"
+        return (f"{len(self)} of {self.total} {self.split} videos; excluded: "
+                + " ".join(f"video_{v}" for v in self.excluded))
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -203,10 +386,10 @@ class LabeledFrameDataset(Dataset):
     Item: (frame (3, H, W) uint8, mask (H, W) uint8).
     """
 
-    def __init__(self, root, split: str = "train", memmap: bool = True):
+    def __init__(self, root, split: str = "train", memmap: bool = True, exclude=()):
         if not SPLIT_HAS_MASK.get(split, False):
             raise ValueError(f"split {split!r} has no masks; labeled splits are train and val")
-        self.index = SplitIndex(root, split, need_mask=True, memmap=memmap)
+        self.index = SplitIndex(root, split, need_mask=True, memmap=memmap, exclude=exclude)
 
     def __len__(self) -> int:
         return len(self.index) * NUM_FRAMES
@@ -224,16 +407,17 @@ class VideoDataset(Dataset):
     frame_indices: 0-based frames to read, default frames 1-11 (0..10).
     mask_indices: 0-based masks to read; default frame 22's mask where the split has masks, else none.
     Item: {"video_id": int, "frames": (T, 3, H, W) uint8, "masks": (M, H, W) uint8 when M > 0}.
-    memmap: read the split's converted arrays when present (see SplitIndex).
+    memmap: read the split's converted arrays when present; exclude: video ids left out (see SplitIndex).
     """
 
     def __init__(self, root, split: str, frame_indices=range(NUM_INPUT_FRAMES), mask_indices=None,
-                 memmap: bool = True):
+                 memmap: bool = True, exclude=()):
         self.frame_indices = list(frame_indices)
         if mask_indices is None:
             mask_indices = [TARGET_INDEX] if SPLIT_HAS_MASK.get(split, False) else []
         self.mask_indices = list(mask_indices)
-        self.index = SplitIndex(root, split, self.frame_indices, need_mask=bool(self.mask_indices), memmap=memmap)
+        self.index = SplitIndex(root, split, self.frame_indices, need_mask=bool(self.mask_indices), memmap=memmap,
+                                exclude=exclude)
         if self.mask_indices:
             bad = [i for i in self.mask_indices if not 0 <= i < NUM_FRAMES]
             if bad:

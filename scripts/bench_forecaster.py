@@ -38,6 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from Unets.training import run_cli  # noqa: E402
 PY = sys.executable
 
 
@@ -102,7 +103,7 @@ def oracle_stores(data: Path, out: Path, seed: int) -> None:
     generator from (seed, video id): the stores a perfect U-Net would write."""
     import numpy as np
     from data.pseudo_labels import DONE, IDS, MASKS, META, STORE_FRAMES
-    from data.readers import SplitIndex
+    from data.readers import SplitIndex, dataset_fingerprint
     from data.synthetic import render_video
     for split in ("unlabeled", "val"):
         d = out / split
@@ -121,7 +122,8 @@ def oracle_stores(data: Path, out: Path, seed: int) -> None:
         np.save(d / IDS, np.asarray(index.video_ids, dtype=np.int64))
         np.save(d / DONE, np.ones(len(index), dtype=bool))
         (d / META).write_text(json.dumps({"split": split, "frames": T, "segmenter": "true masks (bench oracle)",
-                                          "segmenter_sha256": "-"}))
+                                          "segmenter_sha256": "-", "root": str(data.resolve()),
+                                          "dataset": dataset_fingerprint(index.paths, split, index.video_ids)}))
 
 
 def oracle_rows(data: Path, stores: Path, checkpoint: Path, min_blob_size: int) -> dict:
@@ -135,7 +137,7 @@ def oracle_rows(data: Path, stores: Path, checkpoint: Path, min_blob_size: int) 
     from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster
     from Unets.training import load_model
     model = load_model(checkpoint, MaskForecaster)
-    inputs, ids, _ = open_store(stores, "val")
+    inputs, ids, _ = open_store(stores, "val", data)
     truth = SplitIndex(data, "val", frame_indices=[], need_mask=True)
     names = ("", " --restrict_classes", f" --min_blob_size {min_blob_size}")
     scores = {n: SegmentationScore() for n in names}
@@ -161,7 +163,7 @@ def start_rows(data: Path, stores: Path, motion_file: Path, what: str) -> dict:
     from data.pseudo_labels import open_store
     from data.readers import SplitIndex
     motion = Motion.from_config(json.loads(motion_file.read_text()))
-    inputs, ids, _ = open_store(stores, "val")
+    inputs, ids, _ = open_store(stores, "val", data)
     truth = SplitIndex(data, "val", frame_indices=[], need_mask=True)
     rows = {}
     for name, m in ((f"motion model on {what} (the forecaster's start, no learning)", motion),
@@ -247,4 +249,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

@@ -32,7 +32,7 @@ from data.format import TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore, copy_last_input_prediction  # noqa: E402
 from data.readers import LabeledFrameDataset, SplitIndex, to_float  # noqa: E402
 from Unets.inference import evaluate, predict, predict_hidden, segmentation_predictor, video_loader  # noqa: E402
-from Unets.training import ObjectCrops, choose_device, load_model  # noqa: E402
+from Unets.training import ObjectCrops, choose_device, load_model, run_cli  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -218,4 +218,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

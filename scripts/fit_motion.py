@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.format import LABELED_SPLITS  # noqa: E402
 from data.motion import add_motion_args, resolve_motion, save_motion  # noqa: E402
+from Unets.training import check_writable, make_folder, run_cli  # noqa: E402
 
 
 def main(argv=None):
@@ -25,10 +26,12 @@ def main(argv=None):
     p.add_argument("--split", default="train", choices=LABELED_SPLITS, help="labeled split to fit on")
     add_motion_args(p)
     args = p.parse_args(argv)
+    make_folder(Path(args.out).parent, "--out's folder")  # created as before, when missing
+    check_writable(args.out, "--out")  # before fitting, which takes a while
     motion = resolve_motion(args, args.root_dir, split=args.split)
     print(f"wrote {save_motion(motion, args.out)}")
     return motion
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

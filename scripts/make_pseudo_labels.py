@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.pseudo_labels import STORE_FRAMES, label_split  # noqa: E402
+from data.readers import add_exclude_args, read_exclusions  # noqa: E402
 from Unets.inference import segment  # noqa: E402
 from Unets.training import choose_device, load_model, run_cli  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
@@ -30,6 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num_videos", type=int, default=0, help="label the first N videos only (0: all)")
     p.add_argument("--batch_size", type=int, default=4, help="videos per batch (x frames per video through the U-Net)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if present, else CPU)")
+    add_exclude_args(p)
     args = p.parse_args(argv)
     if args.batch_size < 1 or args.num_videos < 0:
         p.error("--batch_size must be >= 1 and --num_videos >= 0")
@@ -38,10 +40,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> Path:
     args = parse_args(argv)
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
     device = choose_device(args.device)
     unet = load_model(args.saved_seg_model_dir, UNet, device)
     out = label_split(lambda frames: segment(unet, frames), args.root_dir, args.split, args.out,
-                      segmenter=args.saved_seg_model_dir, batch_size=args.batch_size, num_videos=args.num_videos)
+                      segmenter=args.saved_seg_model_dir, batch_size=args.batch_size, num_videos=args.num_videos,
+                      exclude=exclude)
     print(f"pseudo-labels: {out} ({STORE_FRAMES[args.split]} frames per video)")
     return out
 

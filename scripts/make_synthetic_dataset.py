@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.format import SPLITS  # noqa: E402
 from data.synthetic import SceneConfig, generate_dataset, split_ids  # noqa: E402
+from Unets.training import run_cli  # noqa: E402
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -39,18 +40,19 @@ def main(argv=None):
     counts = {s: getattr(args, s) for s in SPLITS}
     if any(n < 0 for n in counts.values()):
         p.error(f"counts must be >= 0, got {counts}")
+    if args.seed < 0:
+        p.error(f"--seed must be >= 0, got {args.seed}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        p.error(f"--out {args.out} is a file: give a folder (new, or a dataset this script made)")
     print(f"args: {vars(args)}")
     for split, ids in split_ids(counts).items():
         if len(ids):
             print(f"  {split:<9} video_{ids.start} .. video_{ids.stop - 1}")
     t0 = time.time()
-    try:
-        n = generate_dataset(args.out, counts, seed=args.seed, workers=args.workers, cfg=SceneConfig())
-    except ValueError as e:
-        sys.exit(f"error: {e}")
+    n = generate_dataset(args.out, counts, seed=args.seed, workers=args.workers, cfg=SceneConfig())
     print(f"wrote {n} videos to {args.out} in {time.time() - t0:.1f}s "
           f"({sum(counts.values()) - n} were already there)")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

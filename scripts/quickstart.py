@@ -17,12 +17,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 PY = sys.executable
+
+from Unets.training import run_cli  # noqa: E402
 
 
 def resume_if_started(checkpoint_dir: Path) -> list:
-    """A training stage cut short left last.pt behind: continue it exactly rather than start over."""
-    return ["--resume"] if (checkpoint_dir / "last.pt").exists() else []
+    """A training stage cut short left last.pt or best.pt behind: continue it exactly rather than start over."""
+    return ["--resume"] if any((checkpoint_dir / n).exists() for n in ("last.pt", "best.pt")) else []
 
 
 class Quickstart:
@@ -169,4 +172,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

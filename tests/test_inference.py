@@ -1,6 +1,7 @@
 """Inference: the val score printed as the competition computes it, a valid submission in numeric video
 order, and every bad input (checkpoint, split, output path) refused clearly without losing a file."""
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,8 @@ def test_val_prints_the_competition_score_of_frame_11_against_frame_22(tiny_root
                                "--num_visualize", "1"])
     out = capsys.readouterr().out.splitlines()
     assert re.fullmatch(r"Jaccard: [01]\.\d{4}", out[0]) and float(out[0].split()[1]) == round(jaccard, 4)
-    assert out[1].split() == ["id", "class", "IoU"] and out[2].startswith("  0  background")
+    assert out[1] == "scored 2 val videos"
+    assert out[2].split() == ["id", "class", "IoU"] and out[3].startswith("  0  background")
     preds, videos = expected_frame11_predictions(tiny_root, "val", unet_ckpt)
     score = SegmentationScore()
     score.update(preds, torch.stack([videos[i]["masks"][0] for i in range(len(videos))]))  # frame 22's masks
@@ -94,7 +96,8 @@ def test_unwritable_output_fails_before_inference(tiny_root, tmp_path):
 
 def test_existing_submission_is_never_half_overwritten(tiny_root, unet_ckpt, tmp_path, monkeypatch):
     output = tmp_path / "submission.pt"
-    output.write_bytes(b"the previous submission")
+    torch.save(torch.zeros(2, HEIGHT, WIDTH, dtype=torch.uint8), output)  # the previous submission
+    before = output.read_bytes()
 
     def crash_mid_write(obj, f):
         f.write(b"half a tensor")
@@ -104,8 +107,50 @@ def test_existing_submission_is_never_half_overwritten(tiny_root, unet_ckpt, tmp
     with pytest.raises(OSError, match="disk full"):
         hidden_script.main(["--root_dir", str(tiny_root), "--saved_seg_model_dir", str(unet_ckpt),
                             "--num_workers", "0", "--output", str(output)])
-    assert output.read_bytes() == b"the previous submission"
+    assert output.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["submission.pt"]
+
+
+def test_output_never_replaces_a_checkpoint_or_another_file(tiny_root, unet_ckpt, tmp_path):
+    model = tmp_path / "M.pt"
+    model.write_bytes(unet_ckpt.read_bytes())
+    notes = tmp_path / "notes.pt"
+    notes.write_text("my notes")
+    for output, message in [(model, "is the checkpoint passed as --saved_seg_model_dir"),
+                            (notes, "exists and is not a submission")]:
+        with pytest.raises(OutputPathError, match=f"--output {output} {message}.*choose another --output"):
+            hidden_script.main(["--root_dir", str(tiny_root), "--saved_seg_model_dir", str(model),
+                                "--num_workers", "0", "--output", str(output)])
+    assert model.read_bytes() == unet_ckpt.read_bytes() and notes.read_text() == "my notes"
+
+
+def test_val_scores_without_the_excluded_videos_and_says_so(tiny_root, unet_ckpt, tmp_path, capsys):
+    videos = VideoDataset(tiny_root, "val")
+    first, second = videos.video_ids
+    (tmp_path / "bad.txt").write_text(f"video_{first}\n")
+    args = ["--root_dir", str(tiny_root), "--saved_seg_model_dir", str(unet_ckpt), "--num_workers", "0"]
+    jaccard = val_script.main(args + ["--exclude_videos", str(tmp_path / "bad.txt")])
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == f"scored 1 of 2 val videos; excluded: video_{first}"
+    preds, _ = expected_frame11_predictions(tiny_root, "val", unet_ckpt)
+    score = SegmentationScore()
+    score.update(preds[1:], videos[1]["masks"])
+    assert jaccard == pytest.approx(score.compute(), abs=1e-6)
+    with pytest.raises(ValueError, match="--exclude_videos: video_99999 not found in .*val"):
+        val_script.main(args + ["--exclude_videos", "video_99999"])
+    hidden = VideoDataset(tiny_root, "hidden").video_ids[0]
+    with pytest.raises(ValueError, match=f"--exclude_videos video_{hidden}: the hidden split takes no exclusions"):
+        val_script.main(args + ["--exclude_videos", f"video_{hidden}"])
+    with pytest.raises(ValueError, match="hidden split takes no exclusions"):
+        VideoDataset(tiny_root, "hidden", exclude=[hidden])
+    assert len(VideoDataset(tiny_root, "hidden", exclude=[second])) == 2  # a val video: nothing to leave out
+
+
+def test_visualize_naming_a_file_is_named_before_the_model_loads(tiny_root, tmp_path):
+    (tmp_path / "pics").write_text("")
+    with pytest.raises(OutputPathError, match="--visualize .*pics is a file, not a folder"):
+        val_script.main(["--root_dir", str(tiny_root), "--saved_seg_model_dir", str(tmp_path / "never_read.pt"),
+                         "--visualize", str(tmp_path / "pics")])
 
 
 def test_bad_checkpoints_are_named(tiny_root, unet_ckpt, tmp_path):
@@ -200,3 +245,16 @@ def test_each_object_is_segmented_again_in_a_crop_centred_on_it():
     assert (segment(model, frames, refine=False)[0, 100:110, 30:50] == cube).all()  # the whole frame's answer
     model = CropAware(crop_size=0)  # trained on whole frames: nothing to re-segment
     assert (segment(model, frames)[0, 100:110, 30:50] == cube).all() and len(model.seen) == 1
+
+
+def test_a_bad_file_read_in_a_loader_worker_is_one_line(tiny_root, unet_ckpt, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    bad = sorted((root / "val").iterdir())[0] / "image_10.png"
+    bad.write_bytes(b"garbage")
+    result = subprocess.run([sys.executable, "Unets/inference_val_without_reconstructor.py", "--root_dir", str(root),
+                             "--saved_seg_model_dir", str(unet_ckpt), "--num_workers", "2"],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == f"error: unreadable PNG {bad}: not PNG data; frames must be 8-bit RGB PNGs (convert it)"
+    assert "Traceback" not in result.stderr and "DataLoader worker" not in result.stderr

@@ -3,12 +3,14 @@ is used only while it holds the split's videos, and the loader benchmark runs on
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from data.format import NUM_FRAMES
+from data.format import HEIGHT, NUM_FRAMES, TARGET_INDEX, WIDTH
 from data.readers import LabeledFrameDataset, SplitIndex, VideoDataset, memmap_paths
 from scripts import bench_loader, convert_to_memmap
 
@@ -54,7 +56,7 @@ def test_stale_arrays_are_ignored_with_a_warning(converted, tmp_path):
     shutil.copytree(converted, root)
     vid = sorted((root / "unlabeled").iterdir())[-1]
     shutil.rmtree(vid)  # the split lost a video since the conversion
-    with pytest.warns(UserWarning, match="stale unlabeled arrays.*reading PNGs.*convert_to_memmap.py"):
+    with pytest.warns(UserWarning, match="stale unlabeled arrays.*reading the files instead.*convert_to_memmap.py"):
         index = SplitIndex(root, "unlabeled")
     assert index.memmap is None and len(index) == 1
     convert_to_memmap.main(["--root_dir", str(root), "--split", "unlabeled", "--workers", "1"])  # refreshed
@@ -67,3 +69,81 @@ def test_loader_benchmark_reports_both_sources(converted, capsys):
                               "--passes", "1"])
     assert [r["source"] for r in rows] == ["PNG", "memmap"] and all(r["frames_per_s"] > 0 for r in rows)
     assert "frames/s" in capsys.readouterr().out
+
+
+def test_a_file_changed_since_the_conversion_is_read_not_the_old_arrays(converted, tmp_path):
+    """A frame overwritten, a mask edited or a frame deleted after the conversion: the arrays are stale (file
+    sizes and modification times are recorded), so the files are read, with a warning naming the file."""
+    root = tmp_path / "data"
+    shutil.copytree(converted, root)  # copy2 keeps the times: the copy's arrays are in use
+    assert SplitIndex(root, "hidden").memmap is not None and SplitIndex(root, "val").memmap is not None
+    hidden = sorted((root / "hidden").iterdir())[0]
+    Image.fromarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).save(hidden / "image_10.png")
+    with pytest.warns(UserWarning, match=f"stale hidden arrays, .*{hidden.name}/image_10.png was changed"):
+        index = SplitIndex(root, "hidden")
+    assert index.memmap is None and index.frames(0, [10]).max() == 0  # the black frame, not the converted one
+
+    val = sorted((root / "val").iterdir())[0]
+    mask = np.load(val / "mask.npy")
+    mask[TARGET_INDEX] = 0
+    np.save(val / "mask.npy", mask)
+    with pytest.warns(UserWarning, match=f"stale val arrays, .*{val.name}/mask.npy was changed"):
+        index = SplitIndex(root, "val")
+    assert index.masks(0, [TARGET_INDEX]).max() == 0
+
+    (hidden / "image_3.png").unlink()
+    with pytest.warns(UserWarning, match=f"{hidden.name}/image_3.png was deleted"), \
+            pytest.raises(FileNotFoundError, match=f"{hidden.name} is missing image_3.png"):
+        SplitIndex(root, "hidden")
+
+
+def test_a_split_converted_without_a_bad_video_is_used_with_the_same_exclusion(converted, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(converted, root)
+    bad = sorted((root / "val").iterdir())[0]
+    (bad / "image_5.png").unlink()
+    vid = int(bad.name.split("_")[1])
+    convert_to_memmap.main(["--root_dir", str(root), "--split", "val", "--workers", "1",
+                            "--exclude_videos", bad.name])
+    index = SplitIndex(root, "val", exclude=[vid])
+    assert index.memmap is not None and vid not in index.video_ids and index.excluded == [vid]
+
+
+def process_gone(pid: int) -> bool:
+    """True when `pid` has exited (gone, or a zombie waiting for a reaper that is not ours)."""
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def test_pool_workers_exit_when_the_converter_is_killed(tiny_root, tmp_path):
+    """kill -9 gives the converter no chance to stop its pool; its workers, blocked on work that never comes,
+    used to stay forever with their memory."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    script = tmp_path / "slow_convert.py"
+    script.write_text(f"""
+import os, sys, time
+sys.path.insert(0, {str(REPO)!r})
+from scripts import convert_to_memmap as c
+
+def slow(rows):  # the workers are forked: they run this stand-in, which says who they are and waits
+    os.write(1, f"{{os.getpid()}}\\n".encode())  # one write: the two workers' lines never interleave
+    time.sleep(120)
+    return len(rows)
+
+c._convert_rows = slow
+c.convert_split({str(root)!r}, "val", workers=2, chunk=1)
+""")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        workers = [int(proc.stdout.readline()) for _ in range(2)]
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    deadline = time.monotonic() + 10
+    while not all(process_gone(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(process_gone(pid) for pid in workers)

@@ -56,7 +56,8 @@ def test_val_prints_the_jaccard_of_the_two_stages_and_draws_the_predicted_frame(
                                "--saved_seg_model_dir", str(unet), "--num_workers", "0", "--batch_size", "1",
                                "--visualize", str(tmp_path / "pics"), "--num_visualize", "1"])
     out = capsys.readouterr().out.splitlines()
-    assert re.fullmatch(r"Jaccard: [01]\.\d{4}", out[0]) and out[1].split() == ["id", "class", "IoU"]
+    assert re.fullmatch(r"Jaccard: [01]\.\d{4}", out[0]) and out[1] == "scored 2 val videos"
+    assert out[2].split() == ["id", "class", "IoU"]
     preds, images, videos = expected_two_stage(tiny_root, "val", recon, unet)
     assert not torch.equal(images, torch.stack([videos[i]["frames"][10] for i in range(len(videos))]))
     score = SegmentationScore()

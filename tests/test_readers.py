@@ -1,4 +1,6 @@
 """Readers: the real format read unchanged, and every malformed input named in a clear error."""
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +102,43 @@ def test_unreadable_png_wrong_size_and_mode(root, tmp_path):
     Image.fromarray(np.zeros((HEIGHT, WIDTH), np.uint8)).save(bad)
     with pytest.raises(DatasetFormatError, match="mode is L"):
         read_frame(bad)
+
+
+def png_16bit_rgb(path: Path, value: int = 0x8080) -> None:
+    """A 240x160 16-bit RGB PNG (PIL writes none): it decodes as mode RGB, one level off, so only its header tells."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" + struct.pack(">H", value) * 3 * WIDTH
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", WIDTH, HEIGHT, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(row * HEIGHT)) + chunk(b"IEND", b""))
+
+
+def test_frames_are_checked_by_content_not_by_name(root):
+    bad = root / "train" / "video_0" / "image_3.png"
+    png_16bit_rgb(bad)
+    assert Image.open(bad).mode == "RGB"  # what the old check looked at
+    with pytest.raises(DatasetFormatError, match=r"image_3\.png: image mode is RGB \(16-bit\), expected 8-bit RGB"):
+        read_frame(bad)
+    Image.fromarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).save(bad, format="JPEG")
+    with pytest.raises(DatasetFormatError, match=r"image_3\.png: JPEG data; frames must be 8-bit RGB PNGs"):
+        read_frame(bad)
+
+
+def test_video_problems_lists_every_fault_of_a_video(root):
+    from data.readers import video_problems
+
+    video = root / "train" / "video_2"
+    assert video_problems(video, "train", level="decode") == []
+    (video / "image_4.png").unlink()
+    Image.fromarray(np.zeros((HEIGHT, WIDTH + 2, 3), np.uint8)).save(video / "image_7.png")
+    Image.fromarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).save(video / "image_22.png")
+    np.save(video / "mask.npy", np.full((NUM_FRAMES, HEIGHT, WIDTH), 60, np.uint8))
+    found = [str(e) for e in video_problems(video, "train", level="headers")]
+    assert len(found) == 4
+    assert "missing image_4.png" in found[0] and "image_22.png" in found[1]
+    assert "image_7.png: image is 242x160" in found[2] and "value 60 out of range" in found[3]
+    assert len(video_problems(video, "train", level="names")) == 1  # what SplitIndex checks at start
 
 
 @pytest.mark.parametrize("mask, message", [

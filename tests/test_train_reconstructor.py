@@ -115,8 +115,8 @@ def test_killed_run_resumes_to_the_same_weights(two_epochs, tiny_root, tmp_path)
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ONE_THREAD)
     try:
         deadline = time.monotonic() + 120
-        while not read_log(killed) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)  # epoch 1's log line comes after its last.pt
+        while not (killed / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # last.pt is the last of epoch 1's writes (renamed into place whole)
         proc.kill()
     finally:
         proc.wait()

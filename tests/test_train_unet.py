@@ -107,7 +107,7 @@ def test_refusals_are_clear_and_lose_nothing(two_epochs, small_root, tmp_path):
         train.main(flags(small_root, ckpt, "--epochs", "2", "--resume", "--base_channels", "8"))
     with pytest.raises(ResumeError, match="--epochs was 2 in the run, now 3"):
         train.main(flags(small_root, ckpt, "--epochs", "3", "--resume"))
-    with pytest.raises(ResumeError, match="no last.pt in .*nothing to resume"):
+    with pytest.raises(ResumeError, match="no last.pt or best.pt in .*nothing to resume"):
         train.main(flags(small_root, tmp_path / "empty", "--epochs", "1", "--resume"))
     (tmp_path / "no_val").mkdir()
     (tmp_path / "no_val" / "train").symlink_to(small_root / "train", target_is_directory=True)
@@ -132,8 +132,8 @@ def test_killed_run_resumes_to_the_same_weights(two_epochs, small_root, tmp_path
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ONE_THREAD)
     try:
         deadline = time.monotonic() + 120
-        while not read_log(killed) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)  # epoch 1's log line is written after its last.pt
+        while not (killed / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # last.pt is the last of epoch 1's writes (renamed into place whole)
         proc.kill()
     finally:
         proc.wait()
@@ -287,3 +287,17 @@ def test_rng_state_round_trips_as_plain_data(tmp_path):
     expected = (torch.rand(3), np.random.rand(3))
     set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
     assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
+
+
+def test_excluded_videos_are_left_out_and_named(tiny_root, tmp_path):
+    train_ids = [int(p.name.split("_")[1]) for p in (tiny_root / "train").iterdir()]
+    val_ids = [int(p.name.split("_")[1]) for p in (tiny_root / "val").iterdir()]
+    excluded = [min(train_ids), min(val_ids)]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), one_thread():
+        train.main(flags(tiny_root, tmp_path / "c", "--epochs", "1", "--exclude_videos",
+                         *[f"video_{v}" for v in excluded]))
+    printed = out.getvalue()
+    assert f"train: 1 of 2 train videos; excluded: video_{excluded[0]}" in printed
+    assert f"val: 1 of 2 val videos; excluded: video_{excluded[1]}" in printed
+    assert load(tmp_path / "c" / "last.pt")["args"]["exclude_videos"] == [f"video_{v}" for v in excluded]
