@@ -223,7 +223,13 @@ def prepare_root(root, seed: int, counts: dict, cfg: SceneConfig = SceneConfig()
     new = _manifest(seed, counts, cfg)
     mpath = root / MANIFEST_FILE
     if mpath.exists():
-        old = json.loads(mpath.read_text())
+        try:
+            old = json.loads(mpath.read_text())
+            if not isinstance(old, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{mpath} is unreadable ({e}): it is not the manifest this generator writes. "
+                             f"Choose another --out, or delete {root} and make it again") from None
         if old.get("version") != GENERATOR_VERSION:
             raise ValueError(
                 f"{root} was made by generator version {old.get('version')}; this is version "

@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 
 from data.classes import NUM_CLASSES  # noqa: E402
 from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, TARGET_INDEX, list_videos  # noqa: E402
+from Unets.training import run_cli  # noqa: E402
 
 MOVING_PX = 0.5  # a displacement above this counts as moving
 ABRUPT_PX = 3.0  # a change of speed above this between consecutive frames is abrupt
@@ -173,10 +174,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("roots", nargs="+", help="dataset roots (holding train/ and/or val/ with masks)")
     args = p.parse_args(argv)
-    try:
-        stats = [dataset_stats(r) for r in args.roots]
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    stats = [dataset_stats(r) for r in args.roots]
     names = [Path(r).name or str(r) for r in args.roots]
     print(format_table(names, [s for s, _ in stats]))
     print()
@@ -185,4 +183,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

@@ -134,6 +134,16 @@ def test_refuses_to_extend_a_dataset_of_an_older_generator_version(tmp_path):
     assert [i for i, _ in list_videos(root / "train")] == [0]  # nothing was added
 
 
+def test_a_corrupt_manifest_is_a_one_line_error_naming_it(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / MANIFEST_FILE).write_text("{half a manifest")
+    result = run_cli("--out", root, "--train", 1, "--val", 0, "--unlabeled", 0, "--hidden", 0)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(root / MANIFEST_FILE) in lines[0] and "another --out" in lines[0]
+
+
 def test_rerun_finishes_an_interrupted_generation(tmp_path):
     root = tmp_path / "root"
     generate_dataset(root, {"train": 2}, seed=0, progress=False)
