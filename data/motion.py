@@ -450,7 +450,7 @@ def add_motion_args(parser: argparse.ArgumentParser) -> None:
                                   "the parameters not set below are fitted (--motion fit) or read from --motion FILE")
     g.add_argument("--motion", default=FIT,
                    help="'fit': fit the motion (horizon, damping, collisions) on the true masks of the train split's "
-                        "first --motion_videos videos at start (18 s for 200 videos on a 2-core CPU), or a JSON file from "
+                        "first --motion_videos videos at start (a minute or two on a CPU: see the README), or a JSON file from "
                         "scripts/fit_motion.py")
     g.add_argument("--motion_videos", type=int, default=200, help="with --motion fit: train videos to fit on")
     g.add_argument("--damping", type=float, default=None,

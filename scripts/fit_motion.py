@@ -4,7 +4,7 @@
     python SSL_convLSTM_Reconstructor/train_forecaster.py ... --motion runs/motion.json
 
 The train scripts and scripts/reference_scores.py fit the same model at start by default (--motion
-fit, 18 s for 200 videos on a 2-core CPU); a file saves doing it again in every stage, and records what was used.
+fit, a minute or two for 200 videos on a CPU); a file saves doing it again in every stage, and records what was used.
 The flags that set a parameter (--damping, --contact, ...) fix it instead of fitting it; with --motion FILE
 they write a variant of that file. scripts/reference_scores.py --motion FILE scores it.
 """
