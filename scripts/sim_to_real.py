@@ -7,7 +7,9 @@ Segments every frame (all 22) of every labeled video of --real_root (its train a
 with the repository's segmentation (Unets/inference.py: segment, vote and crop refinement
 included), and scores them with the competition's metric (data/metric.py), over all frames
 together and per split. With --synthetic_root it scores all frames of that root's val split the same
-way, for comparison. The real videos are only measured here: nothing is fitted on them.
+way, for comparison. It also counts, over every object of every frame, whether the class the
+segmentation gives most of the object's pixels is right, background, or wrong in shape, material or
+color: where the domain gap lies. The real videos are only measured here: nothing is fitted on them.
 """
 import argparse
 import json
@@ -16,8 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from collections import Counter  # noqa: E402
+
 import torch  # noqa: E402
 
+from data.classes import class_parts  # noqa: E402
 from data.format import LABELED_SPLITS, NUM_FRAMES  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from Unets.inference import load_for_flag, save_grid, segment, video_loader  # noqa: E402
@@ -27,14 +32,33 @@ from Unets.unet import UNet  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
+def object_outcomes(pred: torch.Tensor, truth: torch.Tensor) -> Counter:
+    """For each object (class) of each frame of truth (N, H, W): "right", "background", or which parts of
+    its class (shape, material, color) the majority predicted class of its pixels gets wrong."""
+    out = Counter()
+    for p, t in zip(pred, truth):
+        for cid in t.unique()[1:].tolist():
+            votes = torch.bincount(p[t == cid].long())
+            guess = int(votes.argmax())
+            if guess == cid:
+                out["right"] += 1
+            elif guess == 0:
+                out["background"] += 1
+            else:
+                wrong = [name for name, a, b in zip(("shape", "material", "color"), class_parts(cid), class_parts(guess))
+                         if a != b]
+                out[" and ".join(wrong)] += 1
+    return out
+
+
 @torch.no_grad()
 def score_all_frames(model, root, split: str, device, batch_size: int = 2, visualize_dir=None, also=None) -> tuple:
-    """(score over every frame of every video of root/split, number of frames); `also`, a second
-    SegmentationScore, counts the same frames. With visualize_dir, one grid (frame | prediction |
+    """(score over every frame of every video of root/split, number of frames, object_outcomes); `also`,
+    a second SegmentationScore, counts the same frames. With visualize_dir, one grid (frame | prediction |
     truth) each of frames 1, 11 and 22 of the split's first video."""
     loader = video_loader(root, split, batch_size, 0, device, frame_indices=range(NUM_FRAMES),
                           mask_indices=range(NUM_FRAMES))
-    score, frames_seen = SegmentationScore(), 0
+    score, frames_seen, outcomes = SegmentationScore(), 0, Counter()
     for batch in loader:
         frames = batch["frames"]  # (B, T, 3, H, W) uint8
         b, t = frames.shape[:2]
@@ -42,13 +66,14 @@ def score_all_frames(model, root, split: str, device, batch_size: int = 2, visua
         truth = batch["masks"].flatten(0, 1)
         for s in (score, also) if also is not None else (score,):
             s.update(preds, truth)
+        outcomes += object_outcomes(preds, truth)
         if visualize_dir is not None and frames_seen == 0:
             Path(visualize_dir).mkdir(parents=True, exist_ok=True)
             vid = int(batch["video_id"][0])
             for k in (0, 10, 21):
                 save_grid(Path(visualize_dir) / f"{split}_video_{vid}_frame_{k + 1}.png", frames[0, k], preds[k], truth[k])
         frames_seen += b * t
-    return score, frames_seen
+    return score, frames_seen, outcomes
 
 
 def main(argv=None):
@@ -69,16 +94,20 @@ def main(argv=None):
     model = load_for_flag(args.saved_seg_model_dir, UNet, "--saved_seg_model_dir", device).eval()
     results, total = {}, SegmentationScore()
     for split in splits:
-        score, n = score_all_frames(model, real, split, device, args.batch_size, args.visualize, also=total)
-        results[f"real {split}"] = {"jaccard": score.compute(), "frames": n}
+        score, n, outcomes = score_all_frames(model, real, split, device, args.batch_size, args.visualize, also=total)
+        results[f"real {split}"] = {"jaccard": score.compute(), "frames": n, "objects": dict(outcomes)}
     results["real, all labeled frames"] = {"jaccard": total.compute(),
                                            "frames": sum(r["frames"] for r in results.values())}
     if args.synthetic_root:
-        score, n = score_all_frames(model, args.synthetic_root, "val", device, args.batch_size)
-        results["synthetic val"] = {"jaccard": score.compute(), "frames": n}
+        score, n, outcomes = score_all_frames(model, args.synthetic_root, "val", device, args.batch_size)
+        results["synthetic val"] = {"jaccard": score.compute(), "frames": n, "objects": dict(outcomes)}
     print(f"U-Net {args.saved_seg_model_dir}, every frame segmented (vote and crop refinement included):")
     for name, r in results.items():
         print(f"  {name:<26} Jaccard {r['jaccard']:.4f}  ({r['frames']} frames)")
+        if "objects" in r:
+            objects = r["objects"]
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(objects.items(), key=lambda kv: -kv[1]))
+            print(f"  {'':<26} objects by their majority class: {counts} (of {sum(objects.values())})")
     return results
 
 

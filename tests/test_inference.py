@@ -17,20 +17,10 @@ from Unets import inference_hidden_without_reconstructor as hidden_script
 from Unets import inference_val_without_reconstructor as val_script
 from Unets import training
 from Unets.inference import OutputPathError, check_submission, predict, segment, video_loader
-from Unets.training import CheckpointError, atomic_save, make_checkpoint
+from Unets.training import CheckpointError
 from Unets.unet import UNet
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def unet_ckpt(tmp_path_factory) -> Path:
-    """An (untrained) U-Net checkpoint as train.py writes it; its predictions are deterministic."""
-    torch.manual_seed(0)
-    model = UNet(base_channels=4)
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    atomic_save(make_checkpoint(model, torch.optim.AdamW(model.parameters()), None, 1, 0.0, {"base_channels": 4}), path)
-    return path
 
 
 def expected_frame11_predictions(root, split, ckpt):

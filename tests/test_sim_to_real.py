@@ -7,21 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from Unets.training import atomic_save, make_checkpoint
-from Unets.unet import UNet
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "sim_to_real.py"
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real_samples" / "Dataset_Student"
-
-
-@pytest.fixture(scope="module")
-def unet_ckpt(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = UNet(base_channels=4)
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    atomic_save(make_checkpoint(model, torch.optim.AdamW(model.parameters()), None, 1, 0.0, {"base_channels": 4}), path)
-    return path
 
 
 def load_script():
@@ -39,7 +28,22 @@ def test_scores_all_132_real_frames_and_a_synthetic_val(unet_ckpt, tiny_root, tm
     assert results["real, all labeled frames"]["frames"] == 132
     assert results["synthetic val"]["frames"] == 2 * 22
     assert all(0.0 <= r["jaccard"] <= 1.0 for r in results.values())
+    # every object of every frame gets one outcome: 4.5 objects a frame over 66 frames
+    assert 250 < sum(results["real val"]["objects"].values()) < 350
     assert len(list((tmp_path / "grids").glob("*.png"))) == 6  # frames 1, 11, 22 of one video per split
+
+
+def test_object_outcomes_name_what_is_wrong():
+    from data.classes import class_id
+    truth = torch.zeros(1, 10, 10, dtype=torch.uint8)
+    truth[0, :2] = class_id("cube", "metal", "red")
+    truth[0, 2:4] = class_id("sphere", "rubber", "blue")
+    truth[0, 4:6] = class_id("cylinder", "metal", "green")
+    pred = truth.clone()
+    pred[0, 2:4] = class_id("sphere", "metal", "blue")
+    pred[0, 4:6] = 0
+    outcomes = load_script().object_outcomes(pred, truth)
+    assert outcomes == {"right": 1, "material": 1, "background": 1}
 
 
 def test_a_root_without_labeled_videos_is_a_one_line_error(unet_ckpt, tmp_path):
