@@ -27,6 +27,8 @@ FAR_LIMIT = 40.0  # a body this far from the origin never comes back into view: 
 
 def _import_pybullet():
     """pybullet writes its build time to stderr on import; keep the scripts' output clean."""
+    if "pybullet" in sys.modules:  # imported already: nothing to hide
+        return sys.modules["pybullet"]
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)

@@ -44,17 +44,18 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_COLOR_TYPES = {0: "L", 2: "RGB", 3: "P", 4: "LA", 6: "RGBA"}
 
 
-def check_png_header(path) -> None:
-    """Check a frame file by its content, not its name: the PNG signature, then the IHDR chunk's size, bit
-    depth and color type (a 16-bit RGB PNG decodes as RGB, one level off, so the mode alone is not enough)."""
-    path = Path(path)
+def _open_frame(path):
+    """The frame file opened for reading, with the path and the fix when it cannot be."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(26)  # signature (8), IHDR length (4) and type (4), width, height (4 + 4), depth, color type
+        return open(path, "rb")
     except FileNotFoundError:
         raise FileNotFoundError(f"missing frame: {path}") from None
     except OSError as e:
         raise DatasetFormatError(f"unreadable PNG {path}: {e.strerror or e}") from None
+
+
+def _check_png_head(head: bytes, path) -> None:
+    """The checks of check_png_header on a file's first 26 bytes."""
     if head[:8] != PNG_SIGNATURE:
         kind = "JPEG data" if head[:3] == b"\xff\xd8\xff" else "not PNG data"
         raise DatasetFormatError(f"unreadable PNG {path}: {kind}; frames must be 8-bit RGB PNGs (convert it)")
@@ -69,21 +70,34 @@ def check_png_header(path) -> None:
                                  f"({depth}-bit), expected 8-bit RGB (convert it)")
 
 
-def read_frame(path) -> np.ndarray:
-    """One frame as (H, W, 3) uint8, after checking it is a 240x160 8-bit RGB PNG (check_png_header)."""
+# signature (8), IHDR length (4) and type (4), width, height (4 + 4), bit depth, color type
+_PNG_HEAD = 26
+
+
+def check_png_header(path) -> None:
+    """Check a frame file by its content, not its name: the PNG signature, then the IHDR chunk's size, bit
+    depth and color type (a 16-bit RGB PNG decodes as RGB, one level off, so the mode alone is not enough)."""
     path = Path(path)
-    check_png_header(path)
-    try:
-        with Image.open(path) as im:
-            if im.format != "PNG" or im.mode != "RGB" or im.size != (WIDTH, HEIGHT):  # the header said otherwise
-                raise DatasetFormatError(f"{path}: decodes as {im.format} {im.mode} {im.size}, expected an 8-bit RGB PNG")
-            return np.asarray(im.convert("RGB"))  # convert() forces the decode inside the try
-    except FileNotFoundError:
-        raise FileNotFoundError(f"missing frame: {path}") from None
-    except DatasetFormatError:
-        raise
-    except (OSError, SyntaxError, ValueError) as e:
-        raise DatasetFormatError(f"unreadable PNG {path}: {e}") from None
+    with _open_frame(path) as f:
+        _check_png_head(f.read(_PNG_HEAD), path)
+
+
+def read_frame(path) -> np.ndarray:
+    """One frame as (H, W, 3) uint8, after checking it is a 240x160 8-bit RGB PNG (check_png_header's checks,
+    on the same open file: the header is read once, not opened twice)."""
+    path = Path(path)
+    with _open_frame(path) as f:
+        _check_png_head(f.read(_PNG_HEAD), path)
+        f.seek(0)
+        try:
+            with Image.open(f) as im:
+                if im.format != "PNG" or im.mode != "RGB" or im.size != (WIDTH, HEIGHT):  # the header said otherwise
+                    raise DatasetFormatError(f"{path}: decodes as {im.format} {im.mode} {im.size}, expected an 8-bit RGB PNG")
+                return np.asarray(im.convert("RGB"))  # convert() forces the decode inside the try
+        except DatasetFormatError:
+            raise
+        except (OSError, SyntaxError, ValueError) as e:
+            raise DatasetFormatError(f"unreadable PNG {path}: {e}") from None
 
 
 def open_mask(path, num_frames: int = NUM_FRAMES) -> np.ndarray:
