@@ -1,0 +1,25 @@
+"""Write a submission with the learned object dynamics: the U-Net segments frames 1-11 of every hidden
+video, each object is rolled forward to frame 22 by the dynamics model and painted.
+
+    python Unets/inference_hidden_with_dynamics.py --root_dir Dataset_Student \
+        --saved_seg_model_dir U/best.pt --saved_dynamics_model_dir DYN/best.pt --output submission.pt
+
+The submission is a uint8 tensor (hidden videos, 160, 240), rows in numeric video order, checked
+and then written atomically; an unwritable --output fails before any inference.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from forecasting.predict_dynamics import add_dynamics_args, build_dynamics_predictor  # noqa: E402
+from Unets.inference import hidden_main  # noqa: E402
+from Unets.training import run_cli  # noqa: E402
+
+
+def main(argv=None):
+    return hidden_main(build_dynamics_predictor, __doc__.split("\n\n")[0], argv, add_args=add_dynamics_args)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,25 @@
+"""Score the learned object dynamics on val: the U-Net segments frames 1-11, each object is rolled forward
+to frame 22 by the dynamics model and painted.
+
+    python Unets/inference_val_with_dynamics.py --root_dir Dataset_Student \
+        --saved_seg_model_dir U/best.pt --saved_dynamics_model_dir DYN/best.pt
+
+Prints `Jaccard: 0.xxxx` (the competition's dataset-level score of frame 22) and the per-class IoU
+table; --visualize DIR draws frame 11 | prediction | true frame 22 for a few videos.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from forecasting.predict_dynamics import add_dynamics_args, build_dynamics_predictor  # noqa: E402
+from Unets.inference import val_main  # noqa: E402
+from Unets.training import run_cli  # noqa: E402
+
+
+def main(argv=None) -> float:
+    return val_main(build_dynamics_predictor, __doc__.split("\n\n")[0], argv, add_args=add_dynamics_args)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,327 @@
+"""Learned object dynamics: the objects of frames 1-11 rolled forward to frame 22, then painted.
+
+From a video's masks of frames 1-11 (the U-Net's, or true ones), each object becomes a track
+(forecasting/tracks.py). A recurrent interaction network reads the tracks frame by frame, then rolls
+every object forward one frame at a time for frames 12-22 on its own predictions:
+
+    per object i and frame:  x_i = encode(position, velocity, size, edge flags) + embed(shape, material)
+                             m_i = sum over the other objects j of pair(h_i, h_j, p_j - p_i, v_j - v_i, sizes)
+                             h_i = GRU([x_i, m_i], h_i)
+    after frame 11 also:     v_i += dv(h_i);  p_i += v_i;  log size_i += ds(h_i);  visible_i = sigmoid(vis(h_i))
+
+so an object keeps its velocity unless the network changes it (friction, a hit from the object beside
+it, the camera's perspective). The frame-22 mask is each frame-11 object's pixels moved by its predicted
+move and scaled by its predicted size ratio, painted back to front (the motion model's painting), and
+objects predicted to have left the view left out. Objects that were seen in frames 1-10 but not in
+frame 11 take part in the interactions but are not painted (there is no frame-11 shape to move).
+"""
+import numpy as np
+import torch
+from torch import nn
+
+from data.classes import BACKGROUND
+from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES
+from data.motion import _objects, _paint_order, paint
+from forecasting.tracks import MAX_OBJECTS, class_features, extract_tracks
+
+FUTURE_STEPS = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12..22
+POS_SCALE = 100.0  # pixels per unit of the network's position inputs
+VEL_SCALE = 10.0  # pixels per frame per unit of its velocity inputs and outputs
+SIZE_SCALE = 30.0  # pixels per unit of the square root of an object's area
+NUM_FEATURES = 10  # per object and frame: present, row, column, velocity (2), size, four edge flags
+NUM_STATIC = 5  # one-hot shape (3) and material (2)
+
+
+# ---------------------------------------------------------------- tracks -> tensors
+
+
+def _frame_features(present, centroid, velocity, area, cut, height: int, width: int) -> np.ndarray:
+    """(..., NUM_FEATURES) float32 of one frame's objects (arrays (..., N[, k])); zero where absent."""
+    f = np.concatenate([present[..., None], centroid[..., :1] / height, centroid[..., 1:] / width,
+                        velocity / VEL_SCALE, np.sqrt(area)[..., None] / SIZE_SCALE, cut], -1).astype(np.float32)
+    return np.where(present[..., None], f, 0)
+
+
+def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None) -> dict:
+    """One video's masks (T, H, W) -> the model's inputs (and, when T covers frame 22, its targets), as tensors
+    with num_slots object slots (padding: exists False):
+
+    inputs:  obs (11, S, F) per-frame features of frames 1-11; static (S, 5); exists (S,) a real object;
+             paintable (S,) present in frame 11; start_pos (S, 2) its frame-11 centroid (its last seen one
+             if absent from frame 11); start_vel (S, 2) its frame-11 velocity; start_size (S,) log of the
+             square root of its area; classes (S,) class ids (0 for padding); half (S, 2) half its box.
+    targets: move (11, S, 2) the move from frame 11 to each of frames 12-22 (tracks.shift); move_ok (11, S);
+             log_scale (11, S) the log of the size ratio to frame 11, scale_ok (11, S) where the object is
+             whole in both; visible (11, S) present in the frame.
+    """
+    masks = np.asarray(masks.cpu() if hasattr(masks, "cpu") else masks)
+    with_targets = masks.shape[0] >= NUM_FRAMES if with_targets is None else with_targets
+    # Objects are those of the input frames: one that enters later cannot be known at inference.
+    inputs = extract_tracks(masks[:NUM_INPUT_FRAMES], max_objects=num_slots)
+    n, S, T = len(inputs), num_slots, NUM_INPUT_FRAMES
+    H, W = inputs.height, inputs.width
+    last = LAST_INPUT_INDEX
+
+    obs = np.zeros((T, S, NUM_FEATURES), np.float32)
+    obs[:, :n] = _frame_features(inputs.present, inputs.centroid, inputs.velocity, inputs.area, inputs.cut, H, W)
+    seen = inputs.present.any(0)
+    # last frame each object was seen in (frame 11 for those present there)
+    last_seen = T - 1 - np.argmax(inputs.present[::-1], axis=0) if n else np.zeros(0, np.int64)
+    idx = np.arange(n)
+    sample = {
+        "obs": obs,
+        "static": np.zeros((S, NUM_STATIC), np.float32),
+        "exists": np.zeros(S, bool),
+        "paintable": np.zeros(S, bool),
+        "start_pos": np.zeros((S, 2), np.float32),
+        "start_vel": np.zeros((S, 2), np.float32),
+        "start_size": np.zeros(S, np.float32),
+        "half": np.zeros((S, 2), np.float32),
+        "classes": np.zeros(S, np.int64),
+    }
+    sample["static"][:n] = class_features(inputs.classes)
+    sample["exists"][:n] = seen
+    sample["paintable"][:n] = inputs.present[last]
+    sample["start_pos"][:n] = inputs.centroid[last_seen, idx]
+    sample["start_vel"][:n] = np.where(inputs.present[last][:, None], inputs.velocity[last], 0)
+    sample["start_size"][:n] = np.log(np.sqrt(np.maximum(inputs.area[last_seen, idx], 1)))
+    box = inputs.box[last_seen, idx]
+    sample["half"][:n] = (box[:, 2:] - box[:, :2] + 1) / 2
+    sample["classes"][:n] = inputs.classes
+    if with_targets:
+        whole = extract_tracks(masks[:NUM_FRAMES], max_objects=10 * num_slots)  # every object of all 22 frames
+        slot = {int(c): k for k, c in enumerate(whole.classes)}
+        rows = np.array([slot[int(c)] for c in inputs.classes], np.int64)  # each input object in the whole video
+        move = np.zeros((FUTURE_STEPS, S, 2), np.float32)
+        move_ok = np.zeros((FUTURE_STEPS, S), bool)
+        log_scale = np.zeros((FUTURE_STEPS, S), np.float32)
+        scale_ok = np.zeros((FUTURE_STEPS, S), bool)
+        visible = np.zeros((FUTURE_STEPS, S), np.float32)
+        for k in range(FUTURE_STEPS):
+            t = NUM_INPUT_FRAMES + k
+            m, ok = whole.shift(last, t)
+            move[k, :n], move_ok[k, :n] = m[rows], ok[rows]
+            whole_both = whole.whole(last)[rows] & whole.whole(t)[rows]
+            ratio = np.sqrt(np.maximum(whole.area[t][rows], 1) / np.maximum(whole.area[last][rows], 1))
+            log_scale[k, :n], scale_ok[k, :n] = np.where(whole_both, np.log(ratio), 0), whole_both
+            visible[k, :n] = whole.present[t][rows]
+        sample.update(move=move, move_ok=move_ok, log_scale=log_scale, scale_ok=scale_ok, visible=visible)
+    return {k: torch.from_numpy(v) for k, v in sample.items()}
+
+
+def flip_sample(sample: dict, width: int) -> dict:
+    """The sample of the left-right mirrored video: columns mirrored, column velocities and moves negated,
+    the left and right edge flags swapped."""
+    out = dict(sample)
+    obs = sample["obs"].clone()
+    present = obs[..., 0] > 0
+    obs[..., 2] = torch.where(present, (width - 1) / width - obs[..., 2], 0)
+    obs[..., 4] = -obs[..., 4]
+    obs[..., [7, 9]] = obs[..., [9, 7]]  # edge flags (top, left, bottom, right) start at feature 6
+    out["obs"] = obs
+    exists = sample["exists"]
+    pos = sample["start_pos"].clone()
+    pos[:, 1] = torch.where(exists, width - 1 - pos[:, 1], 0)
+    out["start_pos"] = pos
+    out["start_vel"] = sample["start_vel"] * torch.tensor([1.0, -1.0])
+    if "move" in sample:
+        out["move"] = sample["move"] * torch.tensor([1.0, -1.0])
+    return out
+
+
+# ---------------------------------------------------------------- the model
+
+
+PER_FRAME = ("obs", "move", "move_ok", "log_scale", "scale_ok", "visible")  # (B, T, S, ...); the rest (B, S, ...)
+
+
+def _take_slots(batch: dict, n: int) -> dict:
+    return {k: v.narrow(2 if k in PER_FRAME else 1, 0, n) for k, v in batch.items()}
+
+
+def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, n_hidden), nn.SiLU(), nn.Linear(n_hidden, n_out))
+
+
+class ObjectDynamics(nn.Module):
+    """A recurrent interaction network over a video's objects (see the module docstring).
+
+    forward(sample batch) -> {"move": (B, 11, S, 2) pixels moved since frame 11, "log_scale": (B, 11, S),
+    "visible": (B, 11, S) logits}, for frames 12..22. `teacher` (a batch with targets) and teacher_prob:
+    with that probability per video and step, the next step starts from the true state instead of the
+    predicted one (scheduled sampling; 0: the model rolls out on its own predictions, as at inference).
+    """
+
+    NAME = "dynamics"
+
+    def __init__(self, hidden: int = 96, message: int = 96, height: int = 160, width: int = 240):
+        super().__init__()
+        if hidden < 1 or message < 1:
+            raise ValueError(f"hidden and message must be >= 1, got {hidden}, {message}")
+        self.config = {"hidden": hidden, "message": message, "height": height, "width": width}
+        self.hidden, self.height, self.width = hidden, height, width
+        self.encode = _mlp(NUM_FEATURES, hidden, hidden)
+        self.embed = nn.Linear(NUM_STATIC, hidden)
+        self.pair = _mlp(2 * hidden + 7, message, message)
+        self.cell = nn.GRUCell(hidden + message, hidden)
+        self.head = _mlp(hidden, hidden, 4)  # velocity change (2), log size change, visible logit
+        nn.init.zeros_(self.head[-1].weight)  # starts as constant velocity: nothing changes until it learns
+        nn.init.zeros_(self.head[-1].bias)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ObjectDynamics":
+        return cls(**config)
+
+    def _messages(self, h, pos, vel, size, alive):
+        """Sum over the other live objects j of pair(h_i, h_j, relative position, distance, relative velocity,
+        sizes): (B, S, message). h (B, S, hidden); pos, vel (B, S, 2) pixels; size (B, S) log; alive (B, S).
+
+        pair is Linear -> SiLU -> Linear. Its first layer is split by input (own state, other's state, the pair's
+        geometry) so each state goes through it once per object, not once per pair; its second layer is linear,
+        so it is applied once to the sum over j rather than to every pair."""
+        B, S, _ = h.shape
+        hid = self.hidden
+        first, second = self.pair[0], self.pair[2]
+        w_own, w_other, w_geo = first.weight[:, :hid], first.weight[:, hid:2 * hid], first.weight[:, 2 * hid:]
+        rel = (pos[:, None, :, :] - pos[:, :, None, :]) / POS_SCALE  # (B, S, S, 2): from i (dim 1) to j (dim 2)
+        dist = rel.norm(dim=-1, keepdim=True)
+        rel_v = (vel[:, None, :, :] - vel[:, :, None, :]) / VEL_SCALE
+        s = torch.exp(size) / SIZE_SCALE
+        geo = torch.cat([rel, dist, rel_v, s[:, :, None, None].expand(B, S, S, 1), s[:, None, :, None].expand(B, S, S, 1)], -1)
+        z = (h @ w_own.T)[:, :, None] + (h @ w_other.T)[:, None, :] + geo @ w_geo.T + first.bias  # (B, S, S, message)
+        weight = (alive[:, :, None] & alive[:, None, :] & ~torch.eye(S, dtype=torch.bool, device=h.device)).to(h.dtype)
+        summed = (self.pair[1](z) * weight[..., None]).sum(2)  # (B, S, message)
+        return summed @ second.weight.T + weight.sum(2, keepdim=True) * second.bias
+
+    def _step(self, h, features, static, pos, vel, size, alive):
+        x = self.encode(features) + static
+        m = self._messages(h, pos, vel, size, alive)
+        B, S, _ = h.shape
+        new = self.cell(torch.cat([x, m], -1).flatten(0, 1), h.flatten(0, 1)).view(B, S, -1)
+        return torch.where(alive[..., None], new, h)
+
+    def _features(self, pos, vel, size, half):
+        """Per-object features (B, S, F) of a predicted frame: present, position, velocity, size, and the edges
+        its box (half extents scaled with its size) would touch."""
+        H, W = self.height, self.width
+        area_root = torch.exp(size)
+        lo, hi = pos - half, pos + half
+        cut = torch.stack([lo[..., 0] <= 0, lo[..., 1] <= 0, hi[..., 0] >= H - 1, hi[..., 1] >= W - 1], -1)
+        return torch.cat([torch.ones_like(size)[..., None], pos[..., :1] / H, pos[..., 1:] / W, vel / VEL_SCALE,
+                          area_root[..., None] / SIZE_SCALE, cut.to(pos.dtype)], -1)
+
+    def forward(self, batch: dict, teacher: dict = None, teacher_prob: float = 0.0) -> dict:
+        # Objects fill the first slots: run on as many slots as the fullest video of the batch needs, then pad
+        # the outputs back to the batch's slots.
+        S = batch["exists"].shape[1]
+        n = max(int(batch["exists"].any(0).nonzero().max()) + 1 if bool(batch["exists"].any()) else 1, 1)
+        out = self._rollout(_take_slots(batch, n), None if teacher is None else _take_slots(teacher, n), teacher_prob)
+        return {"move": nn.functional.pad(out["move"], (0, 0, 0, S - n)),
+                "log_scale": nn.functional.pad(out["log_scale"], (0, S - n)),
+                "visible": nn.functional.pad(out["visible"], (0, S - n))}
+
+    def _rollout(self, batch: dict, teacher: dict, teacher_prob: float) -> dict:
+        obs = batch["obs"].float()  # (B, 11, S, F)
+        B, T, S, _ = obs.shape
+        exists = batch["exists"]
+        static = self.embed(batch["static"].float())
+        h = obs.new_zeros(B, S, self.hidden)
+        for t in range(T):  # read frames 1-11
+            present = obs[:, t, :, 0] > 0
+            pos = torch.stack([obs[:, t, :, 1] * self.height, obs[:, t, :, 2] * self.width], -1)
+            vel, size = obs[:, t, :, 3:5] * VEL_SCALE, torch.log(obs[:, t, :, 5] * SIZE_SCALE + 1e-6)
+            h = self._step(h, obs[:, t], static, pos, vel, size, present)
+
+        start_pos, start_size = batch["start_pos"].float(), batch["start_size"].float()
+        pos, vel, size, half = start_pos, batch["start_vel"].float(), start_size, batch["half"].float()
+        moves, scales, visible = [], [], []
+        for k in range(FUTURE_STEPS):
+            out = self.head(h)  # (B, S, 4): the change from this frame to the next
+            vel = vel + out[..., :2] * VEL_SCALE
+            pos = pos + vel
+            size = size + out[..., 2] / 10
+            moves.append(pos - start_pos)
+            scales.append(size - start_size)
+            visible.append(out[..., 3])
+            if teacher is not None and teacher_prob > 0:
+                use = (torch.rand(B, 1, device=obs.device) < teacher_prob) & teacher["move_ok"][:, k]  # (B, S)
+                true_pos = start_pos + teacher["move"][:, k]
+                before = teacher["move"][:, k - 1] if k else torch.zeros_like(start_pos)
+                before_ok = teacher["move_ok"][:, k - 1] if k else torch.ones_like(use)
+                true_vel = torch.where((use & before_ok)[..., None], teacher["move"][:, k] - before, vel)
+                pos = torch.where(use[..., None], true_pos, pos)
+                vel = torch.where(use[..., None], true_vel, vel)
+                true_size = start_size + teacher["log_scale"][:, k]
+                size = torch.where(use & teacher["scale_ok"][:, k], true_size, size)
+            if k + 1 < FUTURE_STEPS:
+                features = self._features(pos, vel, size, half * torch.exp(size - start_size)[..., None])
+                h = self._step(h, features, static, pos, vel, size, exists)
+        return {"move": torch.stack(moves, 1), "log_scale": torch.stack(scales, 1), "visible": torch.stack(visible, 1)}
+
+
+# ---------------------------------------------------------------- loss
+
+
+def _mean_per_video(err: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Each video's weighted mean of err over its entries (B, ...), then the mean over videos: a video's share
+    does not depend on the batch it is in, so N processes x batch b train exactly like 1 x N*b."""
+    dims = tuple(range(1, err.dim()))
+    return ((err * weight).sum(dims) / weight.sum(dims).clamp(min=1e-6)).mean()
+
+
+def dynamics_loss(pred: dict, batch: dict, final_weight: float = 2.0, move_scale: float = 5.0) -> torch.Tensor:
+    """Huber loss of the moves (in units of move_scale pixels) over frames 12-22, frame 22 weighted
+    1 + final_weight (it is the one scored), plus the L1 loss of the log size ratios, plus the binary
+    cross-entropy of visibility; each is averaged over a video's entries that have a target, then over videos."""
+    weight = torch.ones(FUTURE_STEPS, device=pred["move"].device)
+    weight[-1] += final_weight
+    err = nn.functional.huber_loss(pred["move"].float() / move_scale, batch["move"] / move_scale, reduction="none")
+    move_loss = _mean_per_video(err.sum(-1), batch["move_ok"].float() * weight[None, :, None])
+    scale_loss = _mean_per_video((pred["log_scale"].float() - batch["log_scale"]).abs(), batch["scale_ok"].float())
+    seen = (batch["paintable"][:, None, :] & torch.ones_like(batch["move_ok"])).float()
+    vis = nn.functional.binary_cross_entropy_with_logits(pred["visible"].float(), batch["visible"], reduction="none")
+    return move_loss + 10 * scale_loss + 0.1 * _mean_per_video(vis, seen)
+
+
+# ---------------------------------------------------------------- painting
+
+
+def paint_frame(masks, move, log_scale, visible, classes, drop_invisible: bool = True) -> torch.Tensor:
+    """The frame-22 mask (H, W) from a video's masks (>= 2, H, W) (its frame 11 last) and the model's frame-22
+    outputs for its slots: move (S, 2) pixels, log_scale (S,), visible (S,) logits, classes (S,) the slots'
+    class ids. Each frame-11 object is moved and scaled about its centroid, painted back to front; one
+    without a slot (too small to track) stays where it is; one predicted to have left the view is dropped."""
+    masks = torch.as_tensor(masks)
+    objects = _objects(masks[-2:])
+    slot = {int(c): k for k, c in enumerate(classes.tolist()) if c != BACKGROUND}
+    kept, moves = [], []
+    for obj in objects:
+        k = slot.get(obj[0])
+        if k is None:
+            kept.append(obj)
+            moves.append(None)
+            continue
+        if drop_invisible and float(visible[k]) < 0:
+            continue
+        kept.append(obj)
+        moves.append((obj[3] + move[k].float().cpu(), float(torch.exp(log_scale[k]).clamp(1 / 3, 3))))
+    out = torch.full(masks.shape[-2:], BACKGROUND, dtype=masks.dtype)
+    return paint(_paint_order(kept, [moves])[0], out)
+
+
+def collate(samples: list) -> dict:
+    return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+
+
+@torch.no_grad()
+def predict_masks(model: ObjectDynamics, masks: torch.Tensor, drop_invisible: bool = True) -> torch.Tensor:
+    """masks (B, >= 11, H, W) of frames 1-11 (frames beyond 11 ignored) -> (B, H, W) frame-22 class ids, CPU."""
+    model.eval()
+    masks = torch.as_tensor(masks).cpu()[:, :NUM_INPUT_FRAMES]
+    device = next(model.parameters()).device
+    batch = collate([track_sample(m, with_targets=False) for m in masks])
+    out = model({k: v.to(device) for k, v in batch.items()})
+    last = FUTURE_STEPS - 1
+    return torch.stack([paint_frame(m, out["move"][b, last].cpu(), out["log_scale"][b, last].cpu(),
+                                    out["visible"][b, last].cpu(), batch["classes"][b], drop_invisible)
+                        for b, m in enumerate(masks)])

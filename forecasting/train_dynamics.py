@@ -1,0 +1,161 @@
+"""Train the learned object dynamics: tracks of frames 1-11 -> each object's move, size and visibility in 12-22.
+
+    python scripts/make_pseudo_labels.py --root_dir D --saved_seg_model_dir U/best.pt --split unlabeled --out P
+    python forecasting/train_dynamics.py --root_dir D --pseudo_labels P --saved_seg_model_dir U/best.pt \
+        --checkpoint_dir checkpoints/dynamics
+    ... --resume                                              # continue from last.pt
+    torchrun --nproc_per_node=2 forecasting/train_dynamics.py ...   # DDP, --batch_size per process
+
+Training videos: the unlabeled split's pseudo-labels (P/unlabeled, all 22 frames segmented by the U-Net)
+plus the train split's true masks, each turned once into object tracks (forecasting/tracks.py) held in
+memory. Validation: the val split as inference sees it, the U-Net's masks of frames 1-11 (segmented
+once into P/val) as inputs, each frame-11 object moved and painted, scored against the true mask of
+frame 22 with the competition's metric; best.pt keeps the best val Jaccard.
+Loss (forecasting/dynamics.py: dynamics_loss): the moves of frames 12-22 (frame 22 weighted up), size
+ratios and visibility. The rollout runs on the model's own predictions; --teacher_prob feeds it the true
+state instead with that probability per video and step (scheduled sampling). Random left-right flips;
+AdamW with warm-up and cosine decay per batch; gradient clipping.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+from torch.utils.data import ConcatDataset, Dataset  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from data.format import LAST_INPUT_INDEX, WIDTH  # noqa: E402
+from data.metric import SegmentationScore  # noqa: E402
+from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
+from data.readers import add_exclude_args, read_exclusions  # noqa: E402
+from forecasting.dynamics import ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample  # noqa: E402,E501
+from SSL_convLSTM_Reconstructor.train_forecaster import ValInputs  # noqa: E402
+from Unets.inference import prepare_val_inputs  # noqa: E402
+from Unets.training import (  # noqa: E402
+    add_run_args, fit, prepare_optimization, print0, run_cli, sample_rng, setup_distributed, start_run,
+    teardown_distributed, unwrap, wrap_ddp,
+)
+
+MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "seed",
+                        "teacher_prob", "final_weight", "unlabeled_videos", "train_videos", "exclude_videos")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--root_dir", default="Dataset_Student", help="dataset root holding train/ and val/")
+    p.add_argument("--pseudo_labels", default="checkpoints/pseudo_labels",
+                   help="pseudo-label folder (scripts/make_pseudo_labels.py --out): reads DIR/unlabeled, writes DIR/val")
+    p.add_argument("--saved_seg_model_dir", default="checkpoints/unet/best.pt",
+                   help="U-Net checkpoint that segments the val inputs (frames 1-11), once, into PSEUDO_LABELS/val")
+    p.add_argument("--unlabeled_videos", type=int, default=-1,
+                   help="pseudo-labelled videos to train on: the first N (-1: all, 0: none, the train split alone)")
+    p.add_argument("--train_videos", type=int, default=-1, help="train-split videos (true masks) to train on (-1: all, 0: none)")
+    p.add_argument("--val_videos", type=int, default=0, help="score the first N val videos only (0: all, the honest score)")
+    p.add_argument("--epochs", type=int, default=60, help="passes over the training videos")
+    p.add_argument("--batch_size", type=int, default=16, help="videos per step and per process (global = nproc x this)")
+    p.add_argument("--learning_rate", type=float, default=2e-3, help="peak learning rate (after warm-up; cosine decay to 1%% of it)")
+    p.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
+    p.add_argument("--grad_clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
+    p.add_argument("--teacher_prob", type=float, default=0.0,
+                   help="probability per video and future step of continuing from the true state instead of the "
+                        "predicted one (scheduled sampling; 0: always its own rollout, as at inference)")
+    p.add_argument("--final_weight", type=float, default=2.0, help="extra weight of frame 22's moves in the loss")
+    p.add_argument("--hidden", type=int, default=96, help="width of each object's recurrent state")
+    p.add_argument("--message", type=int, default=96, help="width of the messages between two objects")
+    add_exclude_args(p)
+    add_run_args(p, checkpoint_default="checkpoints/dynamics")
+    p.set_defaults(num_workers=0)  # tracks are held in memory: workers would only copy them
+    args = p.parse_args(argv)
+    for name in ("epochs", "batch_size", "hidden", "message"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1")
+    if args.learning_rate <= 0 or args.val_videos < 0 or args.grad_clip < 0 or args.final_weight < 0:
+        p.error("--learning_rate must be > 0; --val_videos, --grad_clip and --final_weight >= 0")
+    if args.unlabeled_videos < -1 or args.train_videos < -1 or args.unlabeled_videos == args.train_videos == 0:
+        p.error("--unlabeled_videos and --train_videos are -1 (all) or >= 0, and not both 0")
+    if not 0 <= args.teacher_prob <= 1:
+        p.error("--teacher_prob is in [0, 1]")
+    return args
+
+
+class TrackSamples(Dataset):
+    """Mask videos (items {"masks": (22, H, W)}) turned once into track samples (forecasting/dynamics.py:
+    track_sample), each mirrored left-right with probability 1/2 per epoch (sample_rng: the same flips
+    whatever the processes or resumes)."""
+
+    def __init__(self, videos: Dataset, seed: int, desc: str = "tracks", show: bool = True):
+        self.samples = [track_sample(videos[i]["masks"]) for i in tqdm(range(len(videos)), desc=desc, disable=not show,
+                                                                       dynamic_ncols=True)]
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict:
+        flip = sample_rng(self.seed, self.epoch, i).random() < 0.5
+        return flip_sample(self.samples[i], WIDTH) if flip else self.samples[i]
+
+
+def training_videos(args, exclude, show: bool) -> Dataset:
+    parts = []
+    if args.unlabeled_videos != 0:
+        parts.append(TrackSamples(StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir,
+                                                   max(args.unlabeled_videos, 0), exclude=exclude),
+                                  args.seed, "tracks of pseudo-labels", show))
+    if args.train_videos != 0:
+        parts.append(TrackSamples(TrueMaskVideos(args.root_dir, "train", max(args.train_videos, 0), exclude=exclude),
+                                  args.seed, "tracks of train masks", show))
+    return ConcatDataset(parts) if len(parts) > 1 else parts[0]
+
+
+def score_masks(model, loader, device, show: bool = True) -> dict:
+    """The model's and the copy's val Jaccard from (frames 1-11 masks (B, 11, H, W), true frame 22 (B, H, W))."""
+    score, copy = SegmentationScore(device), SegmentationScore(device)
+    for inputs, truth in tqdm(loader, desc="val", disable=not show, leave=False, dynamic_ncols=True):
+        truth = truth.to(device)
+        score.update(predict_masks(model, inputs).to(device), truth)
+        copy.update(inputs[:, LAST_INPUT_INDEX].to(device), truth)
+    return {"val_jaccard": score.compute(), "val_copy_jaccard": copy.compute()}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
+    ctx = setup_distributed(args.device)
+    try:
+        run_args = start_run(args, ctx)
+        if ctx.is_main:
+            prepare_val_inputs(args.root_dir, args.pseudo_labels, args.saved_seg_model_dir, ctx.device,
+                               print_fn=lambda m: print0(m, ctx=ctx), exclude=exclude)
+        if ctx.distributed:
+            dist.barrier()
+        train_set = training_videos(args, exclude, show=ctx.is_main)
+        val_set = ValInputs(args.root_dir, args.pseudo_labels, args.val_videos, exclude)
+        model = ObjectDynamics(hidden=args.hidden, message=args.message).to(ctx.device)
+        print0(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.3f}M parameters, {model.config}; "
+               f"{len(train_set)} training videos, {len(val_set)} val videos ({val_set.truth.describe()})", ctx=ctx)
+        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set, MUST_MATCH_ON_RESUME,
+                                     unit="training videos")
+
+        def compute_loss(model, batch):
+            batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
+            pred = model(batch, teacher=batch if unwrap(model).training else None, teacher_prob=args.teacher_prob)
+            return dynamics_loss(pred, batch, final_weight=args.final_weight), len(batch["obs"])
+
+        def validate(model):
+            return score_masks(model, setup.val_loader, ctx.device, show=ctx.is_main)
+
+        return fit(setup, wrap_ddp(model, ctx), compute_loss, validate, ctx, epochs=args.epochs, args=run_args,
+                   grad_clip=args.grad_clip, score_name="val_jaccard", val_every=args.val_every)
+    finally:
+        teardown_distributed(ctx)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,219 @@
+"""The learned object dynamics: tracks from masks (edges, objects that appear or vanish), the model's rollout and
+painting, a few steps lowering the loss, and its train and inference scripts (resume after a kill, torchrun with
+2 processes matching 1, the submission)."""
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from data.pseudo_labels import label_split
+from forecasting import train_dynamics
+from forecasting.dynamics import (
+    FUTURE_STEPS, ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample,
+)
+from forecasting.tracks import extract_tracks
+from Unets import inference_hidden_with_dynamics, inference_val_with_dynamics
+from Unets.inference import segment
+from Unets.training import CheckpointError, ResumeError, load_model
+from Unets.unet import UNet
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "forecasting" / "train_dynamics.py"
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+H, W = 160, 240
+
+
+def square_video(T, cls, top_left, velocity, side=10):
+    """T frames (T, H, W) uint8 of one square of class cls moving at a constant velocity (rows, cols per frame)."""
+    masks = np.zeros((T, H, W), np.uint8)
+    for t in range(T):
+        r, c = top_left[0] + velocity[0] * t, top_left[1] + velocity[1] * t
+        r0, c0 = max(r, 0), max(c, 0)
+        r1, c1 = min(r + side, H), min(c + side, W)
+        if r1 > r0 and c1 > c0:
+            masks[t, r0:r1, c0:c1] = cls
+    return masks
+
+
+def test_tracks_follow_whole_objects_and_edges():
+    v = square_video(4, 5, (50, 100), (2, 3))
+    tr = extract_tracks(v)
+    assert tr.classes.tolist() == [5] and tr.present.all()
+    np.testing.assert_allclose(tr.centroid[0, 0], [54.5, 104.5])
+    np.testing.assert_allclose(tr.box[1, 0], [52, 103, 61, 112])
+    np.testing.assert_allclose(tr.velocity[1:, 0], [[2, 3]] * 3)
+    assert tr.velocity[0].tolist() == [[0, 0]] and not tr.cut.any()
+    # entering from the left: the visible centroid moves at half speed, the track follows the inside edge
+    enter = square_video(4, 7, (60, -16), (0, 4), side=20)
+    tr = extract_tracks(enter)
+    assert tr.cut[0, 0].tolist() == [False, True, False, False]
+    assert tr.centroid[1, 0, 1] - tr.centroid[0, 0, 1] == pytest.approx(2.0)
+    np.testing.assert_allclose(tr.velocity[1:, 0], [[0, 4]] * 3)
+    move, ok = tr.shift(0, 3)
+    assert ok[0] and move[0].tolist() == [0, 12]
+
+
+def test_tracks_of_objects_that_appear_vanish_or_are_stray_pixels():
+    masks = np.zeros((5, H, W), np.uint8)
+    masks[:2, 10:20, 10:20] = 3  # leaves after frame 2
+    masks[3:, 100:110, 50:60] = 9  # appears in frame 4
+    masks[:, 0:2, 200:205] = 12  # 10 pixels: a segmenter's stray blob, not an object
+    tr = extract_tracks(masks)
+    assert tr.classes.tolist() == [3, 9]
+    assert tr.present[:, 0].tolist() == [True, True, False, False, False]
+    assert tr.present[:, 1].tolist() == [False, False, False, True, True]
+    assert tr.area[2, 0] == 0 and tr.velocity[3, 1].tolist() == [0, 0]  # no move from absence
+    assert not tr.shift(0, 4)[1].any()
+    assert extract_tracks(masks, max_objects=1).classes.tolist() == [3]  # the largest over the frames is kept
+
+
+def test_sample_targets_and_the_mirrored_video_give_the_mirrored_sample():
+    video = np.maximum(square_video(22, 4, (40, 30), (1, 5)), square_video(22, 30, (100, 150), (0, 0), side=14))
+    sample = track_sample(video)
+    assert sample["exists"][:2].all() and not sample["exists"][2:].any() and sample["paintable"][:2].all()
+    np.testing.assert_allclose(sample["move"][-1, 0], [11, 55])  # frame 11 -> 22
+    assert sample["move"][:, 1].abs().max() == 0 and sample["move_ok"][:, :2].all()
+    np.testing.assert_allclose(sample["log_scale"][:, :2], 0, atol=1e-6)
+    mirrored = track_sample(video[:, :, ::-1].copy())
+    flipped = flip_sample(sample, W)
+    for key in ("obs", "start_pos", "start_vel", "move", "static", "exists"):
+        torch.testing.assert_close(flipped[key], mirrored[key], msg=key)
+
+
+def test_untrained_model_keeps_velocities_and_paints_the_moved_shape():
+    torch.manual_seed(0)
+    model = ObjectDynamics(hidden=16, message=16)
+    video = square_video(22, 4, (40, 30), (1, 5))
+    out = model({k: v[None] for k, v in track_sample(video).items()})
+    assert out["move"].shape == (1, FUTURE_STEPS, 16, 2)
+    np.testing.assert_allclose(out["move"][0, :, 0].detach(), [[k, 5 * k] for k in range(1, 12)], atol=1e-4)
+    pred = predict_masks(model, torch.from_numpy(video[None, :11]))
+    assert pred.shape == (1, H, W) and torch.equal(pred[0], torch.from_numpy(video[21]))  # constant velocity
+
+
+def test_a_few_steps_lower_the_loss():
+    rng = np.random.default_rng(0)
+    videos = []
+    for _ in range(8):  # squares that slow down: constant velocity is wrong, a learned deceleration is right
+        masks = np.zeros((22, H, W), np.uint8)
+        r, c, v = rng.integers(20, 120), rng.integers(10, 60), rng.uniform(3, 6)
+        for t in range(22):
+            x = int(round(c + v * (1 - 0.85 ** t) / 0.15))
+            masks[t, r:r + 12, x:x + 12] = rng.integers(1, 49) if t == 0 else masks[0][masks[0] > 0][0]
+        videos.append(track_sample(masks))
+    batch = {k: torch.stack([v[k] for v in videos]) for k in videos[0]}
+    torch.manual_seed(0)
+    model = ObjectDynamics(hidden=32, message=32)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = dynamics_loss(model(batch), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+# ---------------------------------------------------------------- the scripts
+
+
+def read_log(ckpt) -> list:
+    return [json.loads(line) for line in (Path(ckpt) / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def work(tiny_root, unet_ckpt, tmp_path_factory):
+    """The U-Net's pseudo-labels of the unlabeled videos, and the flags of a tiny run."""
+    work = tmp_path_factory.mktemp("dynamics")
+    unet = load_model(unet_ckpt, UNet)
+    label_split(lambda f: segment(unet, f), tiny_root, "unlabeled", work / "pl", segmenter=unet_ckpt)
+    argv = ["--root_dir", str(tiny_root), "--pseudo_labels", str(work / "pl"), "--saved_seg_model_dir",
+            str(unet_ckpt), "--batch_size", "2", "--hidden", "8", "--message", "8", "--device", "cpu"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        train_dynamics.main(argv + ["--checkpoint_dir", str(work / "ref"), "--epochs", "2"])
+    return work, argv
+
+
+def test_train_script_writes_checkpoints_and_refuses_what_it_should(work):
+    work, argv = work
+    log = read_log(work / "ref")
+    assert [r["epoch"] for r in log] == [1, 2] and 0 <= log[-1]["val_jaccard"] <= 1 and "val_copy_jaccard" in log[-1]
+    model = load_model(work / "ref" / "best.pt", ObjectDynamics)
+    assert model.config["hidden"] == 8
+    with pytest.raises(ResumeError):
+        train_dynamics.main(argv + ["--checkpoint_dir", str(work / "ref"), "--epochs", "2"])
+    with pytest.raises(ResumeError, match="teacher_prob"):
+        train_dynamics.main(argv + ["--checkpoint_dir", str(work / "ref"), "--epochs", "2", "--resume",
+                                    "--teacher_prob", "0.5"])
+    with pytest.raises(SystemExit):
+        train_dynamics.parse_args(["--unlabeled_videos", "0", "--train_videos", "0"])
+
+
+def test_killed_run_resumes_to_the_same_weights(work):
+    work, argv = work
+    # wider and one video per step, so that epoch 2 lasts long enough to be killed in
+    argv = argv + ["--batch_size", "1", "--hidden", "192", "--message", "192", "--epochs", "2"]
+    reference, killed = work / "uninterrupted", work / "killed"
+    subprocess.run([sys.executable, str(SCRIPT), *argv, "--checkpoint_dir", str(reference)], check=True,
+                   capture_output=True, env=ONE_THREAD)
+    cmd = [sys.executable, str(SCRIPT), *argv, "--checkpoint_dir", str(killed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ONE_THREAD)
+    try:
+        deadline = time.monotonic() + 120
+        while not (killed / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)  # last.pt is the last of epoch 1's writes (renamed into place whole)
+        proc.kill()
+    finally:
+        proc.wait()
+    assert proc.returncode == -9, "the run ended before it could be killed during epoch 2"
+    assert torch.load(killed / "last.pt", weights_only=True)["epoch"] == 1
+    subprocess.run(cmd + ["--resume"], check=True, capture_output=True, env=ONE_THREAD)
+    resumed = torch.load(killed / "last.pt", weights_only=True)
+    uninterrupted = torch.load(reference / "last.pt", weights_only=True)
+    assert resumed["epoch"] == 2 and [r["epoch"] for r in read_log(killed)] == [1, 2]
+    assert all(torch.equal(resumed["model"][k], uninterrupted["model"][k]) for k in uninterrupted["model"])
+
+
+def test_torchrun_two_processes_agree_with_one(work):
+    work, argv = work
+    two, one = work / "two", work / "one"
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(SCRIPT), *argv, "--checkpoint_dir", str(two), "--epochs", "1", "--batch_size", "1"],
+                            env=ONE_THREAD, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    subprocess.run([sys.executable, str(SCRIPT), *argv, "--checkpoint_dir", str(one), "--epochs", "1"],
+                   env=ONE_THREAD, check=True, capture_output=True)
+    log_two, log_one = read_log(two), read_log(one)
+    assert len(log_two) == 1, "rank 0 alone writes the log"
+    assert log_two[0]["train_loss"] == pytest.approx(log_one[0]["train_loss"], rel=1e-4)
+    assert log_two[0]["val_jaccard"] == pytest.approx(log_one[0]["val_jaccard"], abs=1e-6)
+    w2, w1 = torch.load(two / "last.pt", weights_only=True)["model"], torch.load(one / "last.pt", weights_only=True)["model"]
+    assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-5
+
+
+def test_inference_scripts(work, tiny_root, unet_ckpt, capsys, tmp_path):
+    work, _ = work
+    common = ["--root_dir", str(tiny_root), "--saved_seg_model_dir", str(unet_ckpt),
+              "--saved_dynamics_model_dir", str(work / "ref" / "best.pt"), "--device", "cpu", "--num_workers", "0"]
+    jaccard = inference_val_with_dynamics.main(common + ["--visualize", str(tmp_path / "grids")])
+    out = capsys.readouterr().out
+    assert f"Jaccard: {jaccard:.4f}" in out.splitlines() and len(list((tmp_path / "grids").glob("*.png"))) == 2
+    sub = inference_hidden_with_dynamics.main(common + ["--output", str(tmp_path / "sub.pt")])
+    saved = torch.load(tmp_path / "sub.pt", weights_only=True)
+    assert saved.dtype == torch.uint8 and saved.shape == (2, H, W) and torch.equal(saved, sub)
+    swapped = common.copy()
+    swapped[swapped.index("--saved_dynamics_model_dir") + 1] = str(unet_ckpt)
+    with pytest.raises(CheckpointError, match="'dynamics'"):
+        inference_val_with_dynamics.main(swapped)
+    (tmp_path / "sub.pt").write_bytes(b"not a tensor")
+    with pytest.raises(OSError, match="not a submission"):
+        inference_hidden_with_dynamics.main(common + ["--output", str(tmp_path / "sub.pt")])
