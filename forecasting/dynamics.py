@@ -30,6 +30,7 @@ VEL_SCALE = 10.0  # pixels per frame per unit of its velocity inputs and outputs
 SIZE_SCALE = 30.0  # pixels per unit of the square root of an object's area
 NUM_FEATURES = 10  # per object and frame: present, row, column, velocity (2), size, four edge flags
 NUM_STATIC = 5  # one-hot shape (3) and material (2)
+NUM_PAIR_FEATURES = 9  # relative position (2), distance, relative velocity (2), both sizes, gap, closing speed
 
 
 # ---------------------------------------------------------------- tracks -> tensors
@@ -42,9 +43,11 @@ def _frame_features(present, centroid, velocity, area, cut, height: int, width: 
     return np.where(present[..., None], f, 0)
 
 
-def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None) -> dict:
+def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None, end: int = LAST_INPUT_INDEX) -> dict:
     """One video's masks (T, H, W) -> the model's inputs (and, when T covers frame 22, its targets), as tensors
-    with num_slots object slots (padding: exists False):
+    with num_slots object slots (padding: exists False). `end` < frame 11's index makes a training window
+    that ends earlier: its input frames are the 11 up to `end` (those before the video's start empty) and its
+    targets the 11 after it; "frame 11" and "frame 22" below then mean `end` and `end` + 11.
 
     inputs:  obs (11, S, F) per-frame features of frames 1-11; static (S, 5); exists (S,) a real object;
              paintable (S,) present in frame 11; start_pos (S, 2) its frame-11 centroid (its last seen one
@@ -56,8 +59,13 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None)
     """
     masks = np.asarray(masks.cpu() if hasattr(masks, "cpu") else masks)
     with_targets = masks.shape[0] >= NUM_FRAMES if with_targets is None else with_targets
+    if not 0 <= end <= LAST_INPUT_INDEX:
+        raise ValueError(f"end must be a frame index in 0..{LAST_INPUT_INDEX}, got {end}")
+    window = masks[max(0, end + 1 - NUM_INPUT_FRAMES):end + 1]
+    if len(window) < NUM_INPUT_FRAMES:  # frames before the video's start: nothing in them
+        window = np.concatenate([np.zeros((NUM_INPUT_FRAMES - len(window), *masks.shape[1:]), masks.dtype), window])
     # Objects are those of the input frames: one that enters later cannot be known at inference.
-    inputs = extract_tracks(masks[:NUM_INPUT_FRAMES], max_objects=num_slots)
+    inputs = extract_tracks(window, max_objects=num_slots)
     n, S, T = len(inputs), num_slots, NUM_INPUT_FRAMES
     H, W = inputs.height, inputs.width
     last = LAST_INPUT_INDEX
@@ -92,19 +100,17 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None)
         whole = extract_tracks(masks[:NUM_FRAMES], max_objects=10 * num_slots)  # every object of all 22 frames
         slot = {int(c): k for k, c in enumerate(whole.classes)}
         rows = np.array([slot[int(c)] for c in inputs.classes], np.int64)  # each input object in the whole video
+        last = end  # frame 11 of the window, in the whole video
+        future = np.arange(end + 1, end + 1 + FUTURE_STEPS)
+        m, ok = whole.shift(np.full(FUTURE_STEPS, last), future)  # (11, N_all, 2), (11, N_all)
+        whole_both = whole.whole(last)[None, rows] & whole.present[future][:, rows] & ~whole.cut[future][:, rows].any(-1)
+        ratio = np.sqrt(np.maximum(whole.area[future][:, rows], 1) / np.maximum(whole.area[last][None, rows], 1))
         move = np.zeros((FUTURE_STEPS, S, 2), np.float32)
-        move_ok = np.zeros((FUTURE_STEPS, S), bool)
-        log_scale = np.zeros((FUTURE_STEPS, S), np.float32)
-        scale_ok = np.zeros((FUTURE_STEPS, S), bool)
-        visible = np.zeros((FUTURE_STEPS, S), np.float32)
-        for k in range(FUTURE_STEPS):
-            t = NUM_INPUT_FRAMES + k
-            m, ok = whole.shift(last, t)
-            move[k, :n], move_ok[k, :n] = m[rows], ok[rows]
-            whole_both = whole.whole(last)[rows] & whole.whole(t)[rows]
-            ratio = np.sqrt(np.maximum(whole.area[t][rows], 1) / np.maximum(whole.area[last][rows], 1))
-            log_scale[k, :n], scale_ok[k, :n] = np.where(whole_both, np.log(ratio), 0), whole_both
-            visible[k, :n] = whole.present[t][rows]
+        move_ok, scale_ok = np.zeros((FUTURE_STEPS, S), bool), np.zeros((FUTURE_STEPS, S), bool)
+        log_scale, visible = np.zeros((FUTURE_STEPS, S), np.float32), np.zeros((FUTURE_STEPS, S), np.float32)
+        move[:, :n], move_ok[:, :n] = m[:, rows], ok[:, rows]
+        log_scale[:, :n], scale_ok[:, :n] = np.where(whole_both, np.log(ratio), 0), whole_both
+        visible[:, :n] = whole.present[future][:, rows]
         sample.update(move=move, move_ok=move_ok, log_scale=log_scale, scale_ok=scale_ok, visible=visible)
     return {k: torch.from_numpy(v) for k, v in sample.items()}
 
@@ -162,7 +168,7 @@ class ObjectDynamics(nn.Module):
         self.hidden, self.height, self.width = hidden, height, width
         self.encode = _mlp(NUM_FEATURES, hidden, hidden)
         self.embed = nn.Linear(NUM_STATIC, hidden)
-        self.pair = _mlp(2 * hidden + 7, message, message)
+        self.pair = _mlp(2 * hidden + NUM_PAIR_FEATURES, message, message)
         self.cell = nn.GRUCell(hidden + message, hidden)
         self.head = _mlp(hidden, hidden, 4)  # velocity change (2), log size change, visible logit
         nn.init.zeros_(self.head[-1].weight)  # starts as constant velocity: nothing changes until it learns
@@ -174,7 +180,7 @@ class ObjectDynamics(nn.Module):
 
     def _messages(self, h, pos, vel, size, alive):
         """Sum over the other live objects j of pair(h_i, h_j, relative position, distance, relative velocity,
-        sizes): (B, S, message). h (B, S, hidden); pos, vel (B, S, 2) pixels; size (B, S) log; alive (B, S).
+        sizes, the gap between them and how fast it closes): (B, S, message). h (B, S, hidden); pos, vel (B, S, 2) pixels; size (B, S) log; alive (B, S).
 
         pair is Linear -> SiLU -> Linear. Its first layer is split by input (own state, other's state, the pair's
         geometry) so each state goes through it once per object, not once per pair; its second layer is linear,
@@ -187,7 +193,11 @@ class ObjectDynamics(nn.Module):
         dist = rel.norm(dim=-1, keepdim=True)
         rel_v = (vel[:, None, :, :] - vel[:, :, None, :]) / VEL_SCALE
         s = torch.exp(size) / SIZE_SCALE
-        geo = torch.cat([rel, dist, rel_v, s[:, :, None, None].expand(B, S, S, 1), s[:, None, :, None].expand(B, S, S, 1)], -1)
+        size_i, size_j = s[:, :, None, None].expand(B, S, S, 1), s[:, None, :, None].expand(B, S, S, 1)
+        # How near two objects are to touching, and how fast they close in: what decides a collision.
+        gap = dist - (size_i + size_j) * SIZE_SCALE / (2 * POS_SCALE)
+        closing = -(rel_v * rel).sum(-1, keepdim=True) / dist.clamp(min=1e-3)
+        geo = torch.cat([rel, dist, rel_v, size_i, size_j, gap, closing], -1)  # (B, S, S, NUM_PAIR_FEATURES)
         z = (h @ w_own.T)[:, :, None] + (h @ w_other.T)[:, None, :] + geo @ w_geo.T + first.bias  # (B, S, S, message)
         weight = (alive[:, :, None] & alive[:, None, :] & ~torch.eye(S, dtype=torch.bool, device=h.device)).to(h.dtype)
         summed = (self.pair[1](z) * weight[..., None]).sum(2)  # (B, S, message)

@@ -27,7 +27,7 @@ import torch.distributed as dist  # noqa: E402
 from torch.utils.data import ConcatDataset, Dataset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from data.format import LAST_INPUT_INDEX, WIDTH  # noqa: E402
+from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX, WIDTH  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import add_exclude_args, read_exclusions  # noqa: E402
@@ -40,7 +40,7 @@ from Unets.training import (  # noqa: E402
 )
 
 MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "seed",
-                        "teacher_prob", "final_weight", "unlabeled_videos", "train_videos", "exclude_videos")
+                        "teacher_prob", "final_weight", "windows", "unlabeled_videos", "train_videos", "exclude_videos")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,6 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="pseudo-labelled videos to train on: the first N (-1: all, 0: none, the train split alone)")
     p.add_argument("--train_videos", type=int, default=-1, help="train-split videos (true masks) to train on (-1: all, 0: none)")
     p.add_argument("--val_videos", type=int, default=0, help="score the first N val videos only (0: all, the honest score)")
+    p.add_argument("--val_inputs", choices=("unet", "true"), default="unet",
+                   help="validate from the U-Net's masks of val frames 1-11 (as inference sees them) or from the true "
+                        "masks (synthetic experiments: no U-Net needed)")
     p.add_argument("--epochs", type=int, default=60, help="passes over the training videos")
     p.add_argument("--batch_size", type=int, default=16, help="videos per step and per process (global = nproc x this)")
     p.add_argument("--learning_rate", type=float, default=2e-3, help="peak learning rate (after warm-up; cosine decay to 1%% of it)")
@@ -62,6 +65,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--teacher_prob", type=float, default=0.0,
                    help="probability per video and future step of continuing from the true state instead of the "
                         "predicted one (scheduled sampling; 0: always its own rollout, as at inference)")
+    p.add_argument("--windows", type=int, default=1,
+                   help="training windows per video: the one ending at frame 11 and those ending 1, 2, ... frames "
+                        "earlier (each predicts the 11 frames after its end): more motion to learn from per video")
     p.add_argument("--final_weight", type=float, default=2.0, help="extra weight of frame 22's moves in the loss")
     p.add_argument("--hidden", type=int, default=96, help="width of each object's recurrent state")
     p.add_argument("--message", type=int, default=96, help="width of the messages between two objects")
@@ -69,6 +75,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_run_args(p, checkpoint_default="checkpoints/dynamics")
     p.set_defaults(num_workers=0)  # tracks are held in memory: workers would only copy them
     args = p.parse_args(argv)
+    if not 1 <= args.windows <= NUM_INPUT_FRAMES:
+        p.error(f"--windows is in 1..{NUM_INPUT_FRAMES}")
     for name in ("epochs", "batch_size", "hidden", "message"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1")
@@ -81,14 +89,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+class TrueValInputs(Dataset):
+    """The val split from its true masks: item (masks of frames 1-11 (11, H, W), true frame-22 mask (H, W))."""
+
+    def __init__(self, root, num_videos: int = 0, exclude=()):
+        self.videos = TrueMaskVideos(root, "val", num_videos, exclude=exclude)
+        self.truth = self.videos.index
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int):
+        masks = self.videos[i]["masks"]
+        return masks[:NUM_INPUT_FRAMES], masks[TARGET_INDEX]
+
+
 class TrackSamples(Dataset):
     """Mask videos (items {"masks": (22, H, W)}) turned once into track samples (forecasting/dynamics.py:
-    track_sample), each mirrored left-right with probability 1/2 per epoch (sample_rng: the same flips
+    track_sample; `windows` of them per video, ending at frame 11, 10, ...), each mirrored left-right with probability 1/2 per epoch (sample_rng: the same flips
     whatever the processes or resumes)."""
 
-    def __init__(self, videos: Dataset, seed: int, desc: str = "tracks", show: bool = True):
-        self.samples = [track_sample(videos[i]["masks"]) for i in tqdm(range(len(videos)), desc=desc, disable=not show,
-                                                                       dynamic_ncols=True)]
+    def __init__(self, videos: Dataset, seed: int, desc: str = "tracks", show: bool = True, windows: int = 1):
+        ends = [LAST_INPUT_INDEX - k for k in range(windows)]
+        self.samples = [track_sample(masks, end=end) for i in tqdm(range(len(videos)), desc=desc, disable=not show,
+                                                                   dynamic_ncols=True)
+                        for masks in [videos[i]["masks"]] for end in ends]
         self.seed, self.epoch = seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -107,10 +132,10 @@ def training_videos(args, exclude, show: bool) -> Dataset:
     if args.unlabeled_videos != 0:
         parts.append(TrackSamples(StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir,
                                                    max(args.unlabeled_videos, 0), exclude=exclude),
-                                  args.seed, "tracks of pseudo-labels", show))
+                                  args.seed, "tracks of pseudo-labels", show, args.windows))
     if args.train_videos != 0:
         parts.append(TrackSamples(TrueMaskVideos(args.root_dir, "train", max(args.train_videos, 0), exclude=exclude),
-                                  args.seed, "tracks of train masks", show))
+                                  args.seed, "tracks of train masks", show, args.windows))
     return ConcatDataset(parts) if len(parts) > 1 else parts[0]
 
 
@@ -130,13 +155,14 @@ def main(argv=None):
     ctx = setup_distributed(args.device)
     try:
         run_args = start_run(args, ctx)
-        if ctx.is_main:
+        if ctx.is_main and args.val_inputs == "unet":
             prepare_val_inputs(args.root_dir, args.pseudo_labels, args.saved_seg_model_dir, ctx.device,
                                print_fn=lambda m: print0(m, ctx=ctx), exclude=exclude)
         if ctx.distributed:
             dist.barrier()
         train_set = training_videos(args, exclude, show=ctx.is_main)
-        val_set = ValInputs(args.root_dir, args.pseudo_labels, args.val_videos, exclude)
+        val_set = (ValInputs(args.root_dir, args.pseudo_labels, args.val_videos, exclude) if args.val_inputs == "unet"
+                   else TrueValInputs(args.root_dir, args.val_videos, exclude))
         model = ObjectDynamics(hidden=args.hidden, message=args.message).to(ctx.device)
         print0(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.3f}M parameters, {model.config}; "
                f"{len(train_set)} training videos, {len(val_set)} val videos ({val_set.truth.describe()})", ctx=ctx)

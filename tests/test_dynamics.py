@@ -88,6 +88,16 @@ def test_sample_targets_and_the_mirrored_video_give_the_mirrored_sample():
         torch.testing.assert_close(flipped[key], mirrored[key], msg=key)
 
 
+def test_an_earlier_window_predicts_the_eleven_frames_after_its_end():
+    video = square_video(22, 4, (40, 30), (1, 5))
+    sample = track_sample(video, end=5)
+    assert sample["obs"][:5, 0, 0].sum() == 0 and sample["obs"][5:, 0, 0].all()  # no frames before the video's start
+    np.testing.assert_allclose(sample["start_pos"][0], [40 + 5 + 4.5, 30 + 25 + 4.5])
+    np.testing.assert_allclose(sample["move"][:, 0], [[k, 5 * k] for k in range(1, 12)])
+    with pytest.raises(ValueError, match="end"):
+        track_sample(video, end=11)  # its 11 frames after would run past frame 22
+
+
 def test_untrained_model_keeps_velocities_and_paints_the_moved_shape():
     torch.manual_seed(0)
     model = ObjectDynamics(hidden=16, message=16)

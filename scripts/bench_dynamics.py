@@ -1,0 +1,101 @@
+"""The learned object dynamics against the hand-written motion model and the copy, on frame 22.
+
+    python scripts/bench_dynamics.py --root_dir D --saved_dynamics_model_dir DYN/best.pt --motion M.json \
+        [--pseudo_labels P] [--real_root ../shared/real_samples/Dataset_Student] [--out results.json]
+
+Rows, each a dataset-level Jaccard of frame 22:
+- on the val split of D, from the true masks of frames 1-11: copy frame 11, the motion model, the learned model;
+- from the U-Net's masks of frames 1-11 (P/val, as the dynamics train script stores them), the same three;
+- on the labeled real videos under --real_root (train and val together, true masks of frames 1-11), the same
+  three: a measurement only (nothing here fits on them);
+and the learned model's speed from masks to painted frame 22 (the U-Net excluded), in videos per second.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
+from data.metric import SegmentationScore  # noqa: E402
+from data.motion import Motion, extrapolate_mask  # noqa: E402
+from data.pseudo_labels import StoredMaskVideos  # noqa: E402
+from data.readers import SplitIndex  # noqa: E402
+from forecasting.dynamics import ObjectDynamics, predict_masks  # noqa: E402
+from Unets.training import atomic_write, load_model, run_cli  # noqa: E402
+
+BATCH = 16
+
+
+def score_inputs(inputs: list, targets: list, dynamics, motion: Motion) -> dict:
+    """Frames 1-11 masks (11, H, W) and frame-22 truths (H, W) -> {copy, motion, dynamics: Jaccard} and the
+    dynamics' seconds."""
+    scores = {name: SegmentationScore() for name in ("copy", "motion", "dynamics")}
+    seconds = 0.0
+    for i in range(0, len(inputs), BATCH):
+        masks, truth = torch.stack(inputs[i:i + BATCH]), torch.stack(targets[i:i + BATCH])
+        start = time.perf_counter()
+        scores["dynamics"].update(predict_masks(dynamics, masks), truth)
+        seconds += time.perf_counter() - start
+        scores["copy"].update(masks[:, LAST_INPUT_INDEX], truth)
+        scores["motion"].update(torch.stack([extrapolate_mask(m, motion) for m in masks]), truth)
+    return {**{k: round(v.compute(), 4) for k, v in scores.items()}, "videos": len(inputs),
+            "dynamics_videos_per_s": round(len(inputs) / max(seconds, 1e-9), 1)}
+
+
+def true_inputs(root, splits) -> tuple:
+    inputs, targets = [], []
+    for split in splits:
+        index = SplitIndex(root, split, frame_indices=[], need_mask=True)
+        for i in range(len(index)):
+            masks = torch.from_numpy(index.masks(i, range(TARGET_INDEX + 1)))
+            inputs.append(masks[:NUM_INPUT_FRAMES])
+            targets.append(masks[TARGET_INDEX])
+    return inputs, targets
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root_dir", required=True, help="synthetic dataset root holding val/")
+    parser.add_argument("--saved_dynamics_model_dir", required=True, help="checkpoint of forecasting/train_dynamics.py")
+    parser.add_argument("--motion", required=True, help="the motion model's JSON (scripts/fit_motion.py --out)")
+    parser.add_argument("--pseudo_labels", default=None,
+                        help="folder whose val/ holds the U-Net's masks of val frames 1-11 (the dynamics train script "
+                             "makes it); without it the U-Net rows are left out")
+    parser.add_argument("--real_root", default=None, help="a root with labeled real videos (train/, val/); rows left out if absent")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the speed is quoted per thread count)")
+    parser.add_argument("--out", default=None, help="write the figures as JSON here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    dynamics = load_model(args.saved_dynamics_model_dir, ObjectDynamics)
+    motion = Motion.from_config(json.loads(Path(args.motion).read_text()))
+    results = {"threads": args.threads, "motion": motion.to_config()}
+    inputs, targets = true_inputs(args.root_dir, ["val"])
+    results["synthetic val, true masks"] = score_inputs(inputs, targets, dynamics, motion)
+    if args.pseudo_labels:
+        stored = StoredMaskVideos(args.pseudo_labels, "val", args.root_dir)
+        by_id = dict(zip(SplitIndex(args.root_dir, "val", frame_indices=[], need_mask=True).video_ids, targets))
+        unet_inputs = [torch.as_tensor(stored[i]["masks"])[:NUM_INPUT_FRAMES] for i in range(len(stored))]
+        results["synthetic val, U-Net masks"] = score_inputs(unet_inputs, [by_id[v] for v in stored.video_ids],
+                                                             dynamics, motion)
+    if args.real_root and Path(args.real_root).is_dir():
+        real = true_inputs(args.real_root, ["train", "val"])
+        results["real train+val, true masks"] = score_inputs(*real, dynamics, motion)
+    print("| inputs (frames 1-11) | videos | copy frame 11 | motion model | learned dynamics | dynamics videos/s |")
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
+        if isinstance(r, dict) and "copy" in r:
+            print(f"| {name} | {r['videos']} | {r['copy']:.4f} | {r['motion']:.4f} | {r['dynamics']:.4f} | "
+                  f"{r['dynamics_videos_per_s']} |")
+    if args.out:
+        atomic_write(args.out, lambda f: f.write(json.dumps(results, indent=1).encode()))
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
