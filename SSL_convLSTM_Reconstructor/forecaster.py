@@ -24,7 +24,7 @@ Why this shape:
   input, exactly as the Reconstructor does.
 
 The model is a Reconstructor inside (`self.net`); nothing of the encoder, ConvLSTM or decoder is
-copied here. `config` holds the constructor's arguments; NAME "forecaster" is checked when a
+copied here. `config` holds the constructor's arguments; its registered kind "forecaster" is checked when a
 checkpoint is loaded, so a U-Net or reconstructor checkpoint passed by mistake is refused.
 """
 import torch
@@ -33,6 +33,7 @@ from torch import nn
 
 from data.classes import NUM_CLASSES
 from data.motion import Motion, extrapolate_sequence, future_horizons
+from engine.registry import register_model
 from SSL_convLSTM_Reconstructor.convlstm import _positive_int
 from SSL_convLSTM_Reconstructor.model import Reconstructor
 
@@ -62,6 +63,7 @@ def class_fractions(masks: torch.Tensor, num_classes: int = NUM_CLASSES, downsam
 STARTS = ("extrapolate", "copy")
 
 
+@register_model("forecaster", train_script="SSL_convLSTM_Reconstructor/train_forecaster.py")
 class MaskForecaster(nn.Module):
     """Masks of frames 1-11 (class ids) -> logits of frames 12-22, (B, K, num_classes, H, W).
 
@@ -74,8 +76,6 @@ class MaskForecaster(nn.Module):
     start: "extrapolate" or "copy", the mask each future step's residual starts from; motion: the
         extrapolation's, a data/motion.py Motion or its config (None: Motion(), plain image-space motion).
     """
-
-    NAME = "forecaster"
 
     def __init__(self, num_classes: int = NUM_CLASSES, enc_channels=(16, 32, 64), hidden_channels=(64,),
                  kernel_size: int = 5, future_steps: int = 11, skip: bool = True, norm: str = "group",
@@ -201,7 +201,3 @@ class MaskForecaster(nn.Module):
     def predict(self, masks: torch.Tensor) -> torch.Tensor:
         """Frame 22's class ids (B, H, W) from the input masks (B, T, H, W)."""
         return self(masks, num_future=1)[:, -1].argmax(dim=1)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

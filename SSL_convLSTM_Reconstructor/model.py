@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.motion import Motion
+from engine.registry import build_model, register_model
 from SSL_convLSTM_Reconstructor.convlstm import ConvLSTM, _positive_int
 
 OUTPUT_MODES = ("blend", "residual", "direct")
@@ -171,11 +172,12 @@ def _int_list(value, what: str) -> List[int]:
     return values
 
 
+@register_model("reconstructor", train_script="SSL_convLSTM_Reconstructor/train_reconstructor.py")
 class Reconstructor(nn.Module):
     """Frames 1-11 -> frame 22 (and the frames between), RGB in [0, 1] at full resolution.
 
-    Arguments (all recorded in `self.config`, plain data, with "name"; `Reconstructor.from_config`
-    rebuilds the model from it). The defaults are PRESETS["small"] (the 2-core CPU quickstart);
+    Arguments (all recorded in `self.config`, plain data; `Reconstructor.from_config` rebuilds the
+    model from a checkpoint's model_config). The defaults are PRESETS["small"] (the 2-core CPU quickstart);
     PRESETS["large"] is for a GPU.
     in_channels, out_channels: 3 and 3 for RGB (the forecaster: 49 and 49).
     enc_channels: encoder widths per level; len - 1 = number of 2x downsamplings, so [16, 32, 64]
@@ -215,8 +217,6 @@ class Reconstructor(nn.Module):
     Any H, W: the frames are padded (replicate) to a multiple of 2**(levels - 1) and the output cropped.
     """
 
-    name = "reconstructor"
-
     def __init__(self, in_channels: int = 3, out_channels: int = 3, enc_channels=(8, 16, 32, 32),
                  hidden_channels=(32,), kernel_size: int = 3, future_steps: int = 11, skip: bool = True,
                  output_mode: str = "residual", output_activation: str = "clamp", norm: str = "group",
@@ -250,7 +250,7 @@ class Reconstructor(nn.Module):
         if not isinstance(kernel_size, int):  # plain int: the config stays plain data
             raise ValueError(f"kernel_size must be an odd int, got {kernel_size!r}")
         self.config = {
-            "name": self.name, "in_channels": in_channels, "out_channels": out_channels,
+            "in_channels": in_channels, "out_channels": out_channels,
             "enc_channels": enc_channels, "hidden_channels": hidden_channels, "kernel_size": kernel_size,
             "future_steps": future_steps, "skip": skip, "output_mode": output_mode,
             "output_activation": output_activation, "norm": norm, "downsample": downsample, "reference": reference,
@@ -266,10 +266,8 @@ class Reconstructor(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "Reconstructor":
-        """Rebuild from `model.config` (e.g. a checkpoint's "model_config")."""
-        if config.get("name") != cls.name:
-            raise ValueError(f"model_config is for {config.get('name')!r}, not {cls.name!r}")
-        return cls(**{k: v for k, v in config.items() if k != "name"})
+        """Rebuild from a checkpoint's model_config ({"name", "kwargs"}, what engine.model_config writes)."""
+        return build_model(config, cls)
 
     def shrink(self, frames: torch.Tensor) -> torch.Tensor:
         """(..., H, W) frames -> the network's resolution, ceil(H / downsample) x ceil(W / downsample), by area
@@ -351,7 +349,3 @@ class Reconstructor(nn.Module):
         out = self.head(self.decoder(h, skips), ref)  # (B*K, C_out, H', W')
         out = out[..., :H, :W]
         return out.reshape(B, K, *out.shape[1:])  # (B, K, C_out, H, W)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

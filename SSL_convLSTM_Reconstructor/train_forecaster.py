@@ -34,12 +34,11 @@ from data.metric import SegmentationScore  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import SplitIndex, add_exclude_args, read_exclusions  # noqa: E402
 from data.motion import add_motion_args, resolve_motion  # noqa: E402
-from SSL_convLSTM_Reconstructor.forecaster import STARTS, MaskForecaster, class_fractions, count_parameters  # noqa: E402
+from SSL_convLSTM_Reconstructor.forecaster import STARTS, MaskForecaster, class_fractions  # noqa: E402
 from Unets.inference import prepare_val_inputs  # noqa: E402
-from Unets.training import (  # noqa: E402
-    add_run_args, start_run,
-    RandomFlips, RunState, fit, print0, run_cli,
-    setup_distributed, teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
+from engine import (  # noqa: E402
+    add_run_args, count_parameters, start_run, RandomFlips, RunState, fit, print0, run_cli, setup_distributed,
+    teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
 )
 
 # Arguments that shape the optimisation: a resumed run must keep them to continue exactly.

@@ -48,12 +48,11 @@ from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_I
 from data.motion import Motion, add_motion_args, extrapolate_frames, future_horizons, resolve_motion  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import VideoDataset, add_exclude_args, read_exclusions, to_float  # noqa: E402
-from SSL_convLSTM_Reconstructor.model import OUTPUT_MODES, REFERENCES, Reconstructor, count_parameters  # noqa: E402
+from SSL_convLSTM_Reconstructor.model import OUTPUT_MODES, REFERENCES, Reconstructor  # noqa: E402
 from Unets.inference import prepare_val_inputs  # noqa: E402
-from Unets.training import (  # noqa: E402
-    add_run_args, start_run,
-    RandomFlips, RunState, autocast, fit, print0, run_cli,
-    setup_distributed, teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
+from engine import (  # noqa: E402
+    add_run_args, count_parameters, start_run, RandomFlips, RunState, autocast, fit, print0, run_cli, setup_distributed,
+    teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
 )
 
 # Arguments that shape the optimisation: a resumed run must keep them to continue exactly.

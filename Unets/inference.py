@@ -34,9 +34,9 @@ from data.pseudo_labels import file_sha256, label_split, open_store, store_dir, 
 from data.readers import VideoDataset, add_exclude_args, read_exclusions, to_float
 from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster
 from SSL_convLSTM_Reconstructor.model import Reconstructor
-from Unets.training import (
-    CheckpointError, OutputPathError, atomic_save, autocast, check_writable, choose_device, load_model, make_folder,
-    memory_format,
+from engine import (
+    CheckpointError, OutputPathError, atomic_save, autocast, check_writable, choose_device, load_model,
+    make_folder, memory_format,
 )
 from Unets.unet import UNet
 
@@ -78,7 +78,7 @@ def refine_with_crops(model, frames: torch.Tensor, logits: torch.Tensor, size: i
     at least MIN_REFINED_PIXELS) where crops cover a pixel (averaged where they overlap), the whole
     frame's elsewhere.
 
-    Why: the U-Net trains on object-centred crops (Unets/training.py: ObjectCrops), and its
+    Why: the U-Net trains on object-centred crops (Unets/crops.py: ObjectCrops), and its
     GroupNorms normalise each input over all its pixels, so a whole frame, mostly floor, is
     normalised otherwise than the crops it learned from. On synthetic val, a 20-epoch U-Net's crops
     got 45% fewer object pixels wrong than its whole-frame pass over the same regions, and a quarter

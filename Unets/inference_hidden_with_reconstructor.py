@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from Unets.inference import add_reconstructor_args, build_reconstructor_predictor, hidden_main  # noqa: E402
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
 
 
 def main(argv=None):

@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from Unets.inference import add_forecaster_args, build_forecaster_predictor, val_main  # noqa: E402
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
 
 
 def main(argv=None) -> float:

@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from Unets.inference import segmentation_predictor, val_main  # noqa: E402
-from Unets.training import load_model, run_cli  # noqa: E402
+from engine import load_model, run_cli  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 

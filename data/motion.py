@@ -37,7 +37,6 @@ reference take this as their starting point and learn what it misses.
 import argparse
 import functools
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,6 +44,7 @@ import numpy as np
 import torch
 
 from data.classes import BACKGROUND
+from engine.io import atomic_write
 from data.format import LAST_INPUT_INDEX, TARGET_INDEX
 
 DEFAULT_DAMPING = 0.7  # the best of 0.6..0.8 on a synthetic train split with the perspective (scripts/reference_scores.py)
@@ -495,7 +495,5 @@ def save_motion(motion: Motion, path) -> Path:
     """Write a Motion as JSON, atomically (what --motion FILE reads)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(motion.to_config(), indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write((json.dumps(motion.to_config(), indent=1) + "\n").encode()))
     return path

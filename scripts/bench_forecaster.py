@@ -38,7 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
 PY = sys.executable
 
 
@@ -135,7 +135,7 @@ def oracle_rows(data: Path, stores: Path, checkpoint: Path, min_blob_size: int) 
     from data.pseudo_labels import open_store
     from data.readers import SplitIndex
     from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster
-    from Unets.training import load_model
+    from engine import load_model
     model = load_model(checkpoint, MaskForecaster)
     inputs, ids, _ = open_store(stores, "val", data)
     truth = SplitIndex(data, "val", frame_indices=[], need_mask=True)

@@ -32,7 +32,8 @@ from data.format import TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore, copy_last_input_prediction  # noqa: E402
 from data.readers import LabeledFrameDataset, SplitIndex, to_float  # noqa: E402
 from Unets.inference import evaluate, predict, predict_hidden, segmentation_predictor, video_loader  # noqa: E402
-from Unets.training import ObjectCrops, choose_device, load_model, run_cli  # noqa: E402
+from engine import choose_device, load_model, run_cli  # noqa: E402
+from Unets.crops import ObjectCrops  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

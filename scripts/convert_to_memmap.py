@@ -35,7 +35,7 @@ from data.format import HEIGHT, NUM_FRAMES, SPLIT_FRAMES, SPLIT_HAS_MASK, SPLITS
 from data.readers import (  # noqa: E402
     MEMMAP_DIR, SplitIndex, add_exclude_args, file_signatures, memmap_paths, read_exclusions,
 )
-from Unets.training import atomic_write, run_cli  # noqa: E402
+from engine import atomic_write, run_cli  # noqa: E402
 
 
 def _tmp(path: Path) -> Path:

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.format import LABELED_SPLITS  # noqa: E402
 from data.motion import add_motion_args, resolve_motion, save_motion  # noqa: E402
-from Unets.training import check_writable, make_folder, run_cli  # noqa: E402
+from engine import check_writable, make_folder, run_cli  # noqa: E402
 
 
 def main(argv=None):

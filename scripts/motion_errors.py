@@ -24,7 +24,7 @@ from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, TARGET_INDEX  # noqa: 
 from data.metric import SegmentationScore  # noqa: E402
 from data.motion import FRAMES_AHEAD, _objects, _paint_order, _trajectories, add_motion_args, paint, resolve_motion  # noqa: E402
 from data.readers import SplitIndex  # noqa: E402
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
 
 
 def whole(pixels: torch.Tensor, H: int, W: int) -> bool:

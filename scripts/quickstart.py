@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PY = sys.executable
 
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
 
 
 def resume_if_started(checkpoint_dir: Path) -> list:

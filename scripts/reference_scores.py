@@ -22,7 +22,7 @@ from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, TARGET_INDEX  # noqa: 
 from data.metric import SegmentationScore, ceiling_prediction, per_class_table  # noqa: E402
 from data.motion import add_motion_args, extrapolate_mask, resolve_motion  # noqa: E402
 from data.readers import SplitIndex  # noqa: E402
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
 
 
 def reference_scores(root, split: str = "val", progress: bool = True, motions: dict = None):

@@ -26,7 +26,7 @@ from data.classes import class_parts  # noqa: E402
 from data.format import LABELED_SPLITS, NUM_FRAMES  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from Unets.inference import load_for_flag, save_grid, segment, video_loader  # noqa: E402
-from Unets.training import choose_device, run_cli  # noqa: E402
+from engine import choose_device, run_cli  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ def tiny_root(tmp_path_factory) -> Path:
 def unet_ckpt(tmp_path_factory) -> Path:
     """An (untrained) U-Net checkpoint as train.py writes it; its predictions are deterministic. One per
     test module, so a module that damages its copy harms no other."""
-    from Unets.training import atomic_save, make_checkpoint
+    from engine import atomic_save, make_checkpoint
     from Unets.unet import UNet
 
     torch.manual_seed(0)

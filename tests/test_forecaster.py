@@ -11,7 +11,7 @@ from SSL_convLSTM_Reconstructor import train_forecaster
 from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster, class_fractions
 from Unets import inference_hidden_with_forecaster, inference_val_with_forecaster
 from Unets.inference import segment
-from Unets.training import CheckpointError, ResumeError, atomic_save, build_model, load_model, make_checkpoint, model_config
+from engine import CheckpointError, ResumeError, atomic_save, build_model, load_model, make_checkpoint, model_config
 from Unets.unet import UNet
 
 TINY = dict(enc_channels=[4, 8], hidden_channels=[8], kernel_size=3, downsample=2)

@@ -16,7 +16,7 @@ import torch
 from data.readers import VideoDataset, to_float
 from SSL_convLSTM_Reconstructor import train_reconstructor as tr
 from SSL_convLSTM_Reconstructor.model import Reconstructor
-from Unets.training import CHECKPOINT_KEYS, load_model
+from engine import CHECKPOINT_KEYS, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "SSL_convLSTM_Reconstructor" / "train_reconstructor.py"
@@ -185,7 +185,7 @@ def test_extrapolated_reference_trains_from_pseudo_labels_and_runs_two_stages(ti
     from data.pseudo_labels import label_split
     from Unets import inference_hidden_with_reconstructor, inference_val_with_reconstructor, train as unet_train
     from Unets.inference import segment
-    from Unets.training import atomic_save, make_checkpoint
+    from engine import atomic_save, make_checkpoint
     from Unets.unet import UNet
     torch.manual_seed(0)
     unet = UNet(base_channels=2)

@@ -19,9 +19,8 @@ import torch.multiprocessing as mp
 from data.format import HEIGHT, WIDTH
 from data.metric import SegmentationScore
 from Unets import train
-from Unets.training import (
-    CHECKPOINT_KEYS, DistContext, ObjectCrops, RandomFlips, ResumeError, rng_state, set_rng_state, train_epoch,
-)
+from engine import CHECKPOINT_KEYS, DistContext, RandomFlips, ResumeError, rng_state, set_rng_state, train_epoch
+from Unets.crops import ObjectCrops
 from Unets.unet import UNet
 
 REPO = Path(__file__).resolve().parents[1]
