@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data.motion import Motion
+from forecasting.motion import Motion
 from engine.registry import build_model, register_model
 from SSL_convLSTM_Reconstructor.convlstm import ConvLSTM, _positive_int
 
@@ -44,13 +44,16 @@ REFERENCES = ("frame11", "extrapolated")
 BLEND_INIT_LOGIT = 3.0  # sigmoid(3) = 0.95: the blend starts as (almost) a copy of frame 11
 
 
-# Constructor arguments of two tested sizes (parameters; forward of 4 videos at 160 x 240, 11 frames in).
+# Constructor arguments of two tested sizes; DEFAULT is what Reconstructor() builds and what
+# train_reconstructor.py's flags default to (one source of the model's defaults).
 PRESETS = {
-    # 169k parameters, ConvLSTM at 1/8; about 0.3 s forward on 2 CPU cores: the quickstart.
-    "small": {"enc_channels": [8, 16, 32, 32], "hidden_channels": [32], "kernel_size": 3},
-    # 8.1M parameters, ConvLSTM at 1/8 with 5 x 5 kernels (16 px a step at full resolution): for a GPU.
+    # ConvLSTM at 1/4 of the network's input (run at 1/4 resolution by the train script's --downsample 4,
+    # a training choice kept out of the model's defaults: the mask forecaster pools its own input): the CPU quickstart.
+    "small": {"enc_channels": [8, 16, 32], "hidden_channels": [32], "kernel_size": 3},
+    # ConvLSTM at 1/8 with 5 x 5 kernels (16 px a step at full resolution): for a GPU.
     "large": {"enc_channels": [32, 64, 128, 128], "hidden_channels": [128, 128], "kernel_size": 5},
 }
+DEFAULT = PRESETS["small"]
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -177,8 +180,8 @@ class Reconstructor(nn.Module):
     """Frames 1-11 -> frame 22 (and the frames between), RGB in [0, 1] at full resolution.
 
     Arguments (all recorded in `self.config`, plain data; `Reconstructor.from_config` rebuilds the
-    model from a checkpoint's model_config). The defaults are PRESETS["small"] (the 2-core CPU quickstart);
-    PRESETS["large"] is for a GPU.
+    model from a checkpoint's model_config). The defaults are DEFAULT = PRESETS["small"] (the CPU quickstart;
+    train_reconstructor.py's flags default to them); PRESETS["large"] is for a GPU.
     in_channels, out_channels: 3 and 3 for RGB (the forecaster: 49 and 49).
     enc_channels: encoder widths per level; len - 1 = number of 2x downsamplings, so [16, 32, 64]
         puts the ConvLSTM at 1/4 resolution (40 x 60 for 160 x 240) and [8, 16, 32, 32] at 1/8.
@@ -200,11 +203,11 @@ class Reconstructor(nn.Module):
     norm: "group" (GroupNorm, independent of the batch size) or "none".
     reference: what the output's change is relative to. "frame11" (default): the last input frame.
         "extrapolated": a reference frame per predicted frame that the caller passes as forward's
-        `ref`, the last frame with its objects moved along their velocities (data/motion.py:
+        `ref`, the last frame with its objects moved along their velocities (forecasting/motion.py:
         extrapolate_frames, from the U-Net's masks of frames 10-11). The network then starts from
         objects at their expected place and learns what that misses, instead of having to draw
         moved objects itself (at CPU budgets it only learns to fade them). Not with "direct".
-    motion: the extrapolation's (data/motion.py: a Motion or its config; None: Motion(), plain image-space
+    motion: the extrapolation's (forecasting/motion.py: a Motion or its config; None: Motion(), plain image-space
         motion), recorded so that inference makes the same `ref`.
     downsample: run the network on frames area-averaged by this factor (4: 40 x 60 for 160 x 240,
         16 times less compute, what makes CPU training learn motion in minutes). The output stays at
@@ -217,8 +220,8 @@ class Reconstructor(nn.Module):
     Any H, W: the frames are padded (replicate) to a multiple of 2**(levels - 1) and the output cropped.
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, enc_channels=(8, 16, 32, 32),
-                 hidden_channels=(32,), kernel_size: int = 3, future_steps: int = 11, skip: bool = True,
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, enc_channels=tuple(DEFAULT["enc_channels"]),
+                 hidden_channels=tuple(DEFAULT["hidden_channels"]), kernel_size: int = DEFAULT["kernel_size"], future_steps: int = 11, skip: bool = True,
                  output_mode: str = "residual", output_activation: str = "clamp", norm: str = "group",
                  downsample: int = 1, reference: str = "frame11", motion: dict = None):
         super().__init__()

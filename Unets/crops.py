@@ -1,5 +1,5 @@
 """Object-centred training crops for the U-Net (Unets/train.py); segmentation re-segments each object in
-such a crop (Unets/inference.py: refine_with_crops)."""
+such a crop (Unets/segment.py: refine_with_crops)."""
 import numpy as np
 import torch
 from torch.utils.data import Dataset

@@ -9,7 +9,7 @@ Recipe: cross-entropy (+ --dice_weight x soft Dice), AdamW, learning rate warmed
 steps then cosine-decayed (stepped per batch), gradient clipping, random left-right flips (geometry
 only: color is the class). Each frame is trained on as one --crop_size crop centred near an object
 (Unets/crops.py: ObjectCrops; validation and inference segment whole frames, then each object again
-in such a crop, as training saw it: Unets/inference.py: refine_with_crops), and the network's head
+in such a crop, as training saw it: Unets/segment.py: refine_with_crops), and the network's head
 scores a class as background, or object + its shape + material + color (Unets/unet.py:
 FactoredOutConv). Both make the default recipe much faster to a given val Jaccard on CPU;
 scripts/bench_unet.py measures it.
@@ -42,7 +42,9 @@ from data.format import NUM_FRAMES  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from data.readers import LabeledFrameDataset, add_exclude_args, read_exclusions, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import Reconstructor  # noqa: E402
-from Unets.inference import load_for_flag, needs_segmenter, reconstruct_split, segment  # noqa: E402
+from pipeline.models import load_for_flag  # noqa: E402
+from pipeline.predictors import needs_segmenter, reconstruct_split  # noqa: E402
+from Unets.segment import segment  # noqa: E402
 from engine import (  # noqa: E402
     RandomFlips, RunState, add_run_args, fit, memory_format, prepare_optimization, print0, run_cli,
     setup_distributed, start_run, teardown_distributed, wrap_ddp,

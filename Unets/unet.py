@@ -142,7 +142,7 @@ class UNet(nn.Module):
     coords: append the row channel (see the module's docstring): forward(x, top) with top (B,) the
     first row of each crop in its frame (None: whole frames, top 0); frames are HEIGHT rows tall.
     crop_size: the size of the object-centred crops it is trained on (0: whole frames). The network
-    does not use it; segmentation does (Unets/inference.py: segment re-segments each object in a crop
+    does not use it; segmentation does (Unets/segment.py: segment re-segments each object in a crop
     of this size, as training saw it), so it travels in the config with the weights.
     `config` holds the constructor's arguments; checkpoints store it as model_config so a checkpoint
     is rebuilt from its path alone (see engine/registry.py).

@@ -16,7 +16,10 @@ from data.readers import VideoDataset
 from Unets import inference_hidden_without_reconstructor as hidden_script
 from Unets import inference_val_without_reconstructor as val_script
 import engine
-from Unets.inference import OutputPathError, check_submission, predict, segment, video_loader
+from engine import OutputPathError
+from pipeline.submission import check_submission
+from pipeline.evaluate import predict, video_loader
+from Unets.segment import segment
 from engine import CheckpointError
 from Unets.unet import UNet
 
@@ -69,7 +72,7 @@ def test_scripts_run_from_their_own_folder(tiny_root, unet_ckpt, tmp_path):
     result = subprocess.run([sys.executable, "inference_hidden_without_reconstructor.py", "--root_dir", str(tiny_root),
                              "--saved_seg_model_dir", str(tmp_path / "missing.pt")],
                             cwd=REPO / "Unets", capture_output=True, text=True)
-    assert result.returncode == 1 and result.stderr.startswith("error: checkpoint not found")
+    assert result.returncode == 1 and result.stderr.startswith("error: --saved_seg_model_dir: checkpoint not found")
     assert "Traceback" not in result.stderr
 
 

@@ -145,7 +145,7 @@ def test_a_damaged_store_is_named_and_never_grown_back_with_zeros(tiny_root, une
 
 
 def test_a_reconstructor_passed_as_the_segmenter_is_named_not_blamed_on_the_store(tiny_root, unet_ckpt, tmp_path):
-    from Unets.inference import prepare_val_inputs
+    from pipeline.val_inputs import prepare_val_inputs
     from engine import CheckpointError
 
     out = tmp_path / "pl"

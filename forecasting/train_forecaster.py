@@ -1,10 +1,10 @@
 """Train the mask forecaster: masks of frames 1-11 -> class logits of frame 22 (and 12-21), cross-entropy.
 
     python scripts/make_pseudo_labels.py --root_dir D --saved_seg_model_dir U/best.pt --split unlabeled --out P
-    python SSL_convLSTM_Reconstructor/train_forecaster.py --root_dir D --pseudo_labels P \
+    python forecasting/train_forecaster.py --root_dir D --pseudo_labels P \
         --saved_seg_model_dir U/best.pt --checkpoint_dir checkpoints/forecaster
     ... --resume                                       # continue from last.pt
-    torchrun --nproc_per_node=4 SSL_convLSTM_Reconstructor/train_forecaster.py ...   # DDP, --batch_size per process
+    torchrun --nproc_per_node=4 forecasting/train_forecaster.py ...   # DDP, --batch_size per process
 
 Training videos: the unlabeled split's pseudo-labels (P/unlabeled, all 22 frames segmented by the
 U-Net) plus the train split's true masks. Validation: the val split as inference sees it, the
@@ -33,9 +33,9 @@ from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa
 from data.metric import SegmentationScore  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import SplitIndex, add_exclude_args, read_exclusions  # noqa: E402
-from data.motion import add_motion_args, resolve_motion  # noqa: E402
-from SSL_convLSTM_Reconstructor.forecaster import STARTS, MaskForecaster, class_fractions  # noqa: E402
-from Unets.inference import prepare_val_inputs  # noqa: E402
+from forecasting.motion_args import add_motion_args, resolve_motion  # noqa: E402
+from forecasting.forecaster import DEFAULT, STARTS, MaskForecaster, class_fractions  # noqa: E402
+from pipeline.val_inputs import prepare_val_inputs  # noqa: E402
 from engine import (  # noqa: E402
     add_run_args, count_parameters, start_run, RandomFlips, RunState, fit, print0, run_cli, setup_distributed,
     teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
@@ -71,11 +71,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="with --feedback: probability that a training step feeds the model's own prediction "
                         "instead of the true frame (scheduled sampling; 0: teacher forcing, 1: own rollouts only)")
     # Model size (recorded in the checkpoint's model_config: inference never repeats them).
-    p.add_argument("--enc_channels", type=int, nargs="+", default=[16, 32, 64],
+    p.add_argument("--enc_channels", type=int, nargs="+", default=list(DEFAULT["enc_channels"]),
                    help="encoder widths per level; the ConvLSTM runs at 1/(downsample x 2**(levels-1))")
-    p.add_argument("--hidden_channels", type=int, nargs="+", default=[64], help="ConvLSTM widths, one per layer")
-    p.add_argument("--kernel_size", type=int, default=5, help="ConvLSTM kernel (odd)")
-    p.add_argument("--downsample", type=int, default=2, help="the network runs at H/d x W/d (1, 2, 4, ...)")
+    p.add_argument("--hidden_channels", type=int, nargs="+", default=list(DEFAULT["hidden_channels"]),
+                   help="ConvLSTM widths, one per layer")
+    p.add_argument("--kernel_size", type=int, default=DEFAULT["kernel_size"], help="ConvLSTM kernel (odd)")
+    p.add_argument("--downsample", type=int, default=DEFAULT["downsample"], help="the network runs at H/d x W/d (1, 2, 4, ...)")
     p.add_argument("--input_scale", type=float, default=5.0, help="logit of the start mask's class in the residual path")
     p.add_argument("--start", choices=STARTS, default="extrapolate",
                    help="what each predicted frame starts from: the frame-11 objects moved along their velocity, or frame 11")
