@@ -29,7 +29,7 @@ from torch import nn
 
 from forecasting.motion import Motion
 from engine.registry import build_model, register_model
-from SSL_convLSTM_Reconstructor.convlstm import ConvLSTM, _positive_int
+from SSL_convLSTM_Reconstructor.convlstm import ConvLSTM, positive_int
 
 OUTPUT_MODES = ("blend", "residual", "direct")
 OUTPUT_ACTIVATIONS = ("sigmoid", "clamp", "softmax", "none")
@@ -225,12 +225,12 @@ class Reconstructor(nn.Module):
                  output_mode: str = "residual", output_activation: str = "clamp", norm: str = "group",
                  downsample: int = 1, reference: str = "frame11", motion: dict = None):
         super().__init__()
-        downsample = _positive_int(downsample, "downsample")
-        in_channels = _positive_int(in_channels, "in_channels")
-        out_channels = _positive_int(out_channels, "out_channels")
+        downsample = positive_int(downsample, "downsample")
+        in_channels = positive_int(in_channels, "in_channels")
+        out_channels = positive_int(out_channels, "out_channels")
         enc_channels = _int_list(enc_channels, "enc_channels")
         hidden_channels = _int_list(hidden_channels, "hidden_channels")
-        future_steps = _positive_int(future_steps, "future_steps")
+        future_steps = positive_int(future_steps, "future_steps")
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"output_mode {output_mode!r} is not one of {OUTPUT_MODES}")
         if output_activation not in _ALLOWED[output_mode]:

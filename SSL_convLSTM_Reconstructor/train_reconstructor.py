@@ -52,14 +52,11 @@ from data.readers import VideoDataset, add_exclude_args, read_exclusions, to_flo
 from SSL_convLSTM_Reconstructor.model import DEFAULT, OUTPUT_MODES, REFERENCES, Reconstructor  # noqa: E402
 from pipeline.val_inputs import prepare_val_inputs  # noqa: E402
 from engine import (  # noqa: E402
+    add_optimizer_args, resume_guard,
     add_run_args, count_parameters, start_run, RandomFlips, RunState, autocast, fit, print0, run_cli, setup_distributed,
     teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
 )
 
-# Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
-MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "loss",
-                        "ssim_weight", "gradient_weight", "intermediate_weight", "use_train_frames", "seed",
-                        "pseudo_labels", "exclude_videos")
 # The output activation that goes with each output mode (model.py: residual starts as a copy of frame 11).
 ACTIVATION = {"residual": "clamp", "blend": "sigmoid", "direct": "sigmoid"}
 NUM_FUTURE = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12..22
@@ -68,11 +65,7 @@ NUM_FUTURE = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12..22
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--root_dir", default="Dataset_Student", help="dataset root holding unlabeled/ and val/ (and train/)")
-    p.add_argument("--epochs", type=int, default=20, help="passes over the training videos")
-    p.add_argument("--batch_size", type=int, default=8, help="videos per step and per process (global = nproc x this)")
-    p.add_argument("--learning_rate", type=float, default=3e-3, help="peak learning rate (after warm-up; cosine decay to 1%% of it)")
-    p.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
-    p.add_argument("--grad_clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
+    add_optimizer_args(p, epochs=20, batch_size=8, learning_rate=3e-3, unit="videos")
     p.add_argument("--loss", default="l1", choices=("l1", "mse"), help="pixel loss per predicted frame")
     p.add_argument("--ssim_weight", type=float, default=0.0, help="+ this x (1 - SSIM) per predicted frame (0: off)")
     p.add_argument("--gradient_weight", type=float, default=0.0,
@@ -233,7 +226,8 @@ def main(argv=None) -> RunState:
 
         model = build_model(args).to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.3f}M parameters, {model.config}", ctx=ctx)
-        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set, MUST_MATCH_ON_RESUME,
+        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
+                                     resume_guard(run_args, free=("val_videos",)),
                                      unit="training videos")
 
         def compute_loss(model, batch):

@@ -13,8 +13,7 @@ def segment(model, frames: torch.Tensor, vote: bool = True, refine: bool = True)
 
     The one segmentation step shared by training's validation and every inference script. vote: each
     connected piece of one predicted color takes a single class (Unets/postprocess.py: vote_per_object);
-    measured by scripts/bench_unet.py, it adds several points of val Jaccard at every stage of training
-    (0.38 -> 0.44 after 3 epochs of the default recipe). refine: re-segment each object in a crop of the
+    scripts/bench_unet.py measures what it adds (the README's U-Net table). refine: re-segment each object in a crop of the
     size the U-Net was trained on, when it was trained on crops (refine_with_crops; False only to measure it).
     """
     x = model_input(model, frames)  # converted once, for the whole-frame pass and the crops
@@ -44,9 +43,8 @@ def refine_with_crops(model, frames: torch.Tensor, logits: torch.Tensor, size: i
 
     Why: the U-Net trains on object-centred crops (Unets/crops.py: ObjectCrops), and its
     GroupNorms normalise each input over all its pixels, so a whole frame, mostly floor, is
-    normalised otherwise than the crops it learned from. On synthetic val, a 20-epoch U-Net's crops
-    got 45% fewer object pixels wrong than its whole-frame pass over the same regions, and a quarter
-    as many floor pixels taken for objects. A frame costs one whole pass plus a ninth of one per object.
+    normalised otherwise than the crops it learned from, and gets more object pixels wrong on a whole
+    frame than on crops of the same regions (the README: the U-Net's recipe). A frame costs one whole pass plus a ninth of one per object.
     """
     B, C, H, W = logits.shape
     logp = logits.float().log_softmax(dim=1)

@@ -84,8 +84,7 @@ class OutConv(nn.Conv2d):
 
     Its bias starts at the log of the class prior (background BACKGROUND_SHARE, objects sharing the
     rest), so training starts from "mostly background" instead of spending its first hundreds of
-    steps growing the background logit from a uniform guess (measured, base_channels 8, Adam 1e-2, 8
-    frames: after 60 steps, loss 0.12 and 47% of object pixels right, against 0.33 and 0% without it).
+    steps growing the background logit from a uniform guess.
     """
 
     def __init__(self, in_channels: int, num_classes: int):

@@ -12,7 +12,10 @@ from engine.device import (  # noqa: F401
     teardown_distributed, unwrap, wrap_ddp,
 )
 from engine.errors import CheckpointError, OutputPathError, ResumeError  # noqa: F401
-from engine.loop import Optimization, fit, prepare_optimization, train_epoch, warmup_cosine  # noqa: F401
+from engine.loop import (  # noqa: F401
+    FREE_ON_RESUME, Optimization, add_optimizer_args, fit, prepare_optimization, resume_guard, train_epoch,
+    warmup_cosine,
+)
 from engine.io import atomic_save, atomic_write, check_writable, make_folder  # noqa: F401
 from engine.registry import (  # noqa: F401
     MODELS, build_model, count_parameters, model_config, model_kind, model_name, register_model,

@@ -63,8 +63,8 @@ def setup_distributed(device_name: str = None) -> DistContext:
 
 def teardown_distributed(ctx: DistContext) -> None:
     """Leave the process group together: a barrier first, so that no rank destroys its group while a peer
-    still has work in flight. Without it a gloo rank aborted at exit ("terminate called without an active
-    exception") in 2 of 16 runs of the reconstructor's 2-process test; none in 16 runs since."""
+    still has work in flight. Without it a gloo rank could abort at exit ("terminate called without an active
+    exception") in the 2-process tests."""
     if ctx.distributed and dist.is_initialized():
         try:
             dist.barrier()

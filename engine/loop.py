@@ -8,7 +8,7 @@ A train script reads top to bottom with these pieces:
         run_args = start_run(args, ctx)              # git commit + arguments (rank 0 prints), seeds
         model = MyModel(**kwargs).to(ctx.device)     # a registered model (engine/registry.py)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
-                                     must_match=("epochs", "global_batch_size"))  # loaders, AdamW,
+                                     must_match=resume_guard(run_args))  # loaders, AdamW,
                                                      # schedule, RunState: fresh or every stateful object restored
         fit(setup, wrap_ddp(model, ctx), compute_loss, validate, ctx, ...)
     finally:
@@ -87,6 +87,34 @@ def train_epoch(model, loader, optimizer, scheduler, compute_loss, ctx: DistCont
     check_finite(total_loss, epoch, len(loader), checkpoint_dir)
     return {"loss": total_loss / total_samples, "samples": int(total_samples),
             "seconds": time.perf_counter() - start}
+
+
+def add_optimizer_args(parser, *, epochs: int, batch_size: int, learning_rate: float, unit: str,
+                       weight_decay: float = 1e-4, grad_clip: float = 1.0) -> None:
+    """The flags prepare_optimization and fit read, declared here once; each trainer gives its defaults and
+    what one sample is ("frames", "videos")."""
+    parser.add_argument("--epochs", type=int, default=epochs, help=f"passes over the training {unit}")
+    parser.add_argument("--batch_size", type=int, default=batch_size,
+                        help=f"{unit} per step and per process (global = nproc x this)")
+    parser.add_argument("--learning_rate", type=float, default=learning_rate,
+                        help="peak learning rate (after warm-up; cosine decay to 1%% of it)")
+    parser.add_argument("--weight_decay", type=float, default=weight_decay, help="AdamW weight decay")
+    parser.add_argument("--grad_clip", type=float, default=grad_clip,
+                        help="clip the gradient norm to this (0: no clipping)")
+
+
+# Run arguments that never change the steps a run takes, so a resumed run may differ in them: where it
+# lives and runs, how fast it loads, how often it validates; the per-process batch (the global one is
+# checked: torchrun with another process count continues exactly); root_dir, compared as a folder.
+FREE_ON_RESUME = ("checkpoint_dir", "resume", "num_workers", "device", "val_every", "batch_size", "world_size",
+                  "root_dir")
+
+
+def resume_guard(run_args: dict, free=()) -> tuple:
+    """The run arguments a resumed run must keep: all of them but FREE_ON_RESUME and the trainer's own `free`.
+    Derived, not listed: a flag added to a trainer is guarded from the start (the model's own flags are
+    checked again through its model_config)."""
+    return tuple(k for k in run_args if k not in FREE_ON_RESUME and k not in free)
 
 
 @dataclass

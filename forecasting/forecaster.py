@@ -34,7 +34,7 @@ from torch import nn
 from data.classes import NUM_CLASSES
 from forecasting.motion import Motion, extrapolate_sequence, future_horizons
 from engine.registry import register_model
-from SSL_convLSTM_Reconstructor.convlstm import _positive_int
+from SSL_convLSTM_Reconstructor.convlstm import positive_int
 from SSL_convLSTM_Reconstructor.model import Reconstructor
 
 # Constructor arguments of tested sizes; DEFAULT is what MaskForecaster() builds and what
@@ -83,8 +83,8 @@ class MaskForecaster(nn.Module):
                  future_steps: int = 11, skip: bool = True, norm: str = "group", downsample: int = DEFAULT["downsample"], input_scale: float = 5.0, feedback: bool = False, start: str = "extrapolate",
                  motion: dict = None):
         super().__init__()
-        num_classes = _positive_int(num_classes, "num_classes")
-        downsample = _positive_int(downsample, "downsample")
+        num_classes = positive_int(num_classes, "num_classes")
+        downsample = positive_int(downsample, "downsample")
         if not isinstance(input_scale, (int, float)) or isinstance(input_scale, bool) or input_scale < 0:
             raise ValueError(f"input_scale must be a number >= 0, got {input_scale!r}")
         if not isinstance(feedback, bool):

@@ -37,13 +37,11 @@ from forecasting.motion_args import add_motion_args, resolve_motion  # noqa: E40
 from forecasting.forecaster import DEFAULT, STARTS, MaskForecaster, class_fractions  # noqa: E402
 from pipeline.val_inputs import prepare_val_inputs  # noqa: E402
 from engine import (  # noqa: E402
+    add_optimizer_args, resume_guard,
     add_run_args, count_parameters, start_run, RandomFlips, RunState, fit, print0, run_cli, setup_distributed,
     teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
 )
 
-# Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
-MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "seed",
-                        "intermediate_weight", "sampling_prob", "unlabeled_videos", "train_videos", "exclude_videos")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -58,11 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="pseudo-labelled videos to train on: the first N (-1: all, 0: none, the train split alone)")
     p.add_argument("--train_videos", type=int, default=-1, help="train-split videos (true masks) to train on (-1: all, 0: none)")
     p.add_argument("--val_videos", type=int, default=0, help="score the first N val videos only (0: all, the honest score)")
-    p.add_argument("--epochs", type=int, default=20, help="passes over the training videos")
-    p.add_argument("--batch_size", type=int, default=8, help="videos per step and per process (global = nproc x this)")
-    p.add_argument("--learning_rate", type=float, default=2e-3, help="peak learning rate (after warm-up; cosine decay to 1%% of it)")
-    p.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
-    p.add_argument("--grad_clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
+    add_optimizer_args(p, epochs=20, batch_size=8, learning_rate=2e-3, unit="videos")
     p.add_argument("--intermediate_weight", type=float, default=1.0,
                    help="weight of the loss on frames 12-21 (0: supervise frame 22 only)")
     p.add_argument("--feedback", action="store_true",
@@ -163,7 +157,8 @@ def main(argv=None) -> RunState:
                                start=args.start, motion=args.motion).to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.2f}M parameters, {model.config}; "
                f"{len(train_set)} training videos, {len(val_set)} val videos", ctx=ctx)
-        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set, MUST_MATCH_ON_RESUME,
+        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
+                                     resume_guard(run_args, free=("val_videos",)),
                                      unit="training videos")
 
         def compute_loss(model, batch):
