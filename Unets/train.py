@@ -51,7 +51,7 @@ from engine import (  # noqa: E402
     setup_distributed, start_run, teardown_distributed, wrap_ddp,
 )
 from Unets.crops import ObjectCrops  # noqa: E402
-from Unets.unet import HEADS, UNet  # noqa: E402
+from Unets.unet import DEFAULT, HEADS, UNet  # noqa: E402
 
 
 MIN_CROP = 16  # the U-Net halves its input 4 times (Unets/unet.py: down1..down4); a smaller crop vanishes
@@ -64,8 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_optimizer_args(p, epochs=20, batch_size=16, learning_rate=5e-3, unit="frames")
     p.add_argument("--dice_weight", type=float, default=0.0, help="loss = cross-entropy + this x soft Dice over each process's batch (0: CE only; "
                    "Dice is not a mean over frames, so under torchrun it differs slightly from 1 process)")
-    p.add_argument("--base_channels", type=int, default=16, help="U-Net width: channels of the first level (8 for the quickstart)")
-    p.add_argument("--head", choices=HEADS, default="factored",
+    p.add_argument("--base_channels", type=int, default=DEFAULT["base_channels"],
+                   help="U-Net width: channels of the first level")
+    p.add_argument("--head", choices=HEADS, default=DEFAULT["head"],
                    help="class logits: 'factored' (background | object + shape + material + color) or 'flat' (one per class)")
     p.add_argument("--crop_size", type=int, default=64,
                    help="train on one crop of this size per frame, centred near an object (0: whole frames); "

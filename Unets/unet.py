@@ -131,6 +131,8 @@ class FactoredOutConv(nn.Module):
 
 
 HEADS = ("factored", "flat")
+# What UNet() builds and what Unets/train.py's flags default to (one source of the model's defaults).
+DEFAULT = {"base_channels": 16, "head": "factored"}
 
 
 @register_model("unet", train_script="Unets/train.py")
@@ -147,8 +149,8 @@ class UNet(nn.Module):
     is rebuilt from its path alone (see engine/registry.py).
     """
 
-    def __init__(self, base_channels: int = 16, in_channels: int = 3, num_classes: int = NUM_CLASSES,
-                 head: str = "factored", coords: bool = True, crop_size: int = 0):
+    def __init__(self, base_channels: int = DEFAULT["base_channels"], in_channels: int = 3, num_classes: int = NUM_CLASSES,
+                 head: str = DEFAULT["head"], coords: bool = True, crop_size: int = 0):
         super().__init__()
         if base_channels < 1 or in_channels < 1 or num_classes < 2:
             raise ValueError(

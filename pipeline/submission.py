@@ -6,7 +6,7 @@ import torch
 
 from data.classes import NUM_CLASSES
 from data.format import HEIGHT, WIDTH
-from engine import OutputPathError, atomic_save
+from engine import OutputPathError, atomic_save, checkpoint_file
 from pipeline.evaluate import Predictor, predict, video_loader
 
 
@@ -14,7 +14,7 @@ def check_output_is_not_an_input(output: Path, args) -> None:
     """Refuse an --output that would replace something other than a submission: one of the run's checkpoints
     (--saved_*_model_dir), or any existing file that is not a submission (a tensor (N, 160, 240) uint8)."""
     for flag, value in vars(args).items():
-        if flag.startswith("saved_") and value and Path(value).resolve() == output.resolve():
+        if flag.startswith("saved_") and value and checkpoint_file(value).resolve() == output.resolve():
             raise OutputPathError(f"--output {output} is the checkpoint passed as --{flag}: writing the submission "
                                   f"there would destroy the model; choose another --output")
     if not output.exists():

@@ -115,6 +115,13 @@ def test_output_never_replaces_a_checkpoint_or_another_file(tiny_root, unet_ckpt
             hidden_script.main(["--root_dir", str(tiny_root), "--saved_seg_model_dir", str(model),
                                 "--num_workers", "0", "--output", str(output)])
     assert model.read_bytes() == unet_ckpt.read_bytes() and notes.read_text() == "my notes"
+    run = tmp_path / "run"  # a run folder stands for its best.pt: that file is refused as --output too
+    run.mkdir()
+    (run / "best.pt").write_bytes(unet_ckpt.read_bytes())
+    with pytest.raises(OutputPathError, match="is the checkpoint passed as --saved_seg_model_dir"):
+        hidden_script.main(["--root_dir", str(tiny_root), "--saved_seg_model_dir", str(run), "--num_workers", "0",
+                            "--output", str(run / "best.pt")])
+    assert (run / "best.pt").read_bytes() == unet_ckpt.read_bytes()
 
 
 def test_val_scores_without_the_excluded_videos_and_says_so(tiny_root, unet_ckpt, tmp_path, capsys):
