@@ -48,7 +48,7 @@ def _kernel_pair(kernel_size, what: str = "kernel_size") -> Tuple[int, int]:
     return pair
 
 
-def _positive_int(value, what: str) -> int:
+def positive_int(value, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{what} must be a positive int, got {value!r}")
     return value
@@ -66,8 +66,8 @@ class ConvLSTMCell(nn.Module):
     def __init__(self, input_channels: int, hidden_channels: int, kernel_size=3, bias: bool = True,
                  forget_bias: float = 1.0):
         super().__init__()
-        self.input_channels = _positive_int(input_channels, "input_channels")
-        self.hidden_channels = _positive_int(hidden_channels, "hidden_channels")
+        self.input_channels = positive_int(input_channels, "input_channels")
+        self.hidden_channels = positive_int(hidden_channels, "hidden_channels")
         self.kernel_size = _kernel_pair(kernel_size)
         padding = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
         self.conv = nn.Conv2d(self.input_channels + self.hidden_channels, 4 * self.hidden_channels,

@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data.motion import Motion
-from SSL_convLSTM_Reconstructor.convlstm import ConvLSTM, _positive_int
+from forecasting.motion import Motion
+from engine.registry import build_model, register_model
+from SSL_convLSTM_Reconstructor.convlstm import ConvLSTM, positive_int
 
 OUTPUT_MODES = ("blend", "residual", "direct")
 OUTPUT_ACTIVATIONS = ("sigmoid", "clamp", "softmax", "none")
@@ -43,13 +44,16 @@ REFERENCES = ("frame11", "extrapolated")
 BLEND_INIT_LOGIT = 3.0  # sigmoid(3) = 0.95: the blend starts as (almost) a copy of frame 11
 
 
-# Constructor arguments of two tested sizes (parameters; forward of 4 videos at 160 x 240, 11 frames in).
+# Constructor arguments of two tested sizes; DEFAULT is what Reconstructor() builds and what
+# train_reconstructor.py's flags default to (one source of the model's defaults).
 PRESETS = {
-    # 169k parameters, ConvLSTM at 1/8; about 0.3 s forward on 2 CPU cores: the quickstart.
-    "small": {"enc_channels": [8, 16, 32, 32], "hidden_channels": [32], "kernel_size": 3},
-    # 8.1M parameters, ConvLSTM at 1/8 with 5 x 5 kernels (16 px a step at full resolution): for a GPU.
+    # ConvLSTM at 1/4 of the network's input (run at 1/4 resolution by the train script's --downsample 4,
+    # a training choice kept out of the model's defaults: the mask forecaster pools its own input): the CPU quickstart.
+    "small": {"enc_channels": [8, 16, 32], "hidden_channels": [32], "kernel_size": 3},
+    # ConvLSTM at 1/8 with 5 x 5 kernels (16 px a step at full resolution): for a GPU.
     "large": {"enc_channels": [32, 64, 128, 128], "hidden_channels": [128, 128], "kernel_size": 5},
 }
+DEFAULT = PRESETS["small"]
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -171,12 +175,13 @@ def _int_list(value, what: str) -> List[int]:
     return values
 
 
+@register_model("reconstructor", train_script="SSL_convLSTM_Reconstructor/train_reconstructor.py")
 class Reconstructor(nn.Module):
     """Frames 1-11 -> frame 22 (and the frames between), RGB in [0, 1] at full resolution.
 
-    Arguments (all recorded in `self.config`, plain data, with "name"; `Reconstructor.from_config`
-    rebuilds the model from it). The defaults are PRESETS["small"] (the 2-core CPU quickstart);
-    PRESETS["large"] is for a GPU.
+    Arguments (all recorded in `self.config`, plain data; `Reconstructor.from_config` rebuilds the
+    model from a checkpoint's model_config). The defaults are DEFAULT = PRESETS["small"] (the CPU quickstart;
+    train_reconstructor.py's flags default to them); PRESETS["large"] is for a GPU.
     in_channels, out_channels: 3 and 3 for RGB (the forecaster: 49 and 49).
     enc_channels: encoder widths per level; len - 1 = number of 2x downsamplings, so [16, 32, 64]
         puts the ConvLSTM at 1/4 resolution (40 x 60 for 160 x 240) and [8, 16, 32, 32] at 1/8.
@@ -198,11 +203,11 @@ class Reconstructor(nn.Module):
     norm: "group" (GroupNorm, independent of the batch size) or "none".
     reference: what the output's change is relative to. "frame11" (default): the last input frame.
         "extrapolated": a reference frame per predicted frame that the caller passes as forward's
-        `ref`, the last frame with its objects moved along their velocities (data/motion.py:
+        `ref`, the last frame with its objects moved along their velocities (forecasting/motion.py:
         extrapolate_frames, from the U-Net's masks of frames 10-11). The network then starts from
         objects at their expected place and learns what that misses, instead of having to draw
         moved objects itself (at CPU budgets it only learns to fade them). Not with "direct".
-    motion: the extrapolation's (data/motion.py: a Motion or its config; None: Motion(), plain image-space
+    motion: the extrapolation's (forecasting/motion.py: a Motion or its config; None: Motion(), plain image-space
         motion), recorded so that inference makes the same `ref`.
     downsample: run the network on frames area-averaged by this factor (4: 40 x 60 for 160 x 240,
         16 times less compute, what makes CPU training learn motion in minutes). The output stays at
@@ -215,19 +220,17 @@ class Reconstructor(nn.Module):
     Any H, W: the frames are padded (replicate) to a multiple of 2**(levels - 1) and the output cropped.
     """
 
-    name = "reconstructor"
-
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, enc_channels=(8, 16, 32, 32),
-                 hidden_channels=(32,), kernel_size: int = 3, future_steps: int = 11, skip: bool = True,
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, enc_channels=tuple(DEFAULT["enc_channels"]),
+                 hidden_channels=tuple(DEFAULT["hidden_channels"]), kernel_size: int = DEFAULT["kernel_size"], future_steps: int = 11, skip: bool = True,
                  output_mode: str = "residual", output_activation: str = "clamp", norm: str = "group",
                  downsample: int = 1, reference: str = "frame11", motion: dict = None):
         super().__init__()
-        downsample = _positive_int(downsample, "downsample")
-        in_channels = _positive_int(in_channels, "in_channels")
-        out_channels = _positive_int(out_channels, "out_channels")
+        downsample = positive_int(downsample, "downsample")
+        in_channels = positive_int(in_channels, "in_channels")
+        out_channels = positive_int(out_channels, "out_channels")
         enc_channels = _int_list(enc_channels, "enc_channels")
         hidden_channels = _int_list(hidden_channels, "hidden_channels")
-        future_steps = _positive_int(future_steps, "future_steps")
+        future_steps = positive_int(future_steps, "future_steps")
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"output_mode {output_mode!r} is not one of {OUTPUT_MODES}")
         if output_activation not in _ALLOWED[output_mode]:
@@ -250,7 +253,7 @@ class Reconstructor(nn.Module):
         if not isinstance(kernel_size, int):  # plain int: the config stays plain data
             raise ValueError(f"kernel_size must be an odd int, got {kernel_size!r}")
         self.config = {
-            "name": self.name, "in_channels": in_channels, "out_channels": out_channels,
+            "in_channels": in_channels, "out_channels": out_channels,
             "enc_channels": enc_channels, "hidden_channels": hidden_channels, "kernel_size": kernel_size,
             "future_steps": future_steps, "skip": skip, "output_mode": output_mode,
             "output_activation": output_activation, "norm": norm, "downsample": downsample, "reference": reference,
@@ -266,10 +269,8 @@ class Reconstructor(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "Reconstructor":
-        """Rebuild from `model.config` (e.g. a checkpoint's "model_config")."""
-        if config.get("name") != cls.name:
-            raise ValueError(f"model_config is for {config.get('name')!r}, not {cls.name!r}")
-        return cls(**{k: v for k, v in config.items() if k != "name"})
+        """Rebuild from a checkpoint's model_config ({"name", "kwargs"}, what engine.model_config writes)."""
+        return build_model(config, cls)
 
     def shrink(self, frames: torch.Tensor) -> torch.Tensor:
         """(..., H, W) frames -> the network's resolution, ceil(H / downsample) x ceil(W / downsample), by area
@@ -351,7 +352,3 @@ class Reconstructor(nn.Module):
         out = self.head(self.decoder(h, skips), ref)  # (B*K, C_out, H', W')
         out = out[..., :H, :W]
         return out.reshape(B, K, *out.shape[1:])  # (B, K, C_out, H, W)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

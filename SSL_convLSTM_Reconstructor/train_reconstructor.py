@@ -22,7 +22,7 @@ L1, 26.62 dB with --loss mse, against 24.63 dB for the frame-11 copy. At this bu
 from fading what is about to move, not yet from drawing it at its new place (see the --visualize
 grids of Unets/inference_val_with_reconstructor.py): MSE leaves a halo that costs the U-Net more.
 Motion-compensated reference (--reference extrapolated): each predicted frame is a change of frame
-11 with its objects moved along their velocities (data/motion.py: extrapolate_frames), the objects
+11 with its objects moved along their velocities (forecasting/motion.py: extrapolate_frames), the objects
 found by the U-Net (--pseudo_labels: scripts/make_pseudo_labels.py's store of the unlabeled videos;
 the train split's true masks with --use_train_frames; the val inputs segmented once with
 --saved_seg_model_dir). The model then starts with objects at their expected place, which a U-Net
@@ -45,21 +45,18 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from tqdm import tqdm  # noqa: E402
 
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
-from data.motion import Motion, add_motion_args, extrapolate_frames, future_horizons, resolve_motion  # noqa: E402
+from forecasting.motion import Motion, extrapolate_frames, future_horizons  # noqa: E402
+from forecasting.motion_args import add_motion_args, resolve_motion  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import VideoDataset, add_exclude_args, read_exclusions, to_float  # noqa: E402
-from SSL_convLSTM_Reconstructor.model import OUTPUT_MODES, REFERENCES, Reconstructor, count_parameters  # noqa: E402
-from Unets.inference import prepare_val_inputs  # noqa: E402
-from Unets.training import (  # noqa: E402
-    add_run_args, start_run,
-    RandomFlips, RunState, autocast, fit, print0, run_cli,
-    setup_distributed, teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
+from SSL_convLSTM_Reconstructor.model import DEFAULT, OUTPUT_MODES, REFERENCES, Reconstructor  # noqa: E402
+from pipeline.val_inputs import prepare_val_inputs  # noqa: E402
+from engine import (  # noqa: E402
+    add_optimizer_args, resume_guard,
+    add_run_args, count_parameters, start_run, RandomFlips, RunState, autocast, fit, print0, run_cli, setup_distributed,
+    teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
 )
 
-# Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
-MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "loss",
-                        "ssim_weight", "gradient_weight", "intermediate_weight", "use_train_frames", "seed",
-                        "pseudo_labels", "exclude_videos")
 # The output activation that goes with each output mode (model.py: residual starts as a copy of frame 11).
 ACTIVATION = {"residual": "clamp", "blend": "sigmoid", "direct": "sigmoid"}
 NUM_FUTURE = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12..22
@@ -68,11 +65,7 @@ NUM_FUTURE = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12..22
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--root_dir", default="Dataset_Student", help="dataset root holding unlabeled/ and val/ (and train/)")
-    p.add_argument("--epochs", type=int, default=20, help="passes over the training videos")
-    p.add_argument("--batch_size", type=int, default=8, help="videos per step and per process (global = nproc x this)")
-    p.add_argument("--learning_rate", type=float, default=3e-3, help="peak learning rate (after warm-up; cosine decay to 1%% of it)")
-    p.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
-    p.add_argument("--grad_clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
+    add_optimizer_args(p, epochs=20, batch_size=8, learning_rate=3e-3, unit="videos")
     p.add_argument("--loss", default="l1", choices=("l1", "mse"), help="pixel loss per predicted frame")
     p.add_argument("--ssim_weight", type=float, default=0.0, help="+ this x (1 - SSIM) per predicted frame (0: off)")
     p.add_argument("--gradient_weight", type=float, default=0.0,
@@ -82,10 +75,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--use_train_frames", action="store_true",
                    help="also train on the train split's frames (never its masks; val is never trained on)")
     p.add_argument("--val_videos", type=int, default=0, help="score the first N val videos only (0: all)")
-    p.add_argument("--enc_channels", type=int, nargs="+", default=[8, 16, 32],
+    p.add_argument("--enc_channels", type=int, nargs="+", default=list(DEFAULT["enc_channels"]),
                    help="encoder widths per level (len - 1 downsamplings inside the network)")
-    p.add_argument("--hidden_channels", type=int, nargs="+", default=[32], help="ConvLSTM widths, one per layer")
-    p.add_argument("--kernel_size", type=int, default=3, help="ConvLSTM kernel (odd)")
+    p.add_argument("--hidden_channels", type=int, nargs="+", default=list(DEFAULT["hidden_channels"]),
+                   help="ConvLSTM widths, one per layer")
+    p.add_argument("--kernel_size", type=int, default=DEFAULT["kernel_size"], help="ConvLSTM kernel (odd)")
     p.add_argument("--downsample", type=int, default=4,
                    help="the network runs at 1/this resolution (4 for a CPU, 1 or 2 for a GPU); output at full resolution")
     p.add_argument("--output_mode", default="residual", choices=OUTPUT_MODES,
@@ -118,7 +112,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 class WithExtrapolatedFrames(Dataset):
     """Videos (items {"video_id", "frames": (T >= 11, 3, H, W)}) with masks of the same videos (items
     {"video_id", "masks": (>= 11, H, W)}), row by row: each item gains "ref" (K, 3, H, W) uint8, frames
-    1-11 extrapolated to the last K future frames (data/motion.py: extrapolate_frames)."""
+    1-11 extrapolated to the last K future frames (forecasting/motion.py: extrapolate_frames)."""
 
     def __init__(self, videos: Dataset, masks: Dataset, num_future: int, motion: Motion):
         self.videos, self.masks, self.motion = videos, masks, Motion.from_config(motion)
@@ -232,7 +226,8 @@ def main(argv=None) -> RunState:
 
         model = build_model(args).to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.3f}M parameters, {model.config}", ctx=ctx)
-        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set, MUST_MATCH_ON_RESUME,
+        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
+                                     resume_guard(run_args, free=("val_videos",)),
                                      unit="training videos")
 
         def compute_loss(model, batch):

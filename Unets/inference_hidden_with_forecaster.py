@@ -12,13 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from Unets.inference import add_forecaster_args, build_forecaster_predictor, hidden_main  # noqa: E402
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
+from pipeline.cli import script_main  # noqa: E402
 
-
-def main(argv=None):
-    return hidden_main(build_forecaster_predictor, __doc__.split("\n\n")[0], argv, add_args=add_forecaster_args)
-
+main = script_main("forecaster", "hidden", __doc__.split("\n\n")[0])
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))

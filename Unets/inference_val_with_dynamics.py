@@ -12,14 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from forecasting.predict_dynamics import add_dynamics_args, build_dynamics_predictor  # noqa: E402
-from Unets.inference import val_main  # noqa: E402
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
+from pipeline.cli import script_main  # noqa: E402
 
-
-def main(argv=None) -> float:
-    return val_main(build_dynamics_predictor, __doc__.split("\n\n")[0], argv, add_args=add_dynamics_args)
-
+main = script_main("dynamics", "val", __doc__.split("\n\n")[0])
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))

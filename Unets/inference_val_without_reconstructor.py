@@ -10,18 +10,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from Unets.inference import segmentation_predictor, val_main  # noqa: E402
-from Unets.training import load_model, run_cli  # noqa: E402
-from Unets.unet import UNet  # noqa: E402
+from engine import run_cli  # noqa: E402
+from pipeline.cli import script_main  # noqa: E402
 
-
-def build_predictor(args, device):
-    return segmentation_predictor(load_model(args.saved_seg_model_dir, UNet, device))
-
-
-def main(argv=None) -> float:
-    return val_main(build_predictor, __doc__.split("\n\n")[0], argv)
-
+main = script_main("copy", "val", __doc__.split("\n\n")[0])
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))

@@ -8,8 +8,8 @@ val split's frames with the competition's metric (dataset-level Jaccard); best.p
 Recipe: cross-entropy (+ --dice_weight x soft Dice), AdamW, learning rate warmed up over 5% of the
 steps then cosine-decayed (stepped per batch), gradient clipping, random left-right flips (geometry
 only: color is the class). Each frame is trained on as one --crop_size crop centred near an object
-(Unets/training.py: ObjectCrops; validation and inference segment whole frames, then each object again
-in such a crop, as training saw it: Unets/inference.py: refine_with_crops), and the network's head
+(Unets/crops.py: ObjectCrops; validation and inference segment whole frames, then each object again
+in such a crop, as training saw it: Unets/segment.py: refine_with_crops), and the network's head
 scores a class as background, or object + its shape + material + color (Unets/unet.py:
 FactoredOutConv). Both make the default recipe much faster to a given val Jaccard on CPU;
 scripts/bench_unet.py measures it.
@@ -42,17 +42,17 @@ from data.format import NUM_FRAMES  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from data.readers import LabeledFrameDataset, add_exclude_args, read_exclusions, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import Reconstructor  # noqa: E402
-from Unets.inference import load_for_flag, needs_segmenter, reconstruct_split, segment  # noqa: E402
-from Unets.training import (  # noqa: E402
-    ObjectCrops, RandomFlips, RunState, add_run_args, fit, memory_format, prepare_optimization, print0, run_cli,
+from pipeline.models import load_for_flag  # noqa: E402
+from pipeline.predictors import needs_segmenter, reconstruct_split  # noqa: E402
+from Unets.segment import segment  # noqa: E402
+from engine import (  # noqa: E402
+    add_optimizer_args, resume_guard,
+    RandomFlips, RunState, add_run_args, fit, memory_format, prepare_optimization, print0, run_cli,
     setup_distributed, start_run, teardown_distributed, wrap_ddp,
 )
-from Unets.unet import HEADS, UNet  # noqa: E402
+from Unets.crops import ObjectCrops  # noqa: E402
+from Unets.unet import DEFAULT, HEADS, UNet  # noqa: E402
 
-# Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
-MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip",
-                        "dice_weight", "seed", "init_from", "saved_recon_model_dir", "predicted_fraction",
-                        "crop_size", "head", "exclude_videos")
 
 MIN_CROP = 16  # the U-Net halves its input 4 times (Unets/unet.py: down1..down4); a smaller crop vanishes
 
@@ -61,15 +61,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--root_dir", default="Dataset_Student", help="dataset root holding train/ and val/")
-    p.add_argument("--epochs", type=int, default=20, help="passes over the train split's frames")
-    p.add_argument("--batch_size", type=int, default=16, help="frames per step and per process (global = nproc x this)")
-    p.add_argument("--learning_rate", type=float, default=5e-3, help="peak learning rate (after warm-up; cosine decay to 1%% of it)")
-    p.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
-    p.add_argument("--grad_clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
+    add_optimizer_args(p, epochs=20, batch_size=16, learning_rate=5e-3, unit="frames")
     p.add_argument("--dice_weight", type=float, default=0.0, help="loss = cross-entropy + this x soft Dice over each process's batch (0: CE only; "
                    "Dice is not a mean over frames, so under torchrun it differs slightly from 1 process)")
-    p.add_argument("--base_channels", type=int, default=16, help="U-Net width: channels of the first level (8 for the quickstart)")
-    p.add_argument("--head", choices=HEADS, default="factored",
+    p.add_argument("--base_channels", type=int, default=DEFAULT["base_channels"],
+                   help="U-Net width: channels of the first level")
+    p.add_argument("--head", choices=HEADS, default=DEFAULT["head"],
                    help="class logits: 'factored' (background | object + shape + material + color) or 'flat' (one per class)")
     p.add_argument("--crop_size", type=int, default=64,
                    help="train on one crop of this size per frame, centred near an object (0: whole frames); "
@@ -180,7 +177,8 @@ def main(argv=None) -> RunState:
             model = UNet(base_channels=args.base_channels, head=args.head, crop_size=args.crop_size)
         model = model.to(ctx.device, memory_format=memory_format(ctx.device))
         print0(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {model.config}", ctx=ctx)
-        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set, MUST_MATCH_ON_RESUME,
+        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
+                                     resume_guard(run_args, free=("val_videos",)),
                                      unit="training frames")
 
         def compute_loss(model, batch):

@@ -13,7 +13,7 @@ train and eval mode agree. Transposed convolutions upsample (deterministic backw
 on CUDA). Any H, W works: Up pads its input to the skip's size when a pooling floored an odd size.
 
 Row channel (coords=True, the default): the network also sees each pixel's row in the whole frame,
-so that a crop (Unets/training.py: ObjectCrops) keeps the depth cue of the camera's perspective. The
+so that a crop (Unets/crops.py: ObjectCrops) keeps the depth cue of the camera's perspective. The
 camera looks down at the floor, so the row tells how far a pixel is, hence how big an object there
 looks: cubes are smaller than cylinders (CLEVR's sizes), and without the row a near cube looks like a
 far cylinder. In a 20-epoch run without it, 17 of the 25 objects the U-Net got wrong on the true
@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from data.classes import COLORS, MATERIALS, NUM_CLASSES, SHAPES, class_parts
 from data.format import HEIGHT
+from engine.registry import register_model
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -83,8 +84,7 @@ class OutConv(nn.Conv2d):
 
     Its bias starts at the log of the class prior (background BACKGROUND_SHARE, objects sharing the
     rest), so training starts from "mostly background" instead of spending its first hundreds of
-    steps growing the background logit from a uniform guess (measured, base_channels 8, Adam 1e-2, 8
-    frames: after 60 steps, loss 0.12 and 47% of object pixels right, against 0.33 and 0% without it).
+    steps growing the background logit from a uniform guess.
     """
 
     def __init__(self, in_channels: int, num_classes: int):
@@ -131,8 +131,11 @@ class FactoredOutConv(nn.Module):
 
 
 HEADS = ("factored", "flat")
+# What UNet() builds and what Unets/train.py's flags default to (one source of the model's defaults).
+DEFAULT = {"base_channels": 16, "head": "factored"}
 
 
+@register_model("unet", train_script="Unets/train.py")
 class UNet(nn.Module):
     """frames (B, in_channels, H, W) float in [0, 1] -> logits (B, num_classes, H, W).
 
@@ -140,16 +143,14 @@ class UNet(nn.Module):
     coords: append the row channel (see the module's docstring): forward(x, top) with top (B,) the
     first row of each crop in its frame (None: whole frames, top 0); frames are HEIGHT rows tall.
     crop_size: the size of the object-centred crops it is trained on (0: whole frames). The network
-    does not use it; segmentation does (Unets/inference.py: segment re-segments each object in a crop
+    does not use it; segmentation does (Unets/segment.py: segment re-segments each object in a crop
     of this size, as training saw it), so it travels in the config with the weights.
     `config` holds the constructor's arguments; checkpoints store it as model_config so a checkpoint
-    is rebuilt from its path alone (see Unets/training.py: model_config, build_model).
+    is rebuilt from its path alone (see engine/registry.py).
     """
 
-    NAME = "unet"  # the kind of model, checked when a checkpoint is loaded
-
-    def __init__(self, base_channels: int = 16, in_channels: int = 3, num_classes: int = NUM_CLASSES,
-                 head: str = "factored", coords: bool = True, crop_size: int = 0):
+    def __init__(self, base_channels: int = DEFAULT["base_channels"], in_channels: int = 3, num_classes: int = NUM_CLASSES,
+                 head: str = DEFAULT["head"], coords: bool = True, crop_size: int = 0):
         super().__init__()
         if base_channels < 1 or in_channels < 1 or num_classes < 2:
             raise ValueError(

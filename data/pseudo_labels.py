@@ -16,8 +16,6 @@ one whose files are damaged (a truncated masks.npy is never grown back with zero
 """
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from engine.io import atomic_write
 from data.format import HEIGHT, NUM_FRAMES, NUM_INPUT_FRAMES, WIDTH
 from data.readers import DatasetFormatError, SplitIndex, _chw, dataset_fingerprint
 
@@ -40,16 +39,6 @@ def file_sha256(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _atomic_np_save(array: np.ndarray, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the store's other files have the usual mode
-    os.replace(tmp, path)
 
 
 def store_dir(out_dir, split: str) -> Path:
@@ -155,7 +144,7 @@ def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split:
         masks = np.lib.format.open_memmap(d / MASKS, mode="w+", dtype=np.uint8, shape=(n, T, HEIGHT, WIDTH))
         done = np.zeros(n, dtype=bool)
         np.save(d / IDS, ids)
-        _atomic_np_save(done, d / DONE)
+        atomic_write(d / DONE, lambda f: np.save(f, done))
         (d / META).write_text(json.dumps(meta, indent=1))  # written last: its presence means the store is set up
     todo = np.flatnonzero(~done)
     bar = tqdm(total=n, initial=n - len(todo), desc=desc or f"pseudo-labels {split}", unit="video", dynamic_ncols=True)
@@ -166,7 +155,7 @@ def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split:
         masks[rows] = pred.reshape(len(rows), T, HEIGHT, WIDTH).to("cpu", torch.uint8).numpy()
         masks.flush()
         done[rows] = True
-        _atomic_np_save(done, d / DONE)  # after the masks are on disk: a crash never marks an unwritten row
+        atomic_write(d / DONE, lambda f: np.save(f, done))  # after the masks are on disk: a crash never marks an unwritten row
         bar.update(len(rows))
     bar.close()
     del masks

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from data.classes import NUM_OBJECT_CLASSES
+from engine.io import atomic_write
 from data.format import (
     HEIGHT, MASK_FILE, NUM_FRAMES, SPLIT_FRAMES, SPLIT_HAS_MASK, SPLITS, WIDTH, frame_name, video_dir_name,
 )
@@ -205,12 +206,6 @@ def _manifest(seed: int, counts: dict, cfg: SceneConfig) -> dict:
     }
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def prepare_root(root, seed: int, counts: dict, cfg: SceneConfig = SceneConfig()) -> dict:
     """Check that `root` may receive this dataset, record it in the manifest and return the manifest.
 
@@ -260,7 +255,7 @@ def prepare_root(root, seed: int, counts: dict, cfg: SceneConfig = SceneConfig()
             f"here: choose another --out (a new or empty folder), or delete {root}"
         )
     root.mkdir(parents=True, exist_ok=True)
-    _write_json(mpath, new)
+    atomic_write(mpath, lambda f: f.write((json.dumps(new, indent=2) + "\n").encode()))
     # clear half-written videos of an interrupted run: they are made again
     for split in SPLITS:
         split_dir = root / split

@@ -11,7 +11,7 @@ every object forward one frame at a time for frames 12-22 on its own predictions
 
 so an object keeps its velocity unless the network changes it (friction, a hit from the object beside
 it, the camera's perspective). The frame-22 mask is each frame-11 object's pixels moved by its predicted
-move and scaled by its predicted size ratio, painted back to front (the motion model's painting), and
+move and scaled by its predicted size ratio, painted back to front (forecasting/motion.py: paint_objects), and
 objects predicted to have left the view left out. Objects that were seen in frames 1-10 but not in
 frame 11 take part in the interactions but are not painted (there is no frame-11 shape to move).
 """
@@ -21,7 +21,8 @@ from torch import nn
 
 from data.classes import BACKGROUND
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES
-from data.motion import _objects, _paint_order, paint
+from engine import register_model
+from forecasting.motion import find_objects, paint_objects
 from forecasting.tracks import MAX_OBJECTS, class_features, extract_tracks
 
 FUTURE_STEPS = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12..22
@@ -149,6 +150,7 @@ def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(n_in, n_hidden), nn.SiLU(), nn.Linear(n_hidden, n_out))
 
 
+@register_model("dynamics", train_script="forecasting/train_dynamics.py")
 class ObjectDynamics(nn.Module):
     """A recurrent interaction network over a video's objects (see the module docstring).
 
@@ -157,8 +159,6 @@ class ObjectDynamics(nn.Module):
     with that probability per video and step, the next step starts from the true state instead of the
     predicted one (scheduled sampling; 0: the model rolls out on its own predictions, as at inference).
     """
-
-    NAME = "dynamics"
 
     def __init__(self, hidden: int = 96, message: int = 96, height: int = 160, width: int = 240):
         super().__init__()
@@ -302,7 +302,7 @@ def paint_frame(masks, move, log_scale, visible, classes, drop_invisible: bool =
     class ids. Each frame-11 object is moved and scaled about its centroid, painted back to front; one
     without a slot (too small to track) stays where it is; one predicted to have left the view is dropped."""
     masks = torch.as_tensor(masks)
-    objects = _objects(masks[-2:])
+    objects = find_objects(masks[-2:])
     slot = {int(c): k for k, c in enumerate(classes.tolist()) if c != BACKGROUND}
     kept, moves = [], []
     for obj in objects:
@@ -316,7 +316,7 @@ def paint_frame(masks, move, log_scale, visible, classes, drop_invisible: bool =
         kept.append(obj)
         moves.append((obj[3] + move[k].float().cpu(), float(torch.exp(log_scale[k]).clamp(1 / 3, 3))))
     out = torch.full(masks.shape[-2:], BACKGROUND, dtype=masks.dtype)
-    return paint(_paint_order(kept, [moves])[0], out)
+    return paint_objects(kept, moves, out)
 
 
 def collate(samples: list) -> dict:

@@ -22,26 +22,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from torch.utils.data import ConcatDataset, Dataset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX, WIDTH  # noqa: E402
+from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, WIDTH  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import add_exclude_args, read_exclusions  # noqa: E402
 from forecasting.dynamics import ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample  # noqa: E402,E501
-from SSL_convLSTM_Reconstructor.train_forecaster import ValInputs  # noqa: E402
-from Unets.inference import prepare_val_inputs  # noqa: E402
-from Unets.training import (  # noqa: E402
-    add_run_args, fit, prepare_optimization, print0, run_cli, sample_rng, setup_distributed, start_run,
-    teardown_distributed, unwrap, wrap_ddp,
+from engine import (  # noqa: E402
+    add_optimizer_args, add_run_args, count_parameters, fit, prepare_optimization, print0, resume_guard, run_cli,
+    sample_rng, setup_distributed, start_run, teardown_distributed, unwrap, wrap_ddp,
 )
-
-MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "seed",
-                        "teacher_prob", "final_weight", "windows", "unlabeled_videos", "train_videos", "exclude_videos")
-
+from pipeline.val_inputs import TrueValInputs, ValInputs, prepare_val_inputs  # noqa: E402
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -57,15 +51,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--val_inputs", choices=("unet", "true"), default="unet",
                    help="validate from the U-Net's masks of val frames 1-11 (as inference sees them) or from the true "
                         "masks (synthetic experiments: no U-Net needed)")
-    p.add_argument("--epochs", type=int, default=60, help="passes over the training videos")
-    p.add_argument("--batch_size", type=int, default=16, help="videos per step and per process (global = nproc x this)")
-    p.add_argument("--learning_rate", type=float, default=2e-3, help="peak learning rate (after warm-up; cosine decay to 1%% of it)")
-    p.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
-    p.add_argument("--grad_clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
+    add_optimizer_args(p, epochs=10, batch_size=16, learning_rate=2e-3, unit="videos")
     p.add_argument("--teacher_prob", type=float, default=0.0,
                    help="probability per video and future step of continuing from the true state instead of the "
                         "predicted one (scheduled sampling; 0: always its own rollout, as at inference)")
-    p.add_argument("--windows", type=int, default=1,
+    p.add_argument("--windows", type=int, default=3,
                    help="training windows per video: the one ending at frame 11 and those ending 1, 2, ... frames "
                         "earlier (each predicts the 11 frames after its end): more motion to learn from per video")
     p.add_argument("--final_weight", type=float, default=2.0, help="extra weight of frame 22's moves in the loss")
@@ -87,21 +77,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not 0 <= args.teacher_prob <= 1:
         p.error("--teacher_prob is in [0, 1]")
     return args
-
-
-class TrueValInputs(Dataset):
-    """The val split from its true masks: item (masks of frames 1-11 (11, H, W), true frame-22 mask (H, W))."""
-
-    def __init__(self, root, num_videos: int = 0, exclude=()):
-        self.videos = TrueMaskVideos(root, "val", num_videos, exclude=exclude)
-        self.truth = self.videos.index
-
-    def __len__(self) -> int:
-        return len(self.videos)
-
-    def __getitem__(self, i: int):
-        masks = self.videos[i]["masks"]
-        return masks[:NUM_INPUT_FRAMES], masks[TARGET_INDEX]
 
 
 class TrackSamples(Dataset):
@@ -164,10 +139,10 @@ def main(argv=None):
         val_set = (ValInputs(args.root_dir, args.pseudo_labels, args.val_videos, exclude) if args.val_inputs == "unet"
                    else TrueValInputs(args.root_dir, args.val_videos, exclude))
         model = ObjectDynamics(hidden=args.hidden, message=args.message).to(ctx.device)
-        print0(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.3f}M parameters, {model.config}; "
+        print0(f"model: {count_parameters(model) / 1e6:.3f}M parameters, {model.config}; "
                f"{len(train_set)} training videos, {len(val_set)} val videos ({val_set.truth.describe()})", ctx=ctx)
-        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set, MUST_MATCH_ON_RESUME,
-                                     unit="training videos")
+        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
+                                     resume_guard(run_args, free=("val_videos",)), unit="training videos")
 
         def compute_loss(model, batch):
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}

@@ -22,11 +22,11 @@ import torch  # noqa: E402
 
 from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
-from data.motion import Motion, extrapolate_mask  # noqa: E402
+from forecasting.motion import Motion, extrapolate_mask  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos  # noqa: E402
 from data.readers import SplitIndex  # noqa: E402
 from forecasting.dynamics import ObjectDynamics, predict_masks  # noqa: E402
-from Unets.training import atomic_write, load_model, run_cli  # noqa: E402
+from engine import atomic_write, load_model, run_cli  # noqa: E402
 
 BATCH = 16
 

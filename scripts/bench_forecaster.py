@@ -9,7 +9,7 @@ skipped, so re-running continues):
  2. reference scores of val: copy the true frame-11 mask, and the ceiling;
  3. U-Net (Unets/train.py) and its score on frame 11 (inference_val_without_reconstructor.py);
  4. pseudo-labels of the unlabeled videos (scripts/make_pseudo_labels.py);
- 5. forecaster (SSL_convLSTM_Reconstructor/train_forecaster.py), then inference_val_with_forecaster.py
+ 5. forecaster (forecasting/train_forecaster.py), then inference_val_with_forecaster.py
     plain and with each post-processing flag;
  6. --segmentation oracle/both: the forecaster trained and scored with perfect segmentation (the
     generator re-renders the true masks of the unlabeled and val videos into pseudo-label stores,
@@ -38,7 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
 PY = sys.executable
 
 
@@ -131,11 +131,11 @@ def oracle_rows(data: Path, stores: Path, checkpoint: Path, min_blob_size: int) 
     import numpy as np
     import torch
     from data.metric import SegmentationScore
-    from data.postprocess import remove_small_blobs, restrict_to_input_classes
+    from Unets.postprocess import remove_small_blobs, restrict_to_input_classes
     from data.pseudo_labels import open_store
     from data.readers import SplitIndex
-    from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster
-    from Unets.training import load_model
+    from forecasting.forecaster import MaskForecaster
+    from engine import load_model
     model = load_model(checkpoint, MaskForecaster)
     inputs, ids, _ = open_store(stores, "val", data)
     truth = SplitIndex(data, "val", frame_indices=[], need_mask=True)
@@ -159,7 +159,7 @@ def start_rows(data: Path, stores: Path, motion_file: Path, what: str) -> dict:
 
     import numpy as np
     from data.metric import SegmentationScore
-    from data.motion import Motion, extrapolate_mask
+    from forecasting.motion import Motion, extrapolate_mask
     from data.pseudo_labels import open_store
     from data.readers import SplitIndex
     motion = Motion.from_config(json.loads(motion_file.read_text()))
@@ -184,7 +184,7 @@ def main():
     t0 = time.time()
     rows = {}
     motion = out / "motion.json"  # fitted once on the train split's true masks, then read by every stage
-    train_fc = [PY, "SSL_convLSTM_Reconstructor/train_forecaster.py", "--root_dir", data, *args.forecaster_args.split(),
+    train_fc = [PY, "forecasting/train_forecaster.py", "--root_dir", data, *args.forecaster_args.split(),
                 "--motion", motion, "--num_workers", 1, *dev]
 
     if not args.root_dir:
@@ -195,7 +195,7 @@ def main():
     refs = b.run("references", [PY, "scripts/reference_scores.py", "--root_dir", data, "--split", "val", "--motion", motion])
     copy = float(re.search(r"copy frame 11 Jaccard: ([0-9.]+)", refs).group(1))
     ceiling = float(re.search(r"ceiling\s+Jaccard: ([0-9.]+)", refs).group(1))
-    rows["motion model on the true frame-11 mask (data/motion.py, no learning)"] = float(
+    rows["motion model on the true frame-11 mask (forecasting/motion.py, no learning)"] = float(
         re.search(r"extrapolate\s+Jaccard: ([0-9.]+)", refs).group(1))
     if re.search(r"no collisions Jaccard", refs):
         rows["motion model on the true frame-11 mask, without collisions"] = float(

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.format import NUM_FRAMES, REAL_SPLIT_SIZES, SPLIT_FRAMES  # noqa: E402
 from data.synthetic import generate_dataset, render_video  # noqa: E402
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
 
 
 def cpu_model() -> str:

@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader, Subset  # noqa: E402
 
 from data.format import SPLIT_FRAMES, SPLITS  # noqa: E402
 from data.readers import VideoDataset  # noqa: E402
-from scripts.convert_to_memmap import convert_split  # noqa: E402
-from Unets.training import run_cli  # noqa: E402
+from data.memmap import convert_split  # noqa: E402
+from engine import run_cli  # noqa: E402
 
 
 def frames_per_second(dataset, workers: int, batch_size: int, passes: int) -> float:

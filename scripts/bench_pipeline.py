@@ -40,8 +40,8 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from data.metric import SegmentationScore  # noqa: E402
 from data.readers import VideoDataset  # noqa: E402
-from Unets.inference import segment  # noqa: E402
-from Unets.training import choose_device, load_model, run_cli  # noqa: E402
+from Unets.segment import segment  # noqa: E402
+from engine import choose_device, load_model, run_cli  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

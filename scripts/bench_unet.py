@@ -7,7 +7,7 @@
 2. trains the U-Net with Unets/train.py (the default recipe, or the overrides given) and times it;
 3. scores on val with the competition's metric:
      oracle     the U-Net segmenting the TRUE frame 22 (segmentation quality alone; target >= 0.90), also
-                without the per-object vote and without the crop refinement (Unets/inference.py: segment),
+                without the per-object vote and without the crop refinement (Unets/segment.py: segment),
      frame 11   the U-Net segmenting frame 11 as its frame-22 prediction (inference_val_without_reconstructor),
      copy mask  the true mask of frame 11 as frame 22 (what a perfect segmenter without motion scores);
 4. measures training throughput (samples/s of forward+backward+AdamW step, on the recipe's crops and on
@@ -31,8 +31,11 @@ from torch.nn import functional as F  # noqa: E402
 from data.format import TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore, copy_last_input_prediction  # noqa: E402
 from data.readers import LabeledFrameDataset, SplitIndex, to_float  # noqa: E402
-from Unets.inference import evaluate, predict, predict_hidden, segmentation_predictor, video_loader  # noqa: E402
-from Unets.training import ObjectCrops, choose_device, load_model, run_cli  # noqa: E402
+from pipeline.evaluate import evaluate, predict, video_loader  # noqa: E402
+from pipeline.submission import predict_hidden  # noqa: E402
+from pipeline.predictors import segmentation_predictor  # noqa: E402
+from engine import choose_device, load_model, run_cli  # noqa: E402
+from Unets.crops import ObjectCrops  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,7 +97,7 @@ def train(args, root: Path, env) -> tuple:
 
 
 def oracle_score(model, root, device, batch_size, num_workers, vote: bool = True, refine: bool = True) -> float:
-    """The U-Net on the true frame 22, scored against frame 22's mask (vote, refine: see Unets/inference.py: segment)."""
+    """The U-Net on the true frame 22, scored against frame 22's mask (vote, refine: see Unets/segment.py: segment)."""
     loader = video_loader(root, "val", batch_size, num_workers, device, frame_indices=[TARGET_INDEX])
     score = SegmentationScore()
     for batch, preds in predict(segmentation_predictor(model, frame_index=0, vote=vote, refine=refine), loader, device, desc="oracle"):
@@ -143,7 +146,7 @@ def train_speed(width: int, root, device, batch: int, crop: int = 0, steps: int 
 def hidden_speed(width: int, root, device, batch: int, num_workers: int, trained=None) -> float:
     """Videos/s of the hidden split end to end (PNG decoding of 11 frames per video, batching, segmentation).
     trained: the trained U-Net, timed when its width is `width` (its segmentation re-segments each object it
-    finds in a crop, Unets/inference.py: refine_with_crops); otherwise random weights, which find no object,
+    finds in a crop, Unets/segment.py: refine_with_crops); otherwise random weights, which find no object,
     so only the whole-frame pass is timed."""
     torch.manual_seed(0)
     model = trained if trained is not None and trained.config["base_channels"] == width else UNet(base_channels=width)

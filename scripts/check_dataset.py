@@ -20,7 +20,7 @@ from tqdm import tqdm  # noqa: E402
 
 from data.format import SPLITS, list_videos  # noqa: E402
 from data.readers import video_problems  # noqa: E402
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
 
 
 def check_split(root: Path, split: str, decode: bool, report=print) -> dict:

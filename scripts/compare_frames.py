@@ -23,7 +23,7 @@ from data.classes import colorize  # noqa: E402
 from data.classes import PALETTE  # noqa: E402
 from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, SPLITS, TARGET_INDEX, frame_name, list_videos  # noqa: E402
 from data.synthetic import render_video  # noqa: E402
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 from data.classes import NUM_CLASSES  # noqa: E402
 from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, TARGET_INDEX, list_videos  # noqa: E402
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
 
 MOVING_PX = 0.5  # a displacement above this counts as moving
 ABRUPT_PX = 3.0  # a change of speed above this between consecutive frames is abrupt

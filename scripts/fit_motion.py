@@ -1,7 +1,7 @@
-"""Fit the motion model (data/motion.py) on a split's true masks once, and write it where --motion FILE reads it.
+"""Fit the motion model (forecasting/motion.py) on a split's true masks once, and write it where --motion FILE reads it.
 
     python scripts/fit_motion.py --root_dir DATASET --out runs/motion.json
-    python SSL_convLSTM_Reconstructor/train_forecaster.py ... --motion runs/motion.json
+    python forecasting/train_forecaster.py ... --motion runs/motion.json
 
 The train scripts and scripts/reference_scores.py fit the same model at start by default (--motion
 fit, a minute or two for 200 videos on a CPU); a file saves doing it again in every stage, and records what was used.
@@ -15,8 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.format import LABELED_SPLITS  # noqa: E402
-from data.motion import add_motion_args, resolve_motion, save_motion  # noqa: E402
-from Unets.training import check_writable, make_folder, run_cli  # noqa: E402
+from forecasting.motion_args import add_motion_args, resolve_motion, save_motion  # noqa: E402
+from engine import check_writable, make_folder, run_cli  # noqa: E402
 
 
 def main(argv=None):

@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.pseudo_labels import STORE_FRAMES, label_split  # noqa: E402
 from data.readers import add_exclude_args, read_exclusions  # noqa: E402
-from Unets.inference import segment  # noqa: E402
-from Unets.training import choose_device, load_model, run_cli  # noqa: E402
+from Unets.segment import segment  # noqa: E402
+from engine import choose_device, load_model, run_cli  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Where the motion model (data/motion.py) goes wrong, on a labeled split's true masks.
+"""Where the motion model (forecasting/motion.py) goes wrong, on a labeled split's true masks.
 
     python scripts/motion_errors.py --root_dir DATASET --split train --motion motion.json
 
@@ -22,9 +22,10 @@ from tqdm import tqdm  # noqa: E402
 
 from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
-from data.motion import FRAMES_AHEAD, _objects, _paint_order, _trajectories, add_motion_args, paint, resolve_motion  # noqa: E402
+from forecasting.motion import FRAMES_AHEAD, find_objects, paint_objects, trajectories  # noqa: E402
+from forecasting.motion_args import add_motion_args, resolve_motion  # noqa: E402
 from data.readers import SplitIndex  # noqa: E402
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
 
 
 def whole(pixels: torch.Tensor, H: int, W: int) -> bool:
@@ -43,9 +44,9 @@ def motion_errors(root, split: str, motion, far: float = 4.0, near: float = 25.0
         masks = torch.from_numpy(index.masks(i, range(TARGET_INDEX + 1)))  # (22, H, W)
         H, W = masks.shape[-2:]
         target = masks[TARGET_INDEX]
-        objects = _objects(masks[LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1])
-        moves = _trajectories(objects, [FRAMES_AHEAD], motion, W)[0]
-        model.update(paint(_paint_order(objects, [moves])[0], torch.zeros_like(target))[None], target[None])
+        objects = find_objects(masks[LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1])
+        moves = trajectories(objects, [FRAMES_AHEAD], motion, W)[0]
+        model.update(paint_objects(objects, moves, torch.zeros_like(target))[None], target[None])
         kept, true_moves = [], []
         for obj, move in zip(objects, moves):
             cls, _, pixels = obj[:3]
@@ -59,7 +60,7 @@ def motion_errors(root, split: str, motion, far: float = 4.0, near: float = 25.0
                 landed = obj[3] if move is None else move[0]
                 errors.append(float((landed - later.float().mean(0)).norm()))
                 met.append(came_near(masks, cls, near))
-        perfect.update(paint(_paint_order(kept, [true_moves])[0], torch.zeros_like(target))[None], target[None])
+        perfect.update(paint_objects(kept, true_moves, torch.zeros_like(target))[None], target[None])
     return {"model": model.compute(), "perfect": perfect.compute(), "errors": np.array(errors),
             "met": np.array(met, dtype=bool), "videos": len(index)}
 

@@ -2,12 +2,13 @@
 
 - copy frame 11: the true mask of frame 11 submitted as frame 22 (a perfect segmenter, no motion model);
 - ceiling: the true frame-22 mask with objects absent from frame 11 set to background;
-- extrapolate: the objects of the true frame-11 mask moved by the motion model (data/motion.py: sliding
+- extrapolate: the objects of the true frame-11 mask moved by the motion model (forecasting/motion.py: sliding
   discs that slow down and collide, in the camera's perspective), fitted on the train split's true
   masks (--motion fit, the default) or read from a file; and the same without collisions
   (--contact 0): the motion a learned forecaster should beat.
 
-    python scripts/reference_scores.py --root_dir DATASET [--split val] [--per_class] [--motion fit|FILE]
+    python scripts/reference_scores.py --root_dir DATASET [--split val] [--per_class] [--motion fit|FILE] \
+        [--scores_json PATH]
 """
 import argparse
 import dataclasses
@@ -20,14 +21,16 @@ from tqdm import tqdm  # noqa: E402
 
 from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore, ceiling_prediction, per_class_table  # noqa: E402
-from data.motion import add_motion_args, extrapolate_mask, resolve_motion  # noqa: E402
+from forecasting.motion import extrapolate_mask  # noqa: E402
+from forecasting.motion_args import add_motion_args, resolve_motion  # noqa: E402
 from data.readers import SplitIndex  # noqa: E402
-from Unets.training import run_cli  # noqa: E402
+from engine import run_cli  # noqa: E402
+from pipeline.cli import add_scores_json_arg, write_scores  # noqa: E402
 
 
 def reference_scores(root, split: str = "val", progress: bool = True, motions: dict = None):
     """({"copy_frame_11": SegmentationScore, "ceiling": SegmentationScore, name: ... for each of motions
-    ({name: data/motion.py Motion})}, number of videos) over a split."""
+    ({name: forecasting/motion.py Motion})}, number of videos) over a split."""
     motions = motions or {}
     index = SplitIndex(root, split, frame_indices=[], need_mask=True)
     scores = {"copy_frame_11": SegmentationScore(), "ceiling": SegmentationScore(),
@@ -48,6 +51,7 @@ def main():
     parser.add_argument("--split", default="val", choices=LABELED_SPLITS, help="labeled split to score (default: val)")
     parser.add_argument("--per_class", action="store_true", help="also print the per-class IoU of every reference")
     add_motion_args(parser)
+    add_scores_json_arg(parser)
     args = parser.parse_args()
 
     motion = resolve_motion(args, args.root_dir)
@@ -61,6 +65,8 @@ def main():
     print(f"extrapolate   Jaccard: {scores['extrapolate'].compute():.4f}  (frame-11 objects moved: {motion.describe()})")
     if "no_collisions" in scores:
         print(f"no collisions Jaccard: {scores['no_collisions'].compute():.4f}  (the same, objects passing through each other)")
+    write_scores(args.scores_json, {"split": args.split, "videos": num_videos,
+                                    **{name: score.compute() for name, score in scores.items()}})
     if args.per_class:
         for name, score in scores.items():
             print(f"\n{name}\n{per_class_table(score.per_class())}")

@@ -4,7 +4,7 @@
         --real_root ../shared/real_samples/Dataset_Student [--synthetic_root D] [--visualize grids]
 
 Segments every frame (all 22) of every labeled video of --real_root (its train and val splits),
-with the repository's segmentation (Unets/inference.py: segment, vote and crop refinement
+with the repository's segmentation (Unets/segment.py: segment, vote and crop refinement
 included), and scores them with the competition's metric (data/metric.py), over all frames
 together and per split. With --synthetic_root it scores all frames of that root's val split the same
 way, for comparison. It also counts, over every object of every frame, whether the class the
@@ -25,8 +25,10 @@ import torch  # noqa: E402
 from data.classes import class_parts  # noqa: E402
 from data.format import LABELED_SPLITS, NUM_FRAMES  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
-from Unets.inference import load_for_flag, save_grid, segment, video_loader  # noqa: E402
-from Unets.training import choose_device, run_cli  # noqa: E402
+from pipeline.models import load_for_flag  # noqa: E402
+from pipeline.evaluate import save_grid, video_loader  # noqa: E402
+from Unets.segment import segment  # noqa: E402
+from engine import choose_device, run_cli  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

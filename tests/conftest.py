@@ -1,13 +1,61 @@
-"""Shared fixtures: a tiny synthetic dataset made once per test session by the repository's generator, and
-an untrained U-Net checkpoint."""
+"""Shared fixtures and helpers: a tiny synthetic dataset made once per test session by the repository's
+generator, an untrained U-Net checkpoint, and what the trainers' tests share (one thread, the JSON log, a
+run killed during its second epoch, torchrun with two CPU processes)."""
+import contextlib
+import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # compared bit for bit: same thread count everywhere
+
+
+@contextlib.contextmanager
+def one_thread():
+    """torch on one thread in this process, as ONE_THREAD makes it in a child process."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def read_log(ckpt) -> list:
+    """The records of a run's log.jsonl (none when it is absent)."""
+    path = Path(ckpt) / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def load_ckpt(path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def kill_after_first_epoch(cmd: list, ckpt, timeout: float = 120, poll: float = 0.02) -> int:
+    """Start a training command and kill it (SIGKILL) as soon as epoch 1's last.pt is in place, i.e. during
+    epoch 2; returns its exit status (-9 when it was killed, as the tests expect)."""
+    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=ONE_THREAD)
+    try:
+        deadline = time.monotonic() + timeout
+        while not (Path(ckpt) / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(poll)  # last.pt is the last of epoch 1's writes (renamed into place whole)
+        proc.kill()
+    finally:
+        proc.wait()
+    return proc.returncode
+
+
+def torchrun(script, args: list, nproc: int = 2) -> subprocess.CompletedProcess:
+    """The script under torchrun with `nproc` CPU (gloo) processes, one thread each."""
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                           str(script), *[str(a) for a in args]], env=ONE_THREAD, capture_output=True, text=True)
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +73,7 @@ def tiny_root(tmp_path_factory) -> Path:
 def unet_ckpt(tmp_path_factory) -> Path:
     """An (untrained) U-Net checkpoint as train.py writes it; its predictions are deterministic. One per
     test module, so a module that damages its copy harms no other."""
-    from Unets.training import atomic_save, make_checkpoint
+    from engine import atomic_save, make_checkpoint
     from Unets.unet import UNet
 
     torch.manual_seed(0)

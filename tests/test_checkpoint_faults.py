@@ -9,8 +9,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from Unets import training
-from Unets.training import (
+import engine
+import engine.loop  # noqa: F401  (patched below)
+from engine import (
+    register_model,
     CheckpointError, DistContext, ResumeError, RunState, atomic_save, fit, load_model, make_checkpoint,
     prepare_optimization,
 )
@@ -19,9 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 CPU = DistContext(device=torch.device("cpu"))
 
 
+@register_model("tiny", train_script="tests/test_checkpoint_faults.py")
 class Tiny(nn.Module):
-    NAME = "tiny"
-
     def __init__(self):
         super().__init__()
         self.config = {}
@@ -68,10 +69,10 @@ def test_a_crash_between_an_epochs_writes_is_repaired_by_resume(tmp_path, monkey
             raise KeyboardInterrupt("crash")
         atomic_save(obj, path)
 
-    monkeypatch.setattr(training, "atomic_save", failing_save)
+    monkeypatch.setattr(engine.loop, "atomic_save", failing_save)  # what fit() writes with
     with pytest.raises(KeyboardInterrupt):
         run(ckpt, resume=False)
-    monkeypatch.setattr(training, "atomic_save", atomic_save)
+    monkeypatch.setattr(engine.loop, "atomic_save", atomic_save)
     resume = (ckpt / "last.pt").exists() or (ckpt / "best.pt").exists()
     run(ckpt, resume=resume)
     last, best = (torch.load(ckpt / name, weights_only=True) for name in ("last.pt", "best.pt"))
@@ -114,19 +115,19 @@ def test_random_bytes_are_not_advised_to_be_unpickled(tmp_path):
     path = tmp_path / "junk.pt"
     path.write_bytes(bytes(range(256)) * 8)
     with pytest.raises(CheckpointError, match="unreadable checkpoint .*junk.pt") as e:
-        training.load_checkpoint(path)
+        engine.load_checkpoint(path)
     assert "weights_only" not in str(e.value)
 
 
 def test_non_finite_loss_names_no_checkpoint_that_does_not_exist(tmp_path):
     with pytest.raises(FloatingPointError, match="no checkpoint was written yet"):
-        training.check_finite(float("nan"), 1, 1, tmp_path)
+        engine.check_finite(float("nan"), 1, 1, tmp_path)
 
 
 @pytest.mark.parametrize("name", ["foo", "cuda:0" if not torch.cuda.is_available() else "foo"])
 def test_bad_device_is_a_value_error_naming_the_flag(name):
     with pytest.raises(ValueError, match=f"--device {name}"):
-        training.choose_device(name)
+        engine.choose_device(name)
 
 
 class Broken(Dataset):
@@ -143,7 +144,7 @@ def test_an_error_in_a_loader_worker_is_printed_as_its_one_line(capsys):
     def main():
         next(iter(torch.utils.data.DataLoader(Broken(), num_workers=1)))
 
-    assert training.run_cli(main) == 1
+    assert engine.run_cli(main) == 1
     err = capsys.readouterr().err
     assert err == "error: /data/val/video_3/image_4.png: image is 10x10, expected 240x160\n"
 
@@ -179,6 +180,6 @@ def test_a_warning_under_run_cli_is_one_line(capsys):
     def main():
         warnings.warn("ROOT/memmap: stale val arrays, ROOT/val/video_4/mask.npy was changed since the conversion")
 
-    assert training.run_cli(main) == 0
+    assert engine.run_cli(main) == 0
     assert capsys.readouterr().err == ("warning: ROOT/memmap: stale val arrays, ROOT/val/video_4/mask.npy was changed "
                                        "since the conversion\n")

@@ -3,12 +3,8 @@ painting, a few steps lowering the loss, and its train and inference scripts (re
 2 processes matching 1, the submission)."""
 import contextlib
 import io
-import json
-import os
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,13 +17,13 @@ from forecasting.dynamics import (
 )
 from forecasting.tracks import extract_tracks
 from Unets import inference_hidden_with_dynamics, inference_val_with_dynamics
-from Unets.inference import segment
-from Unets.training import CheckpointError, ResumeError, load_model
+from Unets.segment import segment
+from engine import CheckpointError, ResumeError, load_model
 from Unets.unet import UNet
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import ONE_THREAD, REPO, kill_after_first_epoch, load_ckpt, read_log, torchrun
+
 SCRIPT = REPO / "forecasting" / "train_dynamics.py"
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 H, W = 160, 240
 
 
@@ -136,10 +132,6 @@ def test_a_few_steps_lower_the_loss():
 # ---------------------------------------------------------------- the scripts
 
 
-def read_log(ckpt) -> list:
-    return [json.loads(line) for line in (Path(ckpt) / "log.jsonl").read_text().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def work(tiny_root, unet_ckpt, tmp_path_factory):
     """The U-Net's pseudo-labels of the unlabeled videos, and the flags of a tiny run."""
@@ -175,20 +167,11 @@ def test_killed_run_resumes_to_the_same_weights(work):
     reference, killed = work / "uninterrupted", work / "killed"
     subprocess.run([sys.executable, str(SCRIPT), *argv, "--checkpoint_dir", str(reference)], check=True,
                    capture_output=True, env=ONE_THREAD)
-    cmd = [sys.executable, str(SCRIPT), *argv, "--checkpoint_dir", str(killed)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ONE_THREAD)
-    try:
-        deadline = time.monotonic() + 120
-        while not (killed / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)  # last.pt is the last of epoch 1's writes (renamed into place whole)
-        proc.kill()
-    finally:
-        proc.wait()
-    assert proc.returncode == -9, "the run ended before it could be killed during epoch 2"
-    assert torch.load(killed / "last.pt", weights_only=True)["epoch"] == 1
-    subprocess.run(cmd + ["--resume"], check=True, capture_output=True, env=ONE_THREAD)
-    resumed = torch.load(killed / "last.pt", weights_only=True)
-    uninterrupted = torch.load(reference / "last.pt", weights_only=True)
+    cmd = [sys.executable, SCRIPT, *argv, "--checkpoint_dir", killed]
+    assert kill_after_first_epoch(cmd, killed, poll=0.002) == -9, "the run ended before it could be killed in epoch 2"
+    assert load_ckpt(killed / "last.pt")["epoch"] == 1
+    subprocess.run([str(c) for c in cmd] + ["--resume"], check=True, capture_output=True, env=ONE_THREAD)
+    resumed, uninterrupted = load_ckpt(killed / "last.pt"), load_ckpt(reference / "last.pt")
     assert resumed["epoch"] == 2 and [r["epoch"] for r in read_log(killed)] == [1, 2]
     assert all(torch.equal(resumed["model"][k], uninterrupted["model"][k]) for k in uninterrupted["model"])
 
@@ -196,9 +179,7 @@ def test_killed_run_resumes_to_the_same_weights(work):
 def test_torchrun_two_processes_agree_with_one(work):
     work, argv = work
     two, one = work / "two", work / "one"
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             str(SCRIPT), *argv, "--checkpoint_dir", str(two), "--epochs", "1", "--batch_size", "1"],
-                            env=ONE_THREAD, capture_output=True, text=True)
+    result = torchrun(SCRIPT, argv + ["--checkpoint_dir", two, "--epochs", "1", "--batch_size", "1"])
     assert result.returncode == 0, result.stderr[-3000:]
     subprocess.run([sys.executable, str(SCRIPT), *argv, "--checkpoint_dir", str(one), "--epochs", "1"],
                    env=ONE_THREAD, check=True, capture_output=True)
@@ -206,7 +187,7 @@ def test_torchrun_two_processes_agree_with_one(work):
     assert len(log_two) == 1, "rank 0 alone writes the log"
     assert log_two[0]["train_loss"] == pytest.approx(log_one[0]["train_loss"], rel=1e-4)
     assert log_two[0]["val_jaccard"] == pytest.approx(log_one[0]["val_jaccard"], abs=1e-6)
-    w2, w1 = torch.load(two / "last.pt", weights_only=True)["model"], torch.load(one / "last.pt", weights_only=True)["model"]
+    w2, w1 = load_ckpt(two / "last.pt")["model"], load_ckpt(one / "last.pt")["model"]
     assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-5
 
 

@@ -1,19 +1,24 @@
 """The mask forecaster: shapes, the copy it starts from, learning through the train script's loss,
-resume, and both inference scripts (Jaccard line, checked submission, wrong-kind checkpoints)."""
+resume (also after a kill, to the same weights), torchrun with 2 CPU processes matching 1, and both
+inference scripts (Jaccard line, checked submission, wrong-kind checkpoints)."""
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from data.motion import extrapolate_mask
+from forecasting.motion import extrapolate_mask
 from data.pseudo_labels import label_split
-from SSL_convLSTM_Reconstructor import train_forecaster
-from SSL_convLSTM_Reconstructor.forecaster import MaskForecaster, class_fractions
+from forecasting import train_forecaster
+from forecasting.forecaster import MaskForecaster, class_fractions
 from Unets import inference_hidden_with_forecaster, inference_val_with_forecaster
-from Unets.inference import segment
-from Unets.training import CheckpointError, ResumeError, atomic_save, build_model, load_model, make_checkpoint, model_config
+from Unets.segment import segment
+from conftest import kill_after_first_epoch, load_ckpt, one_thread, read_log, torchrun
+from engine import CheckpointError, ResumeError, atomic_save, build_model, load_model, make_checkpoint, model_config
 from Unets.unet import UNet
 
+SCRIPT = Path(train_forecaster.__file__)
 TINY = dict(enc_channels=[4, 8], hidden_channels=[8], kernel_size=3, downsample=2)
 TINY_FLAGS = ["--enc_channels", "4", "8", "--hidden_channels", "8", "--kernel_size", "3", "--downsample", "4"]
 
@@ -125,6 +130,46 @@ def test_train_script_writes_checkpoints_and_resumes(trained):
     assert model.config["downsample"] == 4 and model.config["enc_channels"] == [4, 8]
     ckpt = torch.load(work / "fc" / "last.pt", weights_only=True)
     assert ckpt["epoch"] == 1 and ckpt["model_config"]["name"] == "forecaster"
+
+
+def run_in(argv: list, ckpt) -> list:
+    """The fixture's command line with another --checkpoint_dir."""
+    argv = list(argv)
+    argv[argv.index("--checkpoint_dir") + 1] = str(ckpt)
+    return argv
+
+
+def test_killed_run_resumes_to_the_same_weights(trained, tmp_path):
+    """Kill a 2-epoch run during epoch 2 (after epoch 1's last.pt), resume it: the weights of an uninterrupted run."""
+    _, argv = trained
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    with one_thread():
+        train_forecaster.main(run_in(argv, reference) + ["--epochs", "2"])
+    returncode = kill_after_first_epoch([sys.executable, SCRIPT, *run_in(argv, killed), "--epochs", "2"], killed)
+    assert returncode == -9, "the run ended before it could be killed during epoch 2"
+    assert [r["epoch"] for r in read_log(killed)] == [1]
+    with one_thread():
+        train_forecaster.main(run_in(argv, killed) + ["--epochs", "2", "--resume"])
+    resumed, uninterrupted = load_ckpt(killed / "last.pt"), load_ckpt(reference / "last.pt")
+    assert resumed["epoch"] == uninterrupted["epoch"] == 2
+    assert all(torch.equal(resumed["model"][k], uninterrupted["model"][k]) for k in uninterrupted["model"])
+    assert [r["train_loss"] for r in read_log(killed)] == [r["train_loss"] for r in read_log(reference)]
+
+
+def test_torchrun_two_processes_agree_with_one(trained, tmp_path):
+    """--batch_size is per process: 2 gloo processes x 1 video take the same steps as 1 process x 2."""
+    _, argv = trained
+    two, one = tmp_path / "two", tmp_path / "one"
+    result = torchrun(SCRIPT, run_in(argv, two) + ["--epochs", "1", "--batch_size", "1"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    with one_thread():
+        train_forecaster.main(run_in(argv, one) + ["--epochs", "1"])
+    log_two, log_one = read_log(two), read_log(one)
+    assert len(log_two) == 1, "rank 0 alone writes the log"
+    assert log_two[0]["train_loss"] == pytest.approx(log_one[0]["train_loss"], rel=1e-4)
+    assert log_two[0]["val_jaccard"] == pytest.approx(log_one[0]["val_jaccard"], abs=1e-4)  # reduced over both ranks
+    w2, w1 = load_ckpt(two / "last.pt")["model"], load_ckpt(one / "last.pt")["model"]
+    assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4
 
 
 def test_flags_that_do_not_go_together_are_refused():

@@ -15,9 +15,12 @@ from data.metric import SegmentationScore
 from data.readers import VideoDataset
 from Unets import inference_hidden_without_reconstructor as hidden_script
 from Unets import inference_val_without_reconstructor as val_script
-from Unets import training
-from Unets.inference import OutputPathError, check_submission, predict, segment, video_loader
-from Unets.training import CheckpointError
+import engine
+from engine import OutputPathError
+from pipeline.submission import check_submission
+from pipeline.evaluate import predict, video_loader
+from Unets.segment import segment
+from engine import CheckpointError
 from Unets.unet import UNet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def expected_frame11_predictions(root, split, ckpt):
     """What the scripts must compute, done here by hand: segment frame 11 of each video, in numeric order."""
-    model = training.load_model(ckpt, UNet)
+    model = engine.load_model(ckpt, UNet)
     videos = VideoDataset(root, split)
     preds = torch.stack([segment(model, videos[i]["frames"][LAST_INPUT_INDEX][None])[0] for i in range(len(videos))])
     return preds, videos
@@ -69,7 +72,7 @@ def test_scripts_run_from_their_own_folder(tiny_root, unet_ckpt, tmp_path):
     result = subprocess.run([sys.executable, "inference_hidden_without_reconstructor.py", "--root_dir", str(tiny_root),
                              "--saved_seg_model_dir", str(tmp_path / "missing.pt")],
                             cwd=REPO / "Unets", capture_output=True, text=True)
-    assert result.returncode == 1 and result.stderr.startswith("error: checkpoint not found")
+    assert result.returncode == 1 and result.stderr.startswith("error: --saved_seg_model_dir: checkpoint not found")
     assert "Traceback" not in result.stderr
 
 
@@ -93,7 +96,7 @@ def test_existing_submission_is_never_half_overwritten(tiny_root, unet_ckpt, tmp
         f.write(b"half a tensor")
         raise OSError("disk full")
 
-    monkeypatch.setattr(training.torch, "save", crash_mid_write)
+    monkeypatch.setattr(torch, "save", crash_mid_write)
     with pytest.raises(OSError, match="disk full"):
         hidden_script.main(["--root_dir", str(tiny_root), "--saved_seg_model_dir", str(unet_ckpt),
                             "--num_workers", "0", "--output", str(output)])
@@ -112,6 +115,13 @@ def test_output_never_replaces_a_checkpoint_or_another_file(tiny_root, unet_ckpt
             hidden_script.main(["--root_dir", str(tiny_root), "--saved_seg_model_dir", str(model),
                                 "--num_workers", "0", "--output", str(output)])
     assert model.read_bytes() == unet_ckpt.read_bytes() and notes.read_text() == "my notes"
+    run = tmp_path / "run"  # a run folder stands for its best.pt: that file is refused as --output too
+    run.mkdir()
+    (run / "best.pt").write_bytes(unet_ckpt.read_bytes())
+    with pytest.raises(OutputPathError, match="is the checkpoint passed as --saved_seg_model_dir"):
+        hidden_script.main(["--root_dir", str(tiny_root), "--saved_seg_model_dir", str(run), "--num_workers", "0",
+                            "--output", str(run / "best.pt")])
+    assert (run / "best.pt").read_bytes() == unet_ckpt.read_bytes()
 
 
 def test_val_scores_without_the_excluded_videos_and_says_so(tiny_root, unet_ckpt, tmp_path, capsys):
@@ -149,7 +159,7 @@ def test_bad_checkpoints_are_named(tiny_root, unet_ckpt, tmp_path):
 
     with pytest.raises(CheckpointError, match="checkpoint not found: .*missing.pt"):
         run(tmp_path / "missing.pt")
-    with pytest.raises(CheckpointError, match="is a folder: pass the checkpoint file itself"):
+    with pytest.raises(CheckpointError, match="is a folder without best.pt"):
         run(tmp_path)
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="unreadable checkpoint .*garbage.pt"):
@@ -248,3 +258,11 @@ def test_a_bad_file_read_in_a_loader_worker_is_one_line(tiny_root, unet_ckpt, tm
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == f"error: unreadable PNG {bad}: not PNG data; frames must be 8-bit RGB PNGs (convert it)"
     assert "Traceback" not in result.stderr and "DataLoader worker" not in result.stderr
+
+
+def test_a_run_folder_stands_for_its_best_pt(tiny_root, unet_ckpt):
+    """--saved_seg_model_dir takes the run's folder as well as the file: the folder's best.pt is loaded."""
+    args = ["--root_dir", str(tiny_root), "--num_workers", "0"]
+    by_file = val_script.main(args + ["--saved_seg_model_dir", str(unet_ckpt)])
+    by_folder = val_script.main(args + ["--saved_seg_model_dir", str(unet_ckpt.parent)])
+    assert by_file == by_folder

@@ -1,4 +1,4 @@
-"""The memory-mapped copy of a split (scripts/convert_to_memmap.py) reads back exactly the PNGs and masks,
+"""The memory-mapped copy of a split (data/memmap.py, scripts/convert_to_memmap.py) reads back exactly the PNGs and masks,
 is used only while it holds the split's videos, and the loader benchmark runs on it."""
 import shutil
 import subprocess
@@ -126,7 +126,7 @@ def test_pool_workers_exit_when_the_converter_is_killed(tiny_root, tmp_path):
     script.write_text(f"""
 import os, sys, time
 sys.path.insert(0, {str(REPO)!r})
-from scripts import convert_to_memmap as c
+from data import memmap as c
 
 def slow(rows):  # the workers are forked: they run this stand-in, which says who they are and waits
     os.write(1, f"{{os.getpid()}}\\n".encode())  # one write: the two workers' lines never interleave

@@ -1,4 +1,4 @@
-"""Motion extrapolation (data/motion.py): objects move along their last velocity, damped; the nearer
+"""Motion extrapolation (forecasting/motion.py): objects move along their last velocity, damped; the nearer
 object covers the farther; objects leaving the frame vanish; objects without a velocity stay; with a
 horizon row, motion is extrapolated on the floor and objects grow as they come nearer; with a contact,
 objects that meet bounce; fit_horizon and fit_motion find the parameters from masks."""
@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from data.motion import (
-    NONE, Motion, add_motion_args, extrapolate_frames, extrapolate_mask, extrapolate_sequence, fit_horizon, fit_motion,
-    horizon_row_arg, resolve_motion, save_motion,
+from forecasting.motion import (
+    Motion, extrapolate_frames, extrapolate_mask, extrapolate_sequence, find_objects, fit_horizon, fit_motion,
+    paint_objects, trajectories,
 )
+from forecasting.motion_args import NONE, add_motion_args, horizon_row_arg, resolve_motion, save_motion
 
 
 def square(H, W, y, x, size, cls, out=None):
@@ -219,3 +220,20 @@ def test_motion_errors_bounds_the_model_with_perfect_motion(tiny_root):
     masks = torch.zeros(22, 40, 120, dtype=torch.uint8)
     masks[10:] = two_squares()[1]  # 22 px apart from frame 11 on
     assert came_near(masks, 3, near=25) and not came_near(masks, 3, near=20)
+
+
+def test_paint_objects_is_the_extrapolations_painting():
+    """paint_objects with the motion model's targets paints what extrapolate_mask predicts; with targets of
+    its own choosing, it moves frame 11's shapes there, the nearer object covering the farther."""
+    masks = torch.zeros(2, 40, 60, dtype=torch.uint8)
+    square(40, 60, 10, 10, 5, 3, masks[0]), square(40, 60, 10, 12, 5, 3, masks[1])
+    square(40, 60, 20, 30, 5, 7, masks[0]), square(40, 60, 21, 30, 5, 7, masks[1])
+    motion = Motion(damping=0.5)
+    objects = find_objects(masks)
+    targets = trajectories(objects, [11], motion, 60)[0]
+    painted = paint_objects(objects, targets, torch.zeros(40, 60, dtype=torch.uint8))
+    assert torch.equal(painted, extrapolate_mask(masks, motion))
+    # class 3 moved one row below class 7: now the nearer, it covers all but class 7's top row
+    targets = [(torch.tensor([26.0, 30.0]), 1.0), (torch.tensor([25.0, 30.0]), 1.0)]
+    both = paint_objects(objects, targets, torch.zeros(40, 60, dtype=torch.uint8))
+    assert (both == 3).sum() == 25 and (both == 7).sum() == 5

@@ -16,8 +16,9 @@ from data.readers import VideoDataset
 from SSL_convLSTM_Reconstructor.model import Reconstructor
 from Unets import inference_hidden_with_reconstructor as hidden_script
 from Unets import inference_val_with_reconstructor as val_script
-from Unets.inference import reconstruct, segment
-from Unets.training import CheckpointError, atomic_save, load_model, make_checkpoint
+from pipeline.predictors import reconstruct
+from Unets.segment import segment
+from engine import CheckpointError, atomic_save, load_model, make_checkpoint
 from Unets.unet import UNet
 
 REPO = Path(__file__).resolve().parents[1]

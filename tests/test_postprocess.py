@@ -1,8 +1,8 @@
-"""Post-processing of predicted masks (data/postprocess.py) on hand-made masks."""
+"""Post-processing of predicted masks (Unets/postprocess.py) on hand-made masks."""
 import torch
 
 from data.classes import class_id
-from data.postprocess import (
+from Unets.postprocess import (
     connected_components, input_classes, remove_small_blobs, restrict_to_input_classes, vote_per_object,
 )
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos, label_split, open_store
 from data.readers import DatasetFormatError, SplitIndex
-from Unets.training import atomic_save, make_checkpoint
+from engine import atomic_save, make_checkpoint
 from Unets.unet import UNet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,8 +145,8 @@ def test_a_damaged_store_is_named_and_never_grown_back_with_zeros(tiny_root, une
 
 
 def test_a_reconstructor_passed_as_the_segmenter_is_named_not_blamed_on_the_store(tiny_root, unet_ckpt, tmp_path):
-    from Unets.inference import prepare_val_inputs
-    from Unets.training import CheckpointError
+    from pipeline.val_inputs import prepare_val_inputs
+    from engine import CheckpointError
 
     out = tmp_path / "pl"
     label_split(fake_segment, tiny_root, "val", out, segmenter=unet_ckpt)

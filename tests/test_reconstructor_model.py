@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engine import CheckpointError, model_config
 from SSL_convLSTM_Reconstructor.model import PRESETS, Reconstructor, clamp_st
 
 # Small enough for a 2-core CPU; 3 levels = 2 downsamplings.
@@ -55,7 +56,7 @@ def test_config_round_trip_and_checkpoint():
     model = Reconstructor(enc_channels=[4, 8, 8], hidden_channels=[8, 6], kernel_size=5, future_steps=4,
                           output_mode="residual", output_activation="clamp", norm="none").eval()
     randomize_head(model, scale=0.1)
-    config = model.config
+    config = model_config(model)  # what the train script writes into a checkpoint
     assert config["name"] == "reconstructor"
     assert json.loads(json.dumps(config)) == config  # plain data only
 
@@ -65,8 +66,8 @@ def test_config_round_trip_and_checkpoint():
     buffer.seek(0)
     ckpt = torch.load(buffer, weights_only=True)
 
-    rebuilt = Reconstructor(**{k: v for k, v in ckpt["model_config"].items() if k != "name"}).eval()
-    assert rebuilt.config == config
+    rebuilt = Reconstructor(**ckpt["model_config"]["kwargs"]).eval()
+    assert rebuilt.config == config["kwargs"]
     rebuilt.load_state_dict(ckpt["model"])
     also = Reconstructor.from_config(ckpt["model_config"]).eval()
     also.load_state_dict(ckpt["model"])
@@ -79,8 +80,8 @@ def test_config_round_trip_and_checkpoint():
 
 
 def test_from_config_rejects_another_model():
-    config = dict(Reconstructor(**TINY).config, name="mask_forecaster")
-    with pytest.raises(ValueError, match="mask_forecaster"):
+    config = dict(model_config(Reconstructor(**TINY)), name="forecaster")
+    with pytest.raises(CheckpointError, match="holds a 'forecaster' model, expected a 'reconstructor' model"):
         Reconstructor.from_config(config)
 
 
@@ -193,6 +194,6 @@ def test_a_few_steps_lower_the_loss_on_a_moving_square(mode, activation, ratio):
 @pytest.mark.parametrize("preset", ["small", "large"])
 def test_presets_build_and_small_is_the_default(preset):
     model = Reconstructor(**PRESETS[preset])
-    assert model.config == Reconstructor.from_config(model.config).config
+    assert model.config == Reconstructor.from_config(model_config(model)).config
     if preset == "small":
         assert model.config == Reconstructor().config

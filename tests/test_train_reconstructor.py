@@ -3,11 +3,8 @@ themselves, a killed run resumes to the same weights, torchrun with 2 CPU proces
 and the reconstructor's downsample option (the CPU recipe) keeps a full-resolution output."""
 import contextlib
 import io
-import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,37 +13,16 @@ import torch
 from data.readers import VideoDataset, to_float
 from SSL_convLSTM_Reconstructor import train_reconstructor as tr
 from SSL_convLSTM_Reconstructor.model import Reconstructor
-from Unets.training import CHECKPOINT_KEYS, load_model
+from conftest import ONE_THREAD, kill_after_first_epoch, load_ckpt, one_thread, read_log, torchrun
+from engine import CHECKPOINT_KEYS, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "SSL_convLSTM_Reconstructor" / "train_reconstructor.py"
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # compared bit for bit: same thread count everywhere
-
-
-@contextlib.contextmanager
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def flags(root, ckpt, *extra) -> list:
     """A tiny recipe: 4 training videos (unlabeled + train frames), batch 2, network at 1/8 resolution."""
     return ["--root_dir", str(root), "--checkpoint_dir", str(ckpt), "--enc_channels", "4", "8", "--hidden_channels",
             "8", "--downsample", "8", "--batch_size", "2", "--use_train_frames", "--num_workers", "0",
             "--device", "cpu", *extra]
-
-
-def read_log(ckpt) -> list:
-    path = Path(ckpt) / "log.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def load(path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +64,14 @@ def test_run_writes_self_describing_checkpoints_and_psnr_beside_the_copy(two_epo
     assert "git commit:" in printed and "unlabeled + train" in printed
     assert "val frame 22: PSNR" in printed and "frame 11 copied: PSNR" in printed
     assert sorted(p.name for p in ckpt.iterdir()) == ["best.pt", "last.pt", "log.jsonl"]
-    last = load(ckpt / "last.pt")
+    last = load_ckpt(ckpt / "last.pt")
     assert tuple(last) == CHECKPOINT_KEYS and last["model_config"]["name"] == "reconstructor"
     assert last["model_config"]["kwargs"]["downsample"] == 8 and last["model_config"]["kwargs"]["future_steps"] == 11
     log = read_log(ckpt)
     assert [r["epoch"] for r in log] == [1, 2]
     assert all(set(r) >= {"train_loss", "val_psnr", "val_ssim", "copy11_psnr", "copy11_ssim", "samples_per_s"} for r in log)
     assert log[0]["copy11_psnr"] == log[1]["copy11_psnr"] > 10 and 0 < log[0]["val_ssim"] <= 1
-    assert load(ckpt / "best.pt")["best_score"] == pytest.approx(max(r["val_psnr"] for r in log), abs=1e-5)
+    assert load_ckpt(ckpt / "best.pt")["best_score"] == pytest.approx(max(r["val_psnr"] for r in log), abs=1e-5)
     model = load_model(ckpt / "best.pt", Reconstructor)  # the path alone rebuilds it
     assert model.config["enc_channels"] == [4, 8]
 
@@ -111,19 +87,11 @@ def test_refusals_and_cli_errors(two_epochs, tiny_root, tmp_path):
 
 def test_killed_run_resumes_to_the_same_weights(two_epochs, tiny_root, tmp_path):
     reference, killed = two_epochs[0], tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), *flags(tiny_root, killed, "--epochs", "2")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ONE_THREAD)
-    try:
-        deadline = time.monotonic() + 120
-        while not (killed / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)  # last.pt is the last of epoch 1's writes (renamed into place whole)
-        proc.kill()
-    finally:
-        proc.wait()
-    assert proc.returncode == -9, "the run ended before it could be killed during epoch 2"
+    returncode = kill_after_first_epoch([sys.executable, SCRIPT, *flags(tiny_root, killed, "--epochs", "2")], killed)
+    assert returncode == -9, "the run ended before it could be killed during epoch 2"
     subprocess.run([sys.executable, str(SCRIPT), *flags(tiny_root, killed, "--epochs", "2", "--resume")],
                    check=True, capture_output=True, env=ONE_THREAD)
-    resumed, uninterrupted = load(killed / "last.pt"), load(reference / "last.pt")
+    resumed, uninterrupted = load_ckpt(killed / "last.pt"), load_ckpt(reference / "last.pt")
     assert resumed["epoch"] == 2
     assert all(torch.equal(resumed["model"][k], uninterrupted["model"][k]) for k in uninterrupted["model"])
     assert [r["epoch"] for r in read_log(killed)] == [1, 2]
@@ -132,9 +100,7 @@ def test_killed_run_resumes_to_the_same_weights(two_epochs, tiny_root, tmp_path)
 def test_torchrun_two_processes_agree_with_one(tiny_root, tmp_path):
     """--batch_size is per process: 2 gloo processes x 1 video take the same steps as 1 process x 2."""
     two, one = tmp_path / "two", tmp_path / "one"
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             str(SCRIPT), *flags(tiny_root, two, "--epochs", "1"), "--batch_size", "1"],
-                            env=ONE_THREAD, capture_output=True, text=True)
+    result = torchrun(SCRIPT, [*flags(tiny_root, two, "--epochs", "1"), "--batch_size", "1"])
     assert result.returncode == 0, result.stderr[-3000:]
     with one_thread(), contextlib.redirect_stdout(io.StringIO()):
         tr.main(flags(tiny_root, one, "--epochs", "1"))
@@ -142,7 +108,7 @@ def test_torchrun_two_processes_agree_with_one(tiny_root, tmp_path):
     assert len(log_two) == 1, "rank 0 alone writes the log"
     assert log_two[0]["train_loss"] == pytest.approx(log_one[0]["train_loss"], rel=1e-4)
     assert log_two[0]["val_psnr"] == pytest.approx(log_one[0]["val_psnr"], abs=1e-3)  # reduced over both ranks
-    w2, w1 = load(two / "last.pt")["model"], load(one / "last.pt")["model"]
+    w2, w1 = load_ckpt(two / "last.pt")["model"], load_ckpt(one / "last.pt")["model"]
     assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4
 
 
@@ -184,8 +150,8 @@ def test_extrapolated_reference_trains_from_pseudo_labels_and_runs_two_stages(ti
     a trained checkpoint that records its reference, and the two-stage scripts making the same frames."""
     from data.pseudo_labels import label_split
     from Unets import inference_hidden_with_reconstructor, inference_val_with_reconstructor, train as unet_train
-    from Unets.inference import segment
-    from Unets.training import atomic_save, make_checkpoint
+    from Unets.segment import segment
+    from engine import atomic_save, make_checkpoint
     from Unets.unet import UNet
     torch.manual_seed(0)
     unet = UNet(base_channels=2)

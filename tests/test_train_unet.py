@@ -2,12 +2,10 @@
 processes agreeing with 1 process, metric reduced across ranks, and clear refusals that lose nothing."""
 import contextlib
 import io
-import json
 import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,27 +17,13 @@ import torch.multiprocessing as mp
 from data.format import HEIGHT, WIDTH
 from data.metric import SegmentationScore
 from Unets import train
-from Unets.training import (
-    CHECKPOINT_KEYS, DistContext, ObjectCrops, RandomFlips, ResumeError, rng_state, set_rng_state, train_epoch,
-)
+from conftest import ONE_THREAD, kill_after_first_epoch, load_ckpt, one_thread, read_log, torchrun
+from engine import CHECKPOINT_KEYS, DistContext, RandomFlips, ResumeError, rng_state, set_rng_state, train_epoch
+from Unets.crops import ObjectCrops
 from Unets.unet import UNet
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "Unets" / "train.py"
-# One thread per training process: CI has 2 cores, and runs compared bit for bit use the same count.
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-@contextlib.contextmanager
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def small_root(tiny_root, tmp_path_factory) -> Path:
     """tiny_root cut to one train and one val video (22 frames each), by symlinks: keeps CPU runs short."""
@@ -57,15 +41,6 @@ def flags(root, ckpt, *extra) -> list:
             "--num_workers", "0", "--device", "cpu", *extra]
 
 
-def read_log(ckpt) -> list:
-    path = Path(ckpt) / "log.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def load(path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 @pytest.fixture(scope="module")
 def two_epochs(small_root, tmp_path_factory):
     """A finished, uninterrupted 2-epoch run, in this process: (checkpoint dir, printed text)."""
@@ -80,7 +55,7 @@ def test_run_writes_self_describing_checkpoints_and_a_log(two_epochs):
     ckpt, printed = two_epochs
     assert "git commit:" in printed and '"base_channels": 4' in printed
     assert sorted(p.name for p in ckpt.iterdir()) == ["best.pt", "last.pt", "log.jsonl"]  # no temp file left
-    last = load(ckpt / "last.pt")  # weights_only=True: plain data only
+    last = load_ckpt(ckpt / "last.pt")  # weights_only=True: plain data only
     assert tuple(last) == CHECKPOINT_KEYS
     assert last["model_config"] == {"name": "unet", "kwargs": {"base_channels": 4, "in_channels": 3, "num_classes": 49,
                                                                "head": "factored", "coords": True, "crop_size": 64}}
@@ -91,7 +66,7 @@ def test_run_writes_self_describing_checkpoints_and_a_log(two_epochs):
     assert [r["epoch"] for r in log] == [1, 2]
     assert all(set(r) >= {"train_loss", "val_jaccard", "lr", "train_seconds", "samples_per_s"} for r in log)
     assert all(0 <= r["val_jaccard"] <= 1 and np.isfinite(r["train_loss"]) and r["lr"] > 0 for r in log)
-    best = load(ckpt / "best.pt")
+    best = load_ckpt(ckpt / "best.pt")
     assert best["best_score"] == pytest.approx(max(r["val_jaccard"] for r in log), abs=1e-6)
     assert best["epoch"] == 1 + int(np.argmax([r["val_jaccard"] for r in log]))
     model = UNet(**last["model_config"]["kwargs"])
@@ -128,21 +103,13 @@ def test_killed_run_resumes_to_the_same_weights(two_epochs, small_root, tmp_path
     """Kill a 2-epoch run during epoch 2 (after epoch 1's last.pt), resume it: same final weights, bit for bit."""
     reference = two_epochs[0]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(TRAIN), *flags(small_root, killed, "--epochs", "2")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ONE_THREAD)
-    try:
-        deadline = time.monotonic() + 120
-        while not (killed / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)  # last.pt is the last of epoch 1's writes (renamed into place whole)
-        proc.kill()
-    finally:
-        proc.wait()
-    assert proc.returncode == -9, "the run ended before it could be killed during epoch 2"
-    assert [r["epoch"] for r in read_log(killed)] == [1] and load(killed / "last.pt")["epoch"] == 1
+    returncode = kill_after_first_epoch([sys.executable, TRAIN, *flags(small_root, killed, "--epochs", "2")], killed)
+    assert returncode == -9, "the run ended before it could be killed during epoch 2"
+    assert [r["epoch"] for r in read_log(killed)] == [1] and load_ckpt(killed / "last.pt")["epoch"] == 1
 
     subprocess.run([sys.executable, str(TRAIN), *flags(small_root, killed, "--epochs", "2", "--resume")],
                    check=True, capture_output=True, env=ONE_THREAD)
-    resumed, uninterrupted = load(killed / "last.pt"), load(reference / "last.pt")
+    resumed, uninterrupted = load_ckpt(killed / "last.pt"), load_ckpt(reference / "last.pt")
     assert resumed["epoch"] == uninterrupted["epoch"] == 2
     assert all(torch.equal(resumed["model"][k], uninterrupted["model"][k]) for k in uninterrupted["model"])
     assert [r["epoch"] for r in read_log(killed)] == [1, 2]
@@ -153,9 +120,7 @@ def test_torchrun_two_processes_agree_with_one(small_root, tmp_path):
     """--batch_size is per process: 2 processes x 5 frames take the same 2 steps as 1 process x 10."""
     two, one = tmp_path / "two", tmp_path / "one"
     common = ("--epochs", "1", "--learning_rate", "0.01")
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             str(TRAIN), *flags(small_root, two, *common), "--batch_size", "5"],
-                            env=ONE_THREAD, capture_output=True, text=True)
+    result = torchrun(TRAIN, [*flags(small_root, two, *common), "--batch_size", "5"])
     assert result.returncode == 0, result.stderr[-3000:]
     with one_thread():
         train.main(flags(small_root, one, *common) + ["--batch_size", "10"])
@@ -163,7 +128,7 @@ def test_torchrun_two_processes_agree_with_one(small_root, tmp_path):
     assert len(log_two) == 1, "rank 0 alone writes the log"
     assert log_two[0]["samples_per_s"] > 0 and log_two[0]["train_loss"] == pytest.approx(log_one[0]["train_loss"], rel=1e-5)
     assert log_two[0]["val_jaccard"] == pytest.approx(log_one[0]["val_jaccard"], abs=1e-4)
-    w2, w1 = load(two / "last.pt")["model"], load(one / "last.pt")["model"]
+    w2, w1 = load_ckpt(two / "last.pt")["model"], load_ckpt(one / "last.pt")["model"]
     torch.manual_seed(0)
     w0 = UNet(base_channels=4).state_dict()  # the initial weights both runs started from
     moved = max((w1[k] - w0[k]).abs().max().item() for k in w0)
@@ -271,7 +236,7 @@ def test_validation_every_n_epochs_and_after_the_last(small_root, tmp_path):
     log = read_log(tmp_path / "c")
     assert [("val_jaccard" in r) for r in log] == [False, True, True]
     assert "epoch 1/3: loss" in out.getvalue() and "not validated (every 2 epochs)" in out.getvalue()
-    assert load(tmp_path / "c" / "best.pt")["epoch"] in (2, 3)
+    assert load_ckpt(tmp_path / "c" / "best.pt")["epoch"] in (2, 3)
     with pytest.raises(SystemExit):
         train.parse_args(["--predicted_fraction", "0.3"])  # without --saved_recon_model_dir it would do nothing
     with pytest.raises(ValueError, match="--val_every must be >= 1"):
@@ -300,4 +265,4 @@ def test_excluded_videos_are_left_out_and_named(tiny_root, tmp_path):
     printed = out.getvalue()
     assert f"train: 1 of 2 train videos; excluded: video_{excluded[0]}" in printed
     assert f"val: 1 of 2 val videos; excluded: video_{excluded[1]}" in printed
-    assert load(tmp_path / "c" / "last.pt")["args"]["exclude_videos"] == [f"video_{v}" for v in excluded]
+    assert load_ckpt(tmp_path / "c" / "last.pt")["args"]["exclude_videos"] == [f"video_{v}" for v in excluded]

@@ -5,7 +5,7 @@ import torch
 
 from data.classes import NUM_CLASSES, class_id
 from data.format import HEIGHT, WIDTH
-from Unets.training import CheckpointError, build_model, load_model, make_checkpoint, atomic_save, model_config
+from engine import CheckpointError, build_model, load_model, make_checkpoint, atomic_save, model_config
 from Unets.unet import DoubleConv, Down, FactoredOutConv, OutConv, Up, UNet
 
 

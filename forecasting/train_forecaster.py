@@ -1,10 +1,10 @@
 """Train the mask forecaster: masks of frames 1-11 -> class logits of frame 22 (and 12-21), cross-entropy.
 
     python scripts/make_pseudo_labels.py --root_dir D --saved_seg_model_dir U/best.pt --split unlabeled --out P
-    python SSL_convLSTM_Reconstructor/train_forecaster.py --root_dir D --pseudo_labels P \
+    python forecasting/train_forecaster.py --root_dir D --pseudo_labels P \
         --saved_seg_model_dir U/best.pt --checkpoint_dir checkpoints/forecaster
     ... --resume                                       # continue from last.pt
-    torchrun --nproc_per_node=4 SSL_convLSTM_Reconstructor/train_forecaster.py ...   # DDP, --batch_size per process
+    torchrun --nproc_per_node=4 forecasting/train_forecaster.py ...   # DDP, --batch_size per process
 
 Training videos: the unlabeled split's pseudo-labels (P/unlabeled, all 22 frames segmented by the
 U-Net) plus the train split's true masks. Validation: the val split as inference sees it, the
@@ -29,22 +29,19 @@ from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import ConcatDataset, Dataset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
+from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
-from data.readers import SplitIndex, add_exclude_args, read_exclusions  # noqa: E402
-from data.motion import add_motion_args, resolve_motion  # noqa: E402
-from SSL_convLSTM_Reconstructor.forecaster import STARTS, MaskForecaster, class_fractions, count_parameters  # noqa: E402
-from Unets.inference import prepare_val_inputs  # noqa: E402
-from Unets.training import (  # noqa: E402
-    add_run_args, start_run,
-    RandomFlips, RunState, fit, print0, run_cli,
-    setup_distributed, teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
+from data.readers import add_exclude_args, read_exclusions  # noqa: E402
+from forecasting.motion_args import add_motion_args, resolve_motion  # noqa: E402
+from forecasting.forecaster import DEFAULT, STARTS, MaskForecaster, class_fractions  # noqa: E402
+from pipeline.val_inputs import ValInputs, prepare_val_inputs  # noqa: E402
+from engine import (  # noqa: E402
+    add_optimizer_args, resume_guard,
+    add_run_args, count_parameters, start_run, RandomFlips, RunState, fit, print0, run_cli, setup_distributed,
+    teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
 )
 
-# Arguments that shape the optimisation: a resumed run must keep them to continue exactly.
-MUST_MATCH_ON_RESUME = ("epochs", "global_batch_size", "learning_rate", "weight_decay", "grad_clip", "seed",
-                        "intermediate_weight", "sampling_prob", "unlabeled_videos", "train_videos", "exclude_videos")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,11 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="pseudo-labelled videos to train on: the first N (-1: all, 0: none, the train split alone)")
     p.add_argument("--train_videos", type=int, default=-1, help="train-split videos (true masks) to train on (-1: all, 0: none)")
     p.add_argument("--val_videos", type=int, default=0, help="score the first N val videos only (0: all, the honest score)")
-    p.add_argument("--epochs", type=int, default=20, help="passes over the training videos")
-    p.add_argument("--batch_size", type=int, default=8, help="videos per step and per process (global = nproc x this)")
-    p.add_argument("--learning_rate", type=float, default=2e-3, help="peak learning rate (after warm-up; cosine decay to 1%% of it)")
-    p.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
-    p.add_argument("--grad_clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
+    add_optimizer_args(p, epochs=20, batch_size=8, learning_rate=2e-3, unit="videos")
     p.add_argument("--intermediate_weight", type=float, default=1.0,
                    help="weight of the loss on frames 12-21 (0: supervise frame 22 only)")
     p.add_argument("--feedback", action="store_true",
@@ -72,11 +65,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="with --feedback: probability that a training step feeds the model's own prediction "
                         "instead of the true frame (scheduled sampling; 0: teacher forcing, 1: own rollouts only)")
     # Model size (recorded in the checkpoint's model_config: inference never repeats them).
-    p.add_argument("--enc_channels", type=int, nargs="+", default=[16, 32, 64],
+    p.add_argument("--enc_channels", type=int, nargs="+", default=list(DEFAULT["enc_channels"]),
                    help="encoder widths per level; the ConvLSTM runs at 1/(downsample x 2**(levels-1))")
-    p.add_argument("--hidden_channels", type=int, nargs="+", default=[64], help="ConvLSTM widths, one per layer")
-    p.add_argument("--kernel_size", type=int, default=5, help="ConvLSTM kernel (odd)")
-    p.add_argument("--downsample", type=int, default=2, help="the network runs at H/d x W/d (1, 2, 4, ...)")
+    p.add_argument("--hidden_channels", type=int, nargs="+", default=list(DEFAULT["hidden_channels"]),
+                   help="ConvLSTM widths, one per layer")
+    p.add_argument("--kernel_size", type=int, default=DEFAULT["kernel_size"], help="ConvLSTM kernel (odd)")
+    p.add_argument("--downsample", type=int, default=DEFAULT["downsample"], help="the network runs at H/d x W/d (1, 2, 4, ...)")
     p.add_argument("--input_scale", type=float, default=5.0, help="logit of the start mask's class in the residual path")
     p.add_argument("--start", choices=STARTS, default="extrapolate",
                    help="what each predicted frame starts from: the frame-11 objects moved along their velocity, or frame 11")
@@ -94,22 +88,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not 0 <= args.sampling_prob <= 1 or (args.sampling_prob > 0 and not args.feedback):
         p.error("--sampling_prob is in [0, 1] and needs --feedback (without it the model never sees its own frames)")
     return args
-
-
-class ValInputs(Dataset):
-    """The val split as inference sees it: item (U-Net masks of frames 1-11 (11, H, W), true frame-22 mask (H, W))."""
-
-    def __init__(self, root, pseudo_labels, num_videos: int = 0, exclude=()):
-        self.inputs = StoredMaskVideos(pseudo_labels, "val", root, num_videos, exclude=exclude)
-        self.truth = SplitIndex(root, "val", frame_indices=[], need_mask=True, exclude=exclude)
-        if self.inputs.video_ids != self.truth.video_ids[:len(self.inputs)]:
-            raise ValueError(f"{pseudo_labels}/val holds other videos than {root}/val: delete it to segment them again")
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, i: int):
-        return self.inputs[i]["masks"], torch.from_numpy(self.truth.masks(i, [TARGET_INDEX])[0])
 
 
 def training_videos(args, exclude=()) -> Dataset:
@@ -163,7 +141,8 @@ def main(argv=None) -> RunState:
                                start=args.start, motion=args.motion).to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.2f}M parameters, {model.config}; "
                f"{len(train_set)} training videos, {len(val_set)} val videos", ctx=ctx)
-        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set, MUST_MATCH_ON_RESUME,
+        setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
+                                     resume_guard(run_args, free=("val_videos",)),
                                      unit="training videos")
 
         def compute_loss(model, batch):

@@ -31,15 +31,11 @@ Objects that touch the frame's edge in frame 10 or 11 (entering or leaving) have
 that grows or shrinks, so their centroid moves faster or slower than they do: along that axis the
 velocity is the move of their edge away from the frame's edge.
 
-The mask forecaster (SSL_convLSTM_Reconstructor/forecaster.py) and the reconstructor's extrapolated
+The mask forecaster (forecasting/forecaster.py) and the reconstructor's extrapolated
 reference take this as their starting point and learn what it misses.
 """
-import argparse
 import functools
-import json
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -139,7 +135,7 @@ def _velocity(now: torch.Tensor, then: torch.Tensor, H: int, W: int) -> torch.Te
     return v
 
 
-def _objects(masks: torch.Tensor) -> list:
+def find_objects(masks: torch.Tensor) -> list:
     """The objects of the last frame of masks (T >= 2, H, W): [(class, its (H, W) mask, pixels (N, 2),
     centroid (2,), image velocity (2,) in pixels per frame)]."""
     masks = torch.as_tensor(masks)
@@ -203,7 +199,7 @@ def _simulate(start: np.ndarray, velocity: np.ndarray, radius: np.ndarray, steps
     return out
 
 
-def _trajectories(objects: list, horizons, motion: Motion, width: int) -> list:
+def trajectories(objects: list, horizons, motion: Motion, width: int) -> list:
     """For each horizon, each object's (centroid target (2,), scale) or None where it never moved."""
     if not objects:
         return [[] for _ in horizons]
@@ -234,7 +230,7 @@ def _trajectories(objects: list, horizons, motion: Motion, width: int) -> list:
     return out
 
 
-def _paint_order(objects: list, trajectories: list) -> list:
+def paint_order(objects: list, trajectories: list) -> list:
     """For each horizon, the moves of the objects painted back to front: [(class, source pixels (N, 2),
     destination rows (N,), destination columns (N,))], each destination pixel taking the class and color of
     its source pixel; pixels leaving the frame dropped."""
@@ -253,15 +249,26 @@ def _paint_order(objects: list, trajectories: list) -> list:
 
 
 def paint(moves: list, out: torch.Tensor) -> torch.Tensor:
-    """Paint one horizon's moves (_paint_order: back to front) into out (H, W) class ids, in place; returns out."""
+    """Paint one horizon's moves (paint_order: back to front) into out (H, W) class ids, in place; returns out."""
     for cls, _, rows, cols in moves:
         out[rows, cols] = cls
     return out
 
 
+def paint_objects(objects: list, targets: list, out: torch.Tensor) -> torch.Tensor:
+    """Paint `objects` (find_objects: frame 11's) into out (H, W) class ids, in place, each moved so that its
+    centroid lands on its target and scaled about it: targets holds one (centroid (2,), scale) an object, or
+    None where it stays (trajectories gives them for each horizon). Painted back to front: the object whose
+    lowest pixel is lower in the image is nearer the camera and covers the others. Returns out.
+
+    The one painting step of every mask predictor that moves frame 11's objects (the motion model, its
+    fitting, scripts/motion_errors.py; a learned model of the objects' motion paints with it too)."""
+    return paint(paint_order(objects, [targets])[0], out)
+
+
 def _object_moves(masks: torch.Tensor, horizons, motion: Motion) -> list:
-    objects = _objects(masks)
-    return _paint_order(objects, _trajectories(objects, horizons, Motion.from_config(motion), masks.shape[-1]))
+    objects = find_objects(masks)
+    return paint_order(objects, trajectories(objects, horizons, Motion.from_config(motion), masks.shape[-1]))
 
 
 def _place(shape: torch.Tensor, pixels: torch.Tensor, centroid: torch.Tensor, target: torch.Tensor, scale: float):
@@ -300,8 +307,9 @@ def extrapolate_sequence(masks: torch.Tensor, horizons, motion: Motion = None) -
     simulating the objects once."""
     masks = torch.as_tensor(masks)
     out = torch.full((len(horizons), *masks.shape[-2:]), BACKGROUND, dtype=masks.dtype, device=masks.device)
-    for k, moves in enumerate(_object_moves(masks, horizons, motion)):
-        paint(moves, out[k])
+    objects = find_objects(masks)
+    for k, targets in enumerate(trajectories(objects, horizons, Motion.from_config(motion), masks.shape[-1])):
+        paint_objects(objects, targets, out[k])
     return out
 
 
@@ -399,7 +407,7 @@ def fit_motion(mask_videos, fixed: dict = None, rounds: int = 3) -> Motion:
         except ValueError:  # a tiny or static set: plain image-space motion
             params["horizon_row"] = None
     width = videos[0].shape[-1]
-    objects = [_objects(torch.from_numpy(v[LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1])) for v in videos]
+    objects = [find_objects(torch.from_numpy(v[LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1])) for v in videos]
     targets = torch.from_numpy(np.stack([v[TARGET_INDEX] for v in videos]))  # (N, H, W)
     scores = {}
 
@@ -408,7 +416,7 @@ def fit_motion(mask_videos, fixed: dict = None, rounds: int = 3) -> Motion:
         if key not in scores:
             motion, preds = Motion(**candidate), torch.zeros_like(targets)
             for pred, objs in zip(preds, objects):
-                paint(_paint_order(objs, _trajectories(objs, [FRAMES_AHEAD], motion, width))[0], pred)
+                paint_objects(objs, trajectories(objs, [FRAMES_AHEAD], motion, width)[0], pred)
             scores[key] = jaccard(preds, targets)  # one update: the whole set at once
         return scores[key]
 
@@ -422,80 +430,3 @@ def fit_motion(mask_videos, fixed: dict = None, rounds: int = 3) -> Motion:
         if params == before:
             break
     return Motion(**params)
-
-
-class _NoneArg(str):
-    """'none' given to --horizon_row: plain image-space motion (None itself means: not given)."""
-
-
-NONE = _NoneArg("none")
-
-
-def horizon_row_arg(text: str):
-    """argparse type of --horizon_row: 'none' (plain image-space motion) or a row < 0."""
-    if text.lower() == "none":
-        return NONE
-    try:
-        return check_horizon_row(float(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes 'none' or a number < 0, got {text!r}") from None
-
-
-FIT = "fit"  # --motion's default: fit it on the train split's true masks at start
-
-
-def add_motion_args(parser: argparse.ArgumentParser) -> None:
-    """--motion and the overrides of its parameters, for every script that extrapolates."""
-    g = parser.add_argument_group("motion extrapolation (data/motion.py)",
-                                  "the parameters not set below are fitted (--motion fit) or read from --motion FILE")
-    g.add_argument("--motion", default=FIT,
-                   help="'fit': fit the motion (horizon, damping, collisions) on the true masks of the train split's "
-                        "first --motion_videos videos at start (a minute or two on a CPU: see the README), or a JSON file from "
-                        "scripts/fit_motion.py")
-    g.add_argument("--motion_videos", type=int, default=200, help="with --motion fit: train videos to fit on")
-    g.add_argument("--damping", type=float, default=None,
-                   help="set, not fit: the share of the constant-velocity way objects cover in the 11 frames to frame 22")
-    g.add_argument("--horizon_row", type=horizon_row_arg, default=None,
-                   help="set, not fit: the image row of the floor's horizon (< 0), or 'none' for image-space motion")
-    g.add_argument("--contact", type=float, default=None,
-                   help="set, not fit: objects collide when closer than this x their mean apparent size (0: never)")
-    g.add_argument("--focal", type=float, default=None,
-                   help="set, not fit: depth-to-width scale of the floor, in pixels (for collisions in perspective)")
-
-
-def resolve_motion(args, root, split: str = "train", print_fn=print) -> Motion:
-    """The Motion that add_motion_args' flags ask for: fitted on ROOT/split's true masks, or read from a
-    file, with the parameters given on the command line in place of the fitted or read ones."""
-    given = {name: getattr(args, name) for name in ("damping", "horizon_row", "contact", "focal")
-             if getattr(args, name) is not None}
-    if isinstance(given.get("horizon_row"), _NoneArg):
-        given["horizon_row"] = None
-    if args.motion == FIT:
-        from data.readers import SplitIndex  # here: data/readers.py is not needed for the extrapolation itself
-
-        if args.motion_videos < 1:
-            raise ValueError(f"--motion_videos must be >= 1 (train videos to fit on), got {args.motion_videos}")
-
-        index = SplitIndex(root, split, frame_indices=[], need_mask=True)
-        n = min(len(index), args.motion_videos)
-        motion = fit_motion((index.masks(i, range(index.num_frames)) for i in range(n)), fixed=given)
-        source = f"fitted on the true masks of {n} {split} videos ({index.root / split})"
-    else:
-        path = Path(args.motion)
-        try:
-            motion = Motion.from_config({**json.loads(path.read_text()), **given})
-        except (OSError, ValueError) as e:
-            raise ValueError(f"--motion {path}: {e}; pass 'fit', or a file written by scripts/fit_motion.py") from None
-        source = f"from {path}"
-    print_fn(f"motion: {motion.describe()} ({source}{', with ' + str(given) + ' given' if given else ''})")
-    return motion
-
-
-def save_motion(motion: Motion, path) -> Path:
-    """Write a Motion as JSON, atomically (what --motion FILE reads)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(motion.to_config(), indent=1) + "\n")
-    os.replace(tmp, path)
-    return path

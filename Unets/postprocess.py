@@ -8,7 +8,7 @@
 - vote_per_object: every connected piece of one predicted color takes the one class (of that
   color) with the most summed log-probability over its pixels, so an object gets a single shape and
   material instead of a patchwork (pixels at an object's rim, far from its telling parts, are the
-  ones a segmenter gets wrong). Used by the U-Net's inference (Unets/inference.py: segment).
+  ones a segmenter gets wrong). Used by the U-Net's inference (Unets/segment.py: segment).
 All work on batches, on any device, with torch alone.
 """
 import torch

@@ -5,7 +5,7 @@
     logits of frames 12..22 = input_scale x one-hot(start mask of that frame) + delta
                                                                               (residual, at full resolution)
     start mask: start="extrapolate" (default) the objects of mask 11 moved along their last velocity,
-        slowing down and bouncing off each other (data/motion.py, `motion` as there); start="copy"
+        slowing down and bouncing off each other (forecasting/motion.py, `motion` as there); start="copy"
         mask 11 itself.
 
 Why this shape:
@@ -14,8 +14,8 @@ Why this shape:
   head's last convolution is zero) the forecaster predicts exactly its start mask, with
   probability softmax(input_scale) ~ 0.99 on its class, so training starts from that baseline and
   only learns what it misses (collisions, exits, slowing down). Sharp edges survive the reduced
-  resolution inside. The extrapolated start is the stronger baseline by far on synthetic data
-  (scripts/reference_scores.py: 0.63 against 0.33 for the copy, with true masks).
+  resolution inside. The extrapolated start is the stronger baseline on synthetic data (the README's
+  tables, scripts/reference_scores.py: the copy against the motion model, with true masks).
 - `downsample` (2 = 80 x 120) divides the cost by downsample**2; objects move ~2 px per frame, so
   little is lost, and the ConvLSTM sits at 1/(downsample * 2**(levels-1)) of the frame.
 - feedback=True: after the first future step the ConvLSTM is fed the encoding of the frame
@@ -24,7 +24,7 @@ Why this shape:
   input, exactly as the Reconstructor does.
 
 The model is a Reconstructor inside (`self.net`); nothing of the encoder, ConvLSTM or decoder is
-copied here. `config` holds the constructor's arguments; NAME "forecaster" is checked when a
+copied here. `config` holds the constructor's arguments; its registered kind "forecaster" is checked when a
 checkpoint is loaded, so a U-Net or reconstructor checkpoint passed by mistake is refused.
 """
 import torch
@@ -32,18 +32,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.classes import NUM_CLASSES
-from data.motion import Motion, extrapolate_sequence, future_horizons
-from SSL_convLSTM_Reconstructor.convlstm import _positive_int
+from forecasting.motion import Motion, extrapolate_sequence, future_horizons
+from engine.registry import register_model
+from SSL_convLSTM_Reconstructor.convlstm import positive_int
 from SSL_convLSTM_Reconstructor.model import Reconstructor
 
-# Constructor arguments of tested sizes (training step of 4 videos with frames 12-22 supervised, 1 thread
-# of a shared 2-core CPU: small 2.7 s, medium 21 s).
+# Constructor arguments of tested sizes; DEFAULT is what MaskForecaster() builds and what
+# forecasting/train_forecaster.py's flags default to (one source of the model's defaults).
 PRESETS = {
-    # 0.13M parameters, ConvLSTM at 10 x 15 cells for 160 x 240 (1/16): the CPU quickstart and benchmark.
+    # ConvLSTM at 1/16 of the frame (10 x 15 cells for 160 x 240): the CPU quickstart and benchmark.
     "small": {"enc_channels": [8, 16, 32], "hidden_channels": [32], "kernel_size": 3, "downsample": 4},
-    # 1.0M parameters, ConvLSTM at 1/8 (20 x 30) with 5 x 5 kernels (16 px a step): the train script's default, for a GPU.
+    # ConvLSTM at 1/8 (20 x 30) with 5 x 5 kernels (16 px a step): for a GPU.
     "medium": {"enc_channels": [16, 32, 64], "hidden_channels": [64], "kernel_size": 5, "downsample": 2},
 }
+DEFAULT = PRESETS["medium"]
 
 
 def class_fractions(masks: torch.Tensor, num_classes: int = NUM_CLASSES, downsample: int = 1) -> torch.Tensor:
@@ -62,6 +64,7 @@ def class_fractions(masks: torch.Tensor, num_classes: int = NUM_CLASSES, downsam
 STARTS = ("extrapolate", "copy")
 
 
+@register_model("forecaster", train_script="forecasting/train_forecaster.py")
 class MaskForecaster(nn.Module):
     """Masks of frames 1-11 (class ids) -> logits of frames 12-22, (B, K, num_classes, H, W).
 
@@ -72,18 +75,16 @@ class MaskForecaster(nn.Module):
     input_scale: the logit of the start mask's class in the residual (its confidence at start).
     feedback: feed the ConvLSTM the frame before at each future step (see the module docstring).
     start: "extrapolate" or "copy", the mask each future step's residual starts from; motion: the
-        extrapolation's, a data/motion.py Motion or its config (None: Motion(), plain image-space motion).
+        extrapolation's, a forecasting/motion.py Motion or its config (None: Motion(), plain image-space motion).
     """
 
-    NAME = "forecaster"
-
-    def __init__(self, num_classes: int = NUM_CLASSES, enc_channels=(16, 32, 64), hidden_channels=(64,),
-                 kernel_size: int = 5, future_steps: int = 11, skip: bool = True, norm: str = "group",
-                 downsample: int = 2, input_scale: float = 5.0, feedback: bool = False, start: str = "extrapolate",
+    def __init__(self, num_classes: int = NUM_CLASSES, enc_channels=tuple(DEFAULT["enc_channels"]),
+                 hidden_channels=tuple(DEFAULT["hidden_channels"]), kernel_size: int = DEFAULT["kernel_size"],
+                 future_steps: int = 11, skip: bool = True, norm: str = "group", downsample: int = DEFAULT["downsample"], input_scale: float = 5.0, feedback: bool = False, start: str = "extrapolate",
                  motion: dict = None):
         super().__init__()
-        num_classes = _positive_int(num_classes, "num_classes")
-        downsample = _positive_int(downsample, "downsample")
+        num_classes = positive_int(num_classes, "num_classes")
+        downsample = positive_int(downsample, "downsample")
         if not isinstance(input_scale, (int, float)) or isinstance(input_scale, bool) or input_scale < 0:
             raise ValueError(f"input_scale must be a number >= 0, got {input_scale!r}")
         if not isinstance(feedback, bool):
@@ -201,7 +202,3 @@ class MaskForecaster(nn.Module):
     def predict(self, masks: torch.Tensor) -> torch.Tensor:
         """Frame 22's class ids (B, H, W) from the input masks (B, T, H, W)."""
         return self(masks, num_future=1)[:, -1].argmax(dim=1)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,26 @@
+"""What every model of the repository shares: devices and torchrun, checkpoints, the model registry, the
+fit loop, loaders, schedules, run flags, the CLI error wrapper and the one atomic write.
+
+Imports no model, forecasting or pipeline module: models register themselves (engine/registry.py).
+"""
+from engine.checkpoint import (  # noqa: F401
+    CHECKPOINT_KEYS, RunState, check_finite_weights, checkpoint_file, load_checkpoint, load_model, make_checkpoint,
+)
+from engine.data import RandomFlips, make_loader, sample_rng  # noqa: F401
+from engine.device import (  # noqa: F401
+    DistContext, all_reduce_sum, autocast, choose_device, make_grad_scaler, memory_format, setup_distributed,
+    teardown_distributed, unwrap, wrap_ddp,
+)
+from engine.errors import CheckpointError, OutputPathError, ResumeError  # noqa: F401
+from engine.loop import (  # noqa: F401
+    FREE_ON_RESUME, Optimization, add_optimizer_args, fit, prepare_optimization, resume_guard, train_epoch,
+    warmup_cosine,
+)
+from engine.io import atomic_save, atomic_write, check_writable, make_folder  # noqa: F401
+from engine.registry import (  # noqa: F401
+    MODELS, build_model, count_parameters, model_config, model_kind, model_name, register_model,
+)
+from engine.run import (  # noqa: F401
+    BEST, LAST, LOG, JsonlLogger, add_run_args, check_finite, error_message, print0, rng_state, run_cli,
+    seed_everything, set_rng_state, start_run,
+)

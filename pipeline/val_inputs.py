@@ -1,0 +1,64 @@
+"""The val inputs of a model trained on U-Net masks: the U-Net's masks of val frames 1-11, stored once."""
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from data.format import NUM_INPUT_FRAMES, TARGET_INDEX
+from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos, file_sha256, label_split, open_store, store_dir, store_finished
+from data.readers import SplitIndex
+from engine import load_model
+from pipeline.models import load_for_flag
+from Unets.segment import segment
+from Unets.unet import UNet
+
+
+def prepare_val_inputs(root, pseudo_labels, seg_checkpoint, device, print_fn=print, exclude=()) -> None:
+    """PSEUDO_LABELS/val: the U-Net's masks of val frames 1-11 (the inputs a model trained on U-Net masks is
+    validated with), made once (resumably) and reused by later runs. A finished store is used as it is
+    (the U-Net is then needed only if given, to check it made the store). exclude: val video ids left out."""
+    d = store_dir(pseudo_labels, "val")
+    if Path(seg_checkpoint).is_file():  # another kind of model is named as such, before the store is judged by it
+        load_for_flag(seg_checkpoint, UNet, "--saved_seg_model_dir")
+    if store_finished(pseudo_labels, "val"):
+        _, _, meta = open_store(pseudo_labels, "val", root)  # damaged, or of another dataset: refused with the fix
+        if Path(seg_checkpoint).is_file() and file_sha256(seg_checkpoint) != meta["segmenter_sha256"]:
+            raise ValueError(f"{d} holds val inputs made by another segmenter ({meta['segmenter']}) than "
+                             f"{seg_checkpoint}: delete {d} to segment them again")
+        print_fn(f"val inputs: {d} (made by {meta['segmenter']})")
+        return
+    unet = load_model(seg_checkpoint, UNet, device)
+    label_split(lambda frames: segment(unet, frames), root, "val", pseudo_labels, segmenter=seg_checkpoint,
+                desc="val inputs (U-Net on frames 1-11)", exclude=exclude)
+
+
+class ValInputs(Dataset):
+    """The val split as inference sees it: item (U-Net masks of frames 1-11 (11, H, W), true frame-22 mask (H, W))."""
+
+    def __init__(self, root, pseudo_labels, num_videos: int = 0, exclude=()):
+        self.inputs = StoredMaskVideos(pseudo_labels, "val", root, num_videos, exclude=exclude)
+        self.truth = SplitIndex(root, "val", frame_indices=[], need_mask=True, exclude=exclude)
+        if self.inputs.video_ids != self.truth.video_ids[:len(self.inputs)]:
+            raise ValueError(f"{pseudo_labels}/val holds other videos than {root}/val: delete it to segment them again")
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, i: int):
+        return self.inputs[i]["masks"], torch.from_numpy(self.truth.masks(i, [TARGET_INDEX])[0])
+
+
+class TrueValInputs(Dataset):
+    """The val split from its true masks (synthetic experiments, no U-Net): item (masks of frames 1-11
+    (11, H, W), true frame-22 mask (H, W))."""
+
+    def __init__(self, root, num_videos: int = 0, exclude=()):
+        self.videos = TrueMaskVideos(root, "val", num_videos, exclude=exclude)
+        self.truth = self.videos.index
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int):
+        masks = self.videos[i]["masks"]
+        return masks[:NUM_INPUT_FRAMES], masks[TARGET_INDEX]
