@@ -107,7 +107,11 @@ def vote_per_object(logits: torch.Tensor) -> torch.Tensor:
     if C != NUM_CLASSES:
         raise ValueError(f"vote_per_object needs the {NUM_CLASSES} class logits, got {C}")
     pred = logits.argmax(dim=1)
-    labels = color_pieces(pred)  # (B, H, W)
-    logp = logits.float().log_softmax(dim=1)
-    return torch.stack([_vote(logp[b].reshape(C, -1), pred[b].reshape(-1), labels[b].reshape(-1))
-                        for b in range(B)]).reshape(B, H, W)
+    labels = color_pieces(pred).reshape(B, -1)  # (B, H*W)
+    out = pred.reshape(B, -1).clone()
+    for b in range(B):  # object pixels only (a few % of a frame): background pixels keep their argmax
+        where = torch.nonzero(labels[b] > 0).squeeze(1)
+        if len(where):
+            logp = logits[b].reshape(C, -1)[:, where].float().log_softmax(dim=0)  # (C, object pixels)
+            out[b, where] = _vote(logp, out[b, where], labels[b, where])
+    return out.reshape(B, H, W)

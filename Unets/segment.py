@@ -18,7 +18,7 @@ def segment(model, frames: torch.Tensor, vote: bool = True, refine: bool = True)
     """
     x = model_input(model, frames)  # converted once, for the whole-frame pass and the crops
     logits = unet_logits(model, x)
-    if refine and model.config.get("crop_size"):
+    if refine and model.config.get("crop_size") and model.config.get("norm", "group") == "group":
         logits = refine_with_crops(model, x, logits, model.config["crop_size"])
     return vote_per_object(logits) if vote else logits.argmax(dim=1)
 

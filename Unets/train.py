@@ -51,10 +51,17 @@ from engine import (  # noqa: E402
     setup_distributed, start_run, teardown_distributed, wrap_ddp,
 )
 from Unets.crops import ObjectCrops  # noqa: E402
-from Unets.unet import DEFAULT, HEADS, UNet  # noqa: E402
+from Unets.unet import DEFAULT, HEADS, NORMS, UNet  # noqa: E402
 
 
 MIN_CROP = 16  # the U-Net halves its input 4 times (Unets/unet.py: down1..down4); a smaller crop vanishes
+
+# --preset NAME: another set of defaults (flags given on the command line still win). "small" is for a
+# CPU budget of a few minutes on a small split (the quickstart: 40 train videos, 2 cores): see the README.
+PRESETS = {
+    "small": dict(base_channels=8, norm="batch", scale=2, crop_size=96, batch_size=16, learning_rate=1e-2,
+                  epochs=20, cache_frames=True, num_workers=0),
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,6 +78,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--crop_size", type=int, default=64,
                    help="train on one crop of this size per frame, centred near an object (0: whole frames); "
                         "recorded in the model's config: segmentation re-segments each object in such a crop")
+    p.add_argument("--norm", choices=NORMS, default="group",
+                   help="normalisation layers: 'group' (GroupNorm) or 'batch' (BatchNorm)")
+    p.add_argument("--scale", type=int, default=1,
+                   help="the U-Net runs at 1/scale of the frames' resolution, its logits upsampled back (bilinear)")
+    p.add_argument("--cache_frames", action="store_true",
+                   help="decode the train frames and masks once and keep them in memory (153 KB a frame: "
+                        "small splits only); saves a PNG decode per sample and step")
     p.add_argument("--val_videos", type=int, default=0,
                    help="validate on the frames of the first N val videos only (0: all, the honest score)")
     p.add_argument("--init_from", default=None, metavar="PATH",
@@ -81,16 +95,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--predicted_fraction", type=float, default=None,
                    help="with --saved_recon_model_dir: share of each epoch's samples that are predicted frames "
                         "(pairs repeated to reach it; 1: predicted frames only) (default: 0.5)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="start from this preset's defaults (" + "; ".join(
+                       f"{k}: " + " ".join(f"--{f} {v}" for f, v in d.items()) for k, d in PRESETS.items()) + ")")
     add_exclude_args(p)
     add_run_args(p, checkpoint_default="checkpoints/unet")
+    preset = p.parse_known_args(argv)[0].preset
+    if preset:
+        p.set_defaults(**PRESETS[preset])
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "base_channels"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1")
     if args.learning_rate <= 0 or min(args.val_videos, args.dice_weight, args.grad_clip, args.crop_size) < 0:
         p.error("--learning_rate must be > 0; --val_videos, --dice_weight, --grad_clip and --crop_size >= 0")
-    if 0 < args.crop_size < MIN_CROP:
-        p.error(f"--crop_size must be 0 (whole frames) or >= {MIN_CROP}: the U-Net halves its input 4 times")
+    if args.scale < 1:
+        p.error("--scale must be >= 1")
+    if 0 < args.crop_size < MIN_CROP * args.scale:
+        p.error(f"--crop_size must be 0 (whole frames) or >= {MIN_CROP * args.scale}: the U-Net halves its input "
+                f"4 times, at 1/--scale of its resolution")
     if args.predicted_fraction is None:
         args.predicted_fraction = 0.5
     elif not args.saved_recon_model_dir:
@@ -165,6 +188,10 @@ def main(argv=None) -> RunState:
             print0(f"val: {val_set.index.describe()}", ctx=ctx)
             if args.val_videos:
                 val_set = Subset(val_set, range(min(len(val_set), args.val_videos * NUM_FRAMES)))
+        if args.cache_frames:  # every (frame, mask) item decoded once, then served from memory
+            images, masks = zip(*(train_set[i] for i in tqdm(range(len(train_set)), desc="cache train frames",
+                                                               disable=not ctx.is_main, leave=False)))
+            train_set = FramePairs(torch.stack(images), torch.stack(masks))
         if args.crop_size:
             train_set = ObjectCrops(train_set, args.crop_size, seed=args.seed)
         train_set = RandomFlips(train_set, seed=args.seed)
@@ -174,7 +201,8 @@ def main(argv=None) -> RunState:
             run_args.update(base_channels=model.config["base_channels"], head=model.config["head"])
             print0(f"initialised from {args.init_from}", ctx=ctx)
         else:
-            model = UNet(base_channels=args.base_channels, head=args.head, crop_size=args.crop_size)
+            model = UNet(base_channels=args.base_channels, head=args.head, crop_size=args.crop_size, norm=args.norm,
+                         scale=args.scale)
         model = model.to(ctx.device, memory_format=memory_format(ctx.device))
         print0(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {model.config}", ctx=ctx)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,

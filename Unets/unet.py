@@ -30,7 +30,12 @@ from data.format import HEIGHT
 from engine.registry import register_model
 
 
-def _norm(channels: int) -> nn.GroupNorm:
+NORMS = ("group", "batch")
+
+
+def _norm(channels: int, kind: str = "group") -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
     # Up to 8 groups of at least 4 channels (base_channels=8 gives 2 groups at the first level).
     groups = min(8, max(1, channels // 4))
     while channels % groups:
@@ -39,15 +44,15 @@ def _norm(channels: int) -> nn.GroupNorm:
 
 
 class DoubleConv(nn.Sequential):
-    """(3x3 conv -> GroupNorm -> ReLU) twice; keeps H, W."""
+    """(3x3 conv -> norm -> ReLU) twice; keeps H, W. norm: GroupNorm ("group") or BatchNorm ("batch")."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, norm: str = "group"):
         super().__init__(
             nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-            _norm(out_channels),
+            _norm(out_channels, norm),
             nn.ReLU(inplace=True),
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-            _norm(out_channels),
+            _norm(out_channels, norm),
             nn.ReLU(inplace=True),
         )
 
@@ -55,17 +60,17 @@ class DoubleConv(nn.Sequential):
 class Down(nn.Sequential):
     """2x2 max-pool (halves H, W, flooring odd sizes), then DoubleConv."""
 
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(nn.MaxPool2d(2), DoubleConv(in_channels, out_channels))
+    def __init__(self, in_channels: int, out_channels: int, norm: str = "group"):
+        super().__init__(nn.MaxPool2d(2), DoubleConv(in_channels, out_channels, norm))
 
 
 class Up(nn.Module):
     """Transposed conv doubles H, W and halves the channels; pad to the skip's size, concatenate, DoubleConv."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, norm: str = "group"):
         super().__init__()
         self.up = nn.ConvTranspose2d(in_channels, in_channels // 2, kernel_size=2, stride=2)
-        self.conv = DoubleConv(in_channels // 2 + out_channels, out_channels)
+        self.conv = DoubleConv(in_channels // 2 + out_channels, out_channels, norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.up(x)
@@ -150,7 +155,7 @@ class UNet(nn.Module):
     """
 
     def __init__(self, base_channels: int = DEFAULT["base_channels"], in_channels: int = 3, num_classes: int = NUM_CLASSES,
-                 head: str = DEFAULT["head"], coords: bool = True, crop_size: int = 0):
+                 head: str = DEFAULT["head"], coords: bool = True, crop_size: int = 0, norm: str = "group", scale: int = 1):
         super().__init__()
         if base_channels < 1 or in_channels < 1 or num_classes < 2:
             raise ValueError(
@@ -160,21 +165,30 @@ class UNet(nn.Module):
         if head not in HEADS or (head == "factored" and num_classes != NUM_CLASSES):
             raise ValueError(f"UNet head must be one of {HEADS} (factored needs the {NUM_CLASSES} classes); "
                              f"got {head!r} with {num_classes} classes")
+        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+            raise ValueError(f"UNet scale must be an int >= 1, got {scale!r}")
+        if norm not in NORMS:
+            raise ValueError(f"UNet norm must be one of {NORMS}, got {norm!r}")
         if isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 0:
             raise ValueError(f"UNet crop_size must be an int >= 0, got {crop_size!r}")
         self.config = {"base_channels": base_channels, "in_channels": in_channels, "num_classes": num_classes,
                        "head": head, "coords": coords, "crop_size": crop_size}
+        if norm != "group":  # only then: the configs (and resumes) of earlier GroupNorm checkpoints stay as they were
+            self.config["norm"] = norm
+        if scale != 1:
+            self.config["scale"] = scale
+        self.scale = scale
         self.coords = coords
         c = base_channels
-        self.inc = DoubleConv(in_channels + int(coords), c)
-        self.down1 = Down(c, 2 * c)
-        self.down2 = Down(2 * c, 4 * c)
-        self.down3 = Down(4 * c, 8 * c)
-        self.down4 = Down(8 * c, 16 * c)
-        self.up1 = Up(16 * c, 8 * c)
-        self.up2 = Up(8 * c, 4 * c)
-        self.up3 = Up(4 * c, 2 * c)
-        self.up4 = Up(2 * c, c)
+        self.inc = DoubleConv(in_channels + int(coords), c, norm)
+        self.down1 = Down(c, 2 * c, norm)
+        self.down2 = Down(2 * c, 4 * c, norm)
+        self.down3 = Down(4 * c, 8 * c, norm)
+        self.down4 = Down(8 * c, 16 * c, norm)
+        self.up1 = Up(16 * c, 8 * c, norm)
+        self.up2 = Up(8 * c, 4 * c, norm)
+        self.up3 = Up(4 * c, 2 * c, norm)
+        self.up4 = Up(2 * c, c, norm)
         self.outc = FactoredOutConv(c) if head == "factored" else OutConv(c, num_classes)
 
     def row_channel(self, x: torch.Tensor, top=None) -> torch.Tensor:
@@ -191,6 +205,9 @@ class UNet(nn.Module):
             x = torch.cat([x, self.row_channel(x, top)], dim=1)
         elif top is not None:
             raise ValueError("top (crop offsets) only applies to a UNet built with coords=True")
+        size = x.shape[-2:]
+        if self.scale > 1:  # the network runs at 1/scale of the input's resolution (mean of each scale x scale block)
+            x = F.avg_pool2d(x, self.scale, ceil_mode=True)
         x1 = self.inc(x)
         x2 = self.down1(x1)
         x3 = self.down2(x2)
@@ -200,4 +217,7 @@ class UNet(nn.Module):
         x = self.up2(x, x3)
         x = self.up3(x, x2)
         x = self.up4(x, x1)
-        return self.outc(x)
+        x = self.outc(x)
+        if self.scale > 1:  # logits back to the input's size: bilinear, so boundaries fall between coarse pixels
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return x

@@ -129,3 +129,28 @@ def test_factored_head_sums_the_parts_of_each_class():
     objects = out[:, 1:].argmax(1) + 1
     best = (p[:, 2:5].argmax(1), p[:, 5:7].argmax(1), p[:, 7:15].argmax(1))
     assert torch.equal(objects, 1 + best[2] + 8 * best[1] + 16 * best[0])
+
+
+def test_batch_norm_and_scale_are_options_recorded_only_when_set():
+    """norm="batch" (eval: a pixel's logits depend on its neighbourhood only, so a crop and its whole frame
+    agree away from the crop's border) and scale=2 (the network at half resolution, logits at the input's)."""
+    torch.manual_seed(0)
+    assert "norm" not in UNet(base_channels=4).config and "scale" not in UNet(base_channels=4).config
+    model = UNet(base_channels=4, norm="batch", scale=2)
+    assert model.config["norm"] == "batch" and model.config["scale"] == 2
+    model.train()
+    model(torch.rand(4, 3, 64, 64))  # running statistics move off their start
+    model.eval()
+    frame = torch.rand(1, 3, HEIGHT, WIDTH)
+    with torch.no_grad():
+        whole = model(frame)
+        assert whole.shape == (1, NUM_CLASSES, HEIGHT, WIDTH) and model(torch.rand(1, 3, 37, 51)).shape[-2:] == (37, 51)
+        crop = model(frame[:, :, 32:128, 64:160], torch.tensor([32]))
+    # the centre of a 96 x 96 crop sees what the whole frame's pass sees there (the edges see zero padding)
+    assert (crop[..., 40:56, 40:56] - whole[..., 72:88, 104:120]).abs().max() < 1e-3
+    rebuilt = UNet(**model.config)
+    assert rebuilt.config == model.config
+    with pytest.raises(ValueError, match="norm must be one of"):
+        UNet(norm="layer")
+    with pytest.raises(ValueError, match="scale must be an int"):
+        UNet(scale=0)
