@@ -85,6 +85,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache_frames", action="store_true",
                    help="decode the train frames and masks once and keep them in memory (153 KB a frame: "
                         "small splits only); saves a PNG decode per sample and step")
+    p.add_argument("--train_videos", type=int, default=0,
+                   help="train on the frames of the first N train videos only (0: all)")
     p.add_argument("--val_videos", type=int, default=0,
                    help="validate on the frames of the first N val videos only (0: all, the honest score)")
     p.add_argument("--init_from", default=None, metavar="PATH",
@@ -107,8 +109,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ("epochs", "batch_size", "base_channels"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1")
-    if args.learning_rate <= 0 or min(args.val_videos, args.dice_weight, args.grad_clip, args.crop_size) < 0:
-        p.error("--learning_rate must be > 0; --val_videos, --dice_weight, --grad_clip and --crop_size >= 0")
+    if args.learning_rate <= 0 or min(args.train_videos, args.val_videos, args.dice_weight, args.grad_clip, args.crop_size) < 0:
+        p.error("--learning_rate must be > 0; --train_videos, --val_videos, --dice_weight, --grad_clip and --crop_size >= 0")
     if args.scale < 1:
         p.error("--scale must be >= 1")
     if 0 < args.crop_size < MIN_CROP * args.scale:
@@ -161,7 +163,10 @@ def main(argv=None) -> RunState:
         run_args = start_run(args, ctx)
 
         train_set, score_name = LabeledFrameDataset(args.root_dir, "train", exclude=exclude), "val_jaccard"
-        print0(f"train: {train_set.index.describe()}", ctx=ctx)
+        print0(f"train: {train_set.index.describe()}"
+               + (f"; the first {args.train_videos} used" if args.train_videos else ""), ctx=ctx)
+        if args.train_videos:  # items are video-major: a video's 22 frames follow each other
+            train_set = Subset(train_set, range(min(len(train_set), args.train_videos * NUM_FRAMES)))
         if args.saved_recon_model_dir:  # the two-stage pipeline's frames: predicted once, kept in memory
             recon = load_for_flag(args.saved_recon_model_dir, Reconstructor, "--saved_recon_model_dir", ctx.device)
             unet = None

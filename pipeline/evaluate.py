@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -50,23 +50,44 @@ def predict(predictor: Predictor, loader: DataLoader, device, desc: str = "predi
         yield batch, preds.to("cpu", torch.uint8)
 
 
-def save_grid(path, frame: torch.Tensor, pred, truth=None, predicted_frame: torch.Tensor = None) -> None:
-    """One PNG: input frame | predicted frame 22 (when given) | predicted mask | true mask (when given),
-    side by side, 4 px apart. Frames (3, H, W) uint8."""
-    images = [frame] + ([predicted_frame] if predicted_frame is not None else [])
-    panels = [f.permute(1, 2, 0).cpu().numpy() for f in images] + [colorize(pred)]
-    panels += [colorize(truth)] if truth is not None else []
-    gap = np.full((frame.shape[-2], 4, 3), 255, np.uint8)
-    row = np.concatenate(sum([[p, gap] for p in panels], [])[:-1], axis=1)
-    Image.fromarray(row).save(path)
+CAPTION_HEIGHT = 14  # pixels of the white strip above each panel that names it
+
+
+def wrong_pixels(pred, truth) -> np.ndarray:
+    """(H, W, 3) uint8: the true mask dimmed, with every pixel the prediction got wrong in red."""
+    pred, truth = torch.as_tensor(pred).cpu(), torch.as_tensor(truth).cpu()
+    panel = (colorize(truth).astype(np.float32) * 0.35).astype(np.uint8)
+    panel[(pred != truth).numpy()] = (255, 0, 0)
+    return panel
+
+
+def save_grid(path, frame: torch.Tensor, pred, truth=None, predicted_frame: torch.Tensor = None,
+              frame_name: str = "frame 11", target_name: str = "frame 22") -> None:
+    """One PNG, panels side by side with a caption over each: the input frame | the predicted image of the
+    target frame (when given) | the predicted mask | the true mask and the wrong pixels (when truth is given).
+    Frames (3, H, W) uint8; masks (H, W) class ids."""
+    panels = [(frame.permute(1, 2, 0).cpu().numpy(), f"input: {frame_name}")]
+    if predicted_frame is not None:
+        panels.append((predicted_frame.permute(1, 2, 0).cpu().numpy(), f"predicted image, {target_name}"))
+    panels.append((colorize(pred), f"predicted mask, {target_name}"))
+    if truth is not None:
+        panels += [(colorize(truth), f"true mask, {target_name}"), (wrong_pixels(pred, truth), "wrong pixels (red)")]
+    H, W = panels[0][0].shape[:2]
+    gap = 4
+    canvas = Image.new("RGB", (len(panels) * (W + gap) - gap, H + CAPTION_HEIGHT), "white")
+    draw = ImageDraw.Draw(canvas)
+    for k, (image, caption) in enumerate(panels):
+        canvas.paste(Image.fromarray(np.ascontiguousarray(image)), (k * (W + gap), CAPTION_HEIGHT))
+        draw.text((k * (W + gap) + 2, 1), caption, fill="black")
+    canvas.save(path)
 
 
 def evaluate(predictor: Predictor, root, *, split: str = "val", batch_size: int = 8, device="cpu",
              num_workers: int = 0, visualize_dir=None, num_visualize: int = 4, exclude=()) -> SegmentationScore:
     """Frame-22 predictions of every video of a labeled split (but those `exclude`d) scored with the
     competition's metric; score.videos says which were scored ("N of M val videos; excluded: ...").
-    visualize_dir: grids (frame 11, [predicted frame 22,] prediction, truth of frame 22) for the first
-    num_visualize videos."""
+    visualize_dir: captioned grids (frame 11, [predicted image of frame 22,] predicted mask, true mask, wrong
+    pixels) for the first num_visualize videos."""
     loader = video_loader(root, split, batch_size, num_workers, device, exclude=exclude)
     if visualize_dir is not None:
         make_folder(visualize_dir, "--visualize")

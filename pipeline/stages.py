@@ -9,7 +9,8 @@ A stage (a dict):
     done_when    optional: a path (placeholders too) whose existence, with the log, marks the stage done
     resume       optional: a checkpoint folder; a training stage cut short there is continued with --resume
     scores       optional: a JSON path the stage writes (its --scores_json); the table reads it
-A table row (a dict): {"label", "scores": JSON path, "key": the figure in it, "optional": absent is no row}.
+A table row (a dict): {"label", "scores": JSON path, "key": the figure in it, "optional": absent is no row,
+"why": one line saying what the row is, written beside it in OUT/results.md}.
 """
 import json
 import shutil
@@ -75,7 +76,7 @@ def run_stage(stage: dict, names: dict, out: Path, device: str = None) -> float:
 
 
 def table_rows(recipe: dict, names: dict) -> list:
-    """[(label, value)] of the recipe's table, read from the stages' score files."""
+    """[(label, value, why)] of the recipe's table, read from the stages' score files."""
     rows, cache = [], {}
     for row in recipe["table"]["rows"]:
         path = Path(expand(row["scores"], names)[0])
@@ -85,7 +86,7 @@ def table_rows(recipe: dict, names: dict) -> list:
             if row.get("optional"):
                 continue
             raise ValueError(f"{path} holds no {row['key']!r}: the stage that writes it did not finish")
-        rows.append((row["label"], float(cache[path][row["key"]])))
+        rows.append((row["label"], float(cache[path][row["key"]]), row.get("why", "")))
     return rows
 
 
@@ -105,8 +106,12 @@ def run_recipe(recipe: dict, out, device: str = None, fresh: bool = False) -> li
             timings.append((stage["name"], seconds))
     rows = table_rows(recipe, names)
     head = recipe["table"]["header"]
-    table = f"| {head[0]} | {head[1]} |\n|---|---|\n" + "".join(f"| {n} | {v:.4f} |\n" for n, v in rows)
-    atomic_write(out / "results.md", lambda f: f.write(table.encode()))
+    table = f"| {head[0]} | {head[1]} |\n|---|---|\n" + "".join(f"| {n} | {v:.4f} |\n" for n, v, _ in rows)
+    explained = (f"| {head[0]} | {head[1]} | what it is |\n|---|---|---|\n"
+                 + "".join(f"| {n} | {v:.4f} | {why} |\n" for n, v, why in rows))
+    notes = expand(recipe.get("notes", ""), names)[0]
+    atomic_write(out / "results.md", lambda f: f.write(
+        (f"# Results on {names['data']} ({recipe['table']['title']})\n\n{explained}\n{notes}").encode()))
     print(f"\n== results on {names['data']} ({recipe['table']['title']}, {len(rows)} rows)\n{table}")
     print("stage times: " + ", ".join(f"{n} {s:.0f}s" for n, s in timings))
     print(f"total {time.time() - t0:.0f}s. {expand(recipe.get('outputs', ''), names)[0]}table: {out}/results.md; "

@@ -16,7 +16,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 PY = sys.executable
+
+import torch  # noqa: E402
+
+from engine import load_model  # noqa: E402
+import pipeline.models  # noqa: E402,F401  (registers every model kind)
 
 
 def run(cmd: list, log: Path) -> tuple:
@@ -57,9 +63,10 @@ def main():
                       "--saved_seg_model_dir", unet / "best.pt", "--checkpoint_dir", out / "dynamics",
                       "--batch_size", 8, *epochs, *dev]),
         ("val U-Net frame 11", [PY, "Unets/inference_val_without_reconstructor.py", "--root_dir", root,
-                                "--saved_seg_model_dir", unet / "best.pt", *dev]),
+                                "--saved_seg_model_dir", unet, "--scores_json", out / "val_unet.json", *dev]),
         ("val dynamics", [PY, "Unets/inference_val_with_dynamics.py", "--root_dir", root, "--saved_seg_model_dir",
-                          unet / "best.pt", "--saved_dynamics_model_dir", out / "dynamics" / "best.pt", *dev]),
+                          unet, "--saved_dynamics_model_dir", out / "dynamics", "--scores_json",
+                          out / "val_dynamics.json", *dev]),
     ]
     results = {}
     for name, cmd in stages:
@@ -67,22 +74,27 @@ def main():
         seconds, code = run(cmd, log)
         text = log.read_text()
         ckpt = next((Path(c) for c, flag in zip(cmd[1:], cmd) if flag == "--checkpoint_dir"), None)
-        record = {"seconds": round(seconds, 1), "exit": code,
-                  "on_device": f"device: {args.device}" in text or "Jaccard:" in text}
+        record = {"seconds": round(seconds, 1), "exit": code}
+        if ckpt is not None:
+            record["on_device"] = f"device: {args.device}" in text
         if ckpt is not None:
             line = last_log_line(ckpt)
             record.update({k: line.get(k) for k in ("samples_per_s", "train_loss")})
             record["val"] = {k: v for k, v in line.items() if k.startswith("val_") and k != "val_seconds"}
-            record["checkpoint_loads"] = (ckpt / "best.pt").exists() and code == 0
-        jaccard = [ln for ln in text.splitlines() if ln.startswith("Jaccard: ")]
-        if jaccard:
-            record["val"] = {"jaccard": float(jaccard[-1].split()[1])}
+            if code == 0:
+                model = load_model(ckpt / "best.pt", device="cpu")  # refuses non-finite weights
+                record["checkpoint_loads"] = model is not None
+        scores = next((Path(c) for c, flag in zip(cmd[1:], cmd) if flag == "--scores_json"), None)
+        if scores is not None and scores.exists():
+            record["val"] = json.loads(scores.read_text())
         results[name] = record
         print(f"{name}: {record}", flush=True)
         if code != 0:
             print(text[-3000:])
+    results["device_name"] = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    results["torch"] = torch.__version__
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    return 0 if all(r["exit"] == 0 for r in results.values()) else 1
+    return 0 if all(r["exit"] == 0 for r in results.values() if isinstance(r, dict)) else 1
 
 
 if __name__ == "__main__":

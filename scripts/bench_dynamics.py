@@ -1,7 +1,7 @@
 """The learned object dynamics against the hand-written motion model and the copy, on frame 22.
 
     python scripts/bench_dynamics.py --root_dir D --saved_dynamics_model_dir DYN/best.pt --motion M.json \
-        [--pseudo_labels P] [--real_root ../shared/real_samples/Dataset_Student] [--out results.json]
+        [--pseudo_labels P] [--real_root ../shared/real_samples/Dataset_Student] [--scores_json S.json]
 
 Rows, each a dataset-level Jaccard of frame 22:
 - on the val split of D, from the true masks of frames 1-11: copy frame 11, the motion model, the learned model;
@@ -68,7 +68,9 @@ def main():
                              "makes it); without it the U-Net rows are left out")
     parser.add_argument("--real_root", default=None, help="a root with labeled real videos (train/, val/); rows left out if absent")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the speed is quoted per thread count)")
-    parser.add_argument("--out", default=None, help="write the figures as JSON here")
+    parser.add_argument("--scores_json", default=None, metavar="PATH",
+                        help="write the figures here as one flat JSON object ('<inputs>.<row>' keys, e.g. "
+                             "'true.dynamics', 'unet.motion', 'real.copy')")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -76,25 +78,30 @@ def main():
     motion = Motion.from_config(json.loads(Path(args.motion).read_text()))
     results = {"threads": args.threads, "motion": motion.to_config()}
     inputs, targets = true_inputs(args.root_dir, ["val"])
-    results["synthetic val, true masks"] = score_inputs(inputs, targets, dynamics, motion)
+    results["true"] = score_inputs(inputs, targets, dynamics, motion)
     if args.pseudo_labels:
         stored = StoredMaskVideos(args.pseudo_labels, "val", args.root_dir)
         by_id = dict(zip(SplitIndex(args.root_dir, "val", frame_indices=[], need_mask=True).video_ids, targets))
         unet_inputs = [torch.as_tensor(stored[i]["masks"])[:NUM_INPUT_FRAMES] for i in range(len(stored))]
-        results["synthetic val, U-Net masks"] = score_inputs(unet_inputs, [by_id[v] for v in stored.video_ids],
+        results["unet"] = score_inputs(unet_inputs, [by_id[v] for v in stored.video_ids],
                                                              dynamics, motion)
     if args.real_root and Path(args.real_root).is_dir():
         real = true_inputs(args.real_root, ["train", "val"])
-        results["real train+val, true masks"] = score_inputs(*real, dynamics, motion)
+        results["real"] = score_inputs(*real, dynamics, motion)
     print("| inputs (frames 1-11) | videos | copy frame 11 | motion model | learned dynamics | dynamics videos/s |")
     print("|---|---|---|---|---|---|")
+    labels = {"true": "synthetic val, true masks", "unet": "synthetic val, U-Net masks",
+              "real": "real train+val, true masks"}
     for name, r in results.items():
         if isinstance(r, dict) and "copy" in r:
-            print(f"| {name} | {r['videos']} | {r['copy']:.4f} | {r['motion']:.4f} | {r['dynamics']:.4f} | "
+            print(f"| {labels[name]} | {r['videos']} | {r['copy']:.4f} | {r['motion']:.4f} | {r['dynamics']:.4f} | "
                   f"{r['dynamics_videos_per_s']} |")
-    if args.out:
-        atomic_write(args.out, lambda f: f.write(json.dumps(results, indent=1).encode()))
-        print(f"wrote {args.out}")
+    if args.scores_json:
+        flat = {f"{inputs}.{k}": v for inputs, r in results.items() if isinstance(r, dict) and "copy" in r
+                for k, v in r.items()}
+        flat.update(threads=args.threads)
+        atomic_write(args.scores_json, lambda f: f.write(json.dumps(flat, indent=1).encode()))
+        print(f"wrote {args.scores_json}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ segmentation gives most of the object's pixels is right, background, or wrong in
 color: where the domain gap lies. The real videos are only measured here: nothing is fitted on them.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -73,7 +72,8 @@ def score_all_frames(model, root, split: str, device, batch_size: int = 2, visua
             Path(visualize_dir).mkdir(parents=True, exist_ok=True)
             vid = int(batch["video_id"][0])
             for k in (0, 10, 21):
-                save_grid(Path(visualize_dir) / f"{split}_video_{vid}_frame_{k + 1}.png", frames[0, k], preds[k], truth[k])
+                save_grid(Path(visualize_dir) / f"{split}_video_{vid}_frame_{k + 1}.png", frames[0, k], preds[k], truth[k],
+                          frame_name=f"frame {k + 1}", target_name=f"frame {k + 1}")
         frames_seen += b * t
     return score, frames_seen, outcomes
 
