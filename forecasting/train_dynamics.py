@@ -35,19 +35,13 @@ from engine import (  # noqa: E402
     add_optimizer_args, add_run_args, count_parameters, fit, prepare_optimization, print0, resume_guard, run_cli,
     sample_rng, setup_distributed, start_run, teardown_distributed, unwrap, wrap_ddp,
 )
-from pipeline.val_inputs import TrueValInputs, ValInputs, prepare_val_inputs  # noqa: E402
+from pipeline.val_inputs import (  # noqa: E402
+    TrueValInputs, ValInputs, add_mask_video_args, check_mask_video_args, prepare_val_inputs,
+)
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--root_dir", default="Dataset_Student", help="dataset root holding train/ and val/")
-    p.add_argument("--pseudo_labels", default="checkpoints/pseudo_labels",
-                   help="pseudo-label folder (scripts/make_pseudo_labels.py --out): reads DIR/unlabeled, writes DIR/val")
-    p.add_argument("--saved_seg_model_dir", default="checkpoints/unet/best.pt",
-                   help="U-Net checkpoint that segments the val inputs (frames 1-11), once, into PSEUDO_LABELS/val")
-    p.add_argument("--unlabeled_videos", type=int, default=-1,
-                   help="pseudo-labelled videos to train on: the first N (-1: all, 0: none, the train split alone)")
-    p.add_argument("--train_videos", type=int, default=-1, help="train-split videos (true masks) to train on (-1: all, 0: none)")
-    p.add_argument("--val_videos", type=int, default=0, help="score the first N val videos only (0: all, the honest score)")
+    add_mask_video_args(p)
     p.add_argument("--val_inputs", choices=("unet", "true"), default="unet",
                    help="validate from the U-Net's masks of val frames 1-11 (as inference sees them) or from the true "
                         "masks (synthetic experiments: no U-Net needed)")
@@ -72,8 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--{name} must be >= 1")
     if args.learning_rate <= 0 or args.val_videos < 0 or args.grad_clip < 0 or args.final_weight < 0:
         p.error("--learning_rate must be > 0; --val_videos, --grad_clip and --final_weight >= 0")
-    if args.unlabeled_videos < -1 or args.train_videos < -1 or args.unlabeled_videos == args.train_videos == 0:
-        p.error("--unlabeled_videos and --train_videos are -1 (all) or >= 0, and not both 0")
+    check_mask_video_args(p, args)
     if not 0 <= args.teacher_prob <= 1:
         p.error("--teacher_prob is in [0, 1]")
     return args

@@ -35,7 +35,9 @@ from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import add_exclude_args, read_exclusions  # noqa: E402
 from forecasting.motion_args import add_motion_args, resolve_motion  # noqa: E402
 from forecasting.forecaster import DEFAULT, STARTS, MaskForecaster, class_fractions  # noqa: E402
-from pipeline.val_inputs import ValInputs, prepare_val_inputs  # noqa: E402
+from pipeline.val_inputs import (  # noqa: E402
+    ValInputs, add_mask_video_args, check_mask_video_args, prepare_val_inputs,
+)
 from engine import (  # noqa: E402
     add_optimizer_args, resume_guard,
     add_run_args, count_parameters, start_run, RandomFlips, RunState, fit, print0, run_cli, setup_distributed,
@@ -46,16 +48,7 @@ from engine import (  # noqa: E402
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--root_dir", default="Dataset_Student", help="dataset root holding train/ and val/")
-    p.add_argument("--pseudo_labels", default="checkpoints/pseudo_labels",
-                   help="pseudo-label folder (scripts/make_pseudo_labels.py --out): reads DIR/unlabeled, writes DIR/val")
-    p.add_argument("--saved_seg_model_dir", default="checkpoints/unet/best.pt",
-                   help="U-Net checkpoint that segments the val inputs (frames 1-11), once, into PSEUDO_LABELS/val "
-                        "(a finished PSEUDO_LABELS/val is reused; checked against this file when it exists)")
-    p.add_argument("--unlabeled_videos", type=int, default=-1,
-                   help="pseudo-labelled videos to train on: the first N (-1: all, 0: none, the train split alone)")
-    p.add_argument("--train_videos", type=int, default=-1, help="train-split videos (true masks) to train on (-1: all, 0: none)")
-    p.add_argument("--val_videos", type=int, default=0, help="score the first N val videos only (0: all, the honest score)")
+    add_mask_video_args(p)
     add_optimizer_args(p, epochs=20, batch_size=8, learning_rate=2e-3, unit="videos")
     p.add_argument("--intermediate_weight", type=float, default=1.0,
                    help="weight of the loss on frames 12-21 (0: supervise frame 22 only)")
@@ -83,8 +76,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--{name} must be >= 1")
     if args.learning_rate <= 0 or args.val_videos < 0 or args.grad_clip < 0 or args.intermediate_weight < 0:
         p.error("--learning_rate must be > 0; --val_videos, --grad_clip and --intermediate_weight >= 0")
-    if args.unlabeled_videos < -1 or args.train_videos < -1 or args.unlabeled_videos == args.train_videos == 0:
-        p.error("--unlabeled_videos and --train_videos are -1 (all) or >= 0, and not both 0")
+    check_mask_video_args(p, args)
     if not 0 <= args.sampling_prob <= 1 or (args.sampling_prob > 0 and not args.feedback):
         p.error("--sampling_prob is in [0, 1] and needs --feedback (without it the model never sees its own frames)")
     return args

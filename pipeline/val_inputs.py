@@ -62,3 +62,27 @@ class TrueValInputs(Dataset):
     def __getitem__(self, i: int):
         masks = self.videos[i]["masks"]
         return masks[:NUM_INPUT_FRAMES], masks[TARGET_INDEX]
+
+
+def add_mask_video_args(parser) -> None:
+    """The flags of a trainer on mask videos (the forecaster, the learned dynamics): where its training videos
+    come from (pseudo-labels of the unlabeled split, true masks of the train split) and its val inputs."""
+    parser.add_argument("--root_dir", default="Dataset_Student", help="dataset root holding train/ and val/")
+    parser.add_argument("--pseudo_labels", default="checkpoints/pseudo_labels",
+                        help="pseudo-label folder (scripts/make_pseudo_labels.py --out): reads DIR/unlabeled, writes DIR/val")
+    parser.add_argument("--saved_seg_model_dir", default="checkpoints/unet/best.pt",
+                        help="U-Net checkpoint that segments the val inputs (frames 1-11), once, into PSEUDO_LABELS/val "
+                             "(a finished PSEUDO_LABELS/val is reused; checked against this file when it exists)")
+    parser.add_argument("--unlabeled_videos", type=int, default=-1,
+                        help="pseudo-labelled videos to train on: the first N (-1: all, 0: none, the train split alone)")
+    parser.add_argument("--train_videos", type=int, default=-1,
+                        help="train-split videos (true masks) to train on (-1: all, 0: none)")
+    parser.add_argument("--val_videos", type=int, default=0,
+                        help="score the first N val videos only (0: all, the honest score)")
+
+
+def check_mask_video_args(parser, args) -> None:
+    if args.unlabeled_videos < -1 or args.train_videos < -1 or args.unlabeled_videos == args.train_videos == 0:
+        parser.error("--unlabeled_videos and --train_videos are -1 (all) or >= 0, and not both 0")
+    if args.val_videos < 0:
+        parser.error("--val_videos must be >= 0")
