@@ -18,7 +18,7 @@ from Unets import inference_val_without_reconstructor as val_script
 import engine
 from engine import OutputPathError
 from pipeline.submission import check_submission
-from pipeline.evaluate import predict, video_loader
+from pipeline.evaluate import CAPTION_HEIGHT, predict, video_loader
 from Unets.segment import segment
 from engine import CheckpointError
 from Unets.unet import UNet
@@ -46,9 +46,9 @@ def test_val_prints_the_competition_score_of_frame_11_against_frame_22(tiny_root
     score = SegmentationScore()
     score.update(preds, torch.stack([videos[i]["masks"][0] for i in range(len(videos))]))  # frame 22's masks
     assert jaccard == pytest.approx(score.compute(), abs=1e-6)
-    [pic] = (tmp_path / "pics").iterdir()  # one grid: frame 11 | prediction | truth
+    [pic] = (tmp_path / "pics").iterdir()  # one grid: frame 11 | prediction | truth | wrong pixels, captioned
     assert pic.name == f"video_{videos.video_ids[0]}.png"
-    assert Image.open(pic).size == (3 * WIDTH + 2 * 4, HEIGHT)
+    assert Image.open(pic).size == (4 * WIDTH + 3 * 4, HEIGHT + CAPTION_HEIGHT)
 
 
 def test_hidden_writes_a_checked_submission_in_numeric_order(tiny_root, unet_ckpt, tmp_path, capsys):

@@ -16,6 +16,7 @@ from data.readers import VideoDataset
 from SSL_convLSTM_Reconstructor.model import Reconstructor
 from Unets import inference_hidden_with_reconstructor as hidden_script
 from Unets import inference_val_with_reconstructor as val_script
+from pipeline.evaluate import CAPTION_HEIGHT
 from pipeline.predictors import reconstruct
 from Unets.segment import segment
 from engine import CheckpointError, atomic_save, load_model, make_checkpoint
@@ -64,8 +65,8 @@ def test_val_prints_the_jaccard_of_the_two_stages_and_draws_the_predicted_frame(
     score = SegmentationScore()
     score.update(preds, torch.stack([videos[i]["masks"][0] for i in range(len(videos))]))
     assert jaccard == pytest.approx(score.compute(), abs=1e-6)
-    [pic] = (tmp_path / "pics").iterdir()  # frame 11 | predicted frame 22 | prediction | truth
-    assert Image.open(pic).size == (4 * WIDTH + 3 * 4, HEIGHT)
+    [pic] = (tmp_path / "pics").iterdir()  # frame 11 | predicted frame 22 | prediction | truth | wrong pixels
+    assert Image.open(pic).size == (5 * WIDTH + 4 * 4, HEIGHT + CAPTION_HEIGHT)
 
 
 def test_hidden_writes_the_checked_two_stage_submission(tiny_root, ckpts, tmp_path):
