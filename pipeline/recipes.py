@@ -1,9 +1,13 @@
 """Recipes: experiments as data, run by pipeline/stages.py (run_recipe). Each is a dict:
-    {"names": extra placeholders, "stages": [stage, ...], "table": {"title", "header", "rows": [row, ...]},
-     "outputs": a line naming what the run leaves besides the table}
+    {"names": extra placeholders, "env": environment of every stage, "stages": [stage, ...],
+     "table": {"title", "header", "rows": [row, ...]}, "outputs": a line naming what the run leaves besides the table}
 (stage and row: see pipeline/stages.py). To add a stage, add its dict where it runs in order; to add a row to
 the results table, give the stage a "scores" path and add {"label", "scores", "key"} to "rows".
+
+QUICKSTART is the README's main-job command (scripts/quickstart.py); bench_pipeline_recipe, bench_forecaster_recipe
+and bench_unet_recipe build the benchmarks' recipes from their scripts' flags (scripts/bench_*.py).
 """
+import os
 
 UNET = "{out}/unet/best.pt"
 RECON = "{out}/reconstructor/best.pt"
@@ -30,6 +34,44 @@ def train(name: str, script: str, checkpoint_dir: str, *args) -> dict:
             "done_when": f"{checkpoint_dir}/best.pt", "resume": checkpoint_dir}
 
 
+def dataset(train, val, unlabeled, hidden, seed, workers=2) -> dict:
+    """A synthetic dataset in the competition's layout at {data}: done once its hidden split exists."""
+    return {"name": "dataset", "cmd": ["{py}", "scripts/make_synthetic_dataset.py", "--out", "{data}", "--train",
+                                       str(train), "--val", str(val), "--unlabeled", str(unlabeled), "--hidden",
+                                       str(hidden), "--seed", str(seed), "--workers", str(workers)],
+            "done_when": "{data}/hidden"}
+
+
+def fit_motion(*args) -> dict:
+    """The motion model (forecasting/motion.py) fitted once on the train split's true masks: every stage reads it."""
+    return {"name": "fit motion", "cmd": ["{py}", "scripts/fit_motion.py", "--root_dir", "{data}", "--out",
+                                          "{out}/motion.json", *args], "done_when": "{out}/motion.json"}
+
+
+def references(*args) -> dict:
+    """Copy the true frame-11 mask, the ceiling and (unless --motion none) the motion model on true masks: REFS."""
+    return {"name": "reference scores", "cmd": ["{py}", "scripts/reference_scores.py", "--root_dir", "{data}",
+                                                "--split", "val", *args], "scores": REFS}
+
+
+def pseudo_labels(unet: str, out: str = "{out}/pseudo_labels", num_videos="0") -> dict:
+    """The U-Net's masks of the unlabeled videos (scripts/make_pseudo_labels.py; a finished store is reused)."""
+    return {"name": "pseudo-labels", "cmd": ["{py}", "scripts/make_pseudo_labels.py", "--root_dir", "{data}",
+                                             "--saved_seg_model_dir", unet, "--split", "unlabeled", "--out", out,
+                                             "--num_videos", str(num_videos), "{device}"]}
+
+
+def row(label: str, scores: str, key: str = "jaccard", why: str = "", optional: bool = False) -> dict:
+    """A table row: figure `key` of OUT/scores/SCORES.json (or of the path `scores` when it names a .json)."""
+    path = scores if scores.endswith(".json") else f"{{out}}/scores/{scores}.json"
+    return {"label": label, "scores": path, "key": key, "why": why, "optional": optional}
+
+
+def user_path(path) -> str:
+    """A path given on a bench script's command line, absolute: the stages run in the repository root."""
+    return os.path.abspath(path)
+
+
 TWO_STAGE = ("--saved_recon_model_dir", RECON)
 DYN = ("--saved_seg_model_dir", UNET, "--saved_dynamics_model_dir", DYNAMICS)
 TRAIN_VIDEOS = "600"  # the learned dynamics need hundreds of videos' tracks; the U-Net trains on the first 40
@@ -38,18 +80,10 @@ TRAIN_VIDEOS = "600"  # the learned dynamics need hundreds of videos' tracks; th
 QUICKSTART = {
     "stages": [
         # 1. Data: a small synthetic set in the competition's layout, its statistics and the reference bounds.
-        {"name": "dataset", "cmd": ["{py}", "scripts/make_synthetic_dataset.py", "--out", "{data}", "--train",
-                                    TRAIN_VIDEOS, "--val", "20", "--unlabeled", "40", "--hidden", "10", "--seed", "0",
-                                    "--workers", "2"],
-         "done_when": "{data}/hidden"},
+        dataset(TRAIN_VIDEOS, 20, 40, 10, 0),
         {"name": "statistics", "cmd": ["{py}", "scripts/data_stats.py", "{data}"]},
-        # The motion model (forecasting/motion.py) fitted once on the train split's true masks: every stage reads it.
-        {"name": "fit motion", "cmd": ["{py}", "scripts/fit_motion.py", "--root_dir", "{data}", "--out",
-                                       "{out}/motion.json", "--motion_videos", "40"],
-         "done_when": "{out}/motion.json"},
-        {"name": "reference scores", "cmd": ["{py}", "scripts/reference_scores.py", "--root_dir", "{data}", "--split",
-                                             "val", "--motion", "{out}/motion.json"],
-         "scores": REFS},
+        fit_motion("--motion_videos", "40"),
+        references("--motion", "{out}/motion.json"),
         # 2. U-Net on labeled frames: the preset for a few CPU minutes (Unets/train.py --preset small) on the frames
         #    of the first 40 train videos, validated once at the end.
         train("train U-Net", "Unets/train.py", "{out}/unet", "--preset", "small", "--train_videos", "40",
@@ -61,9 +95,7 @@ QUICKSTART = {
                "{out}/submission_unet.pt", "--saved_seg_model_dir", UNET),
         # 3. The U-Net's pseudo-labels of the unlabeled videos: the reconstructor's objects and, beside the train
         #    split's true masks, the learned dynamics' training tracks.
-        {"name": "pseudo-labels", "cmd": ["{py}", "scripts/make_pseudo_labels.py", "--root_dir", "{data}",
-                                          "--saved_seg_model_dir", UNET, "--split", "unlabeled", "--num_videos", "40",
-                                          "--out", "{out}/pseudo_labels", "{device}"]},
+        pseudo_labels(UNET, num_videos=40),
         # 4. Reconstructor: frames 1-11 -> frame 22, as a change of frame 11 with its objects moved along their
         #    velocities; the U-Net segments its prediction. (Fine-tuning the U-Net on predicted frames lowered
         #    the score, and the mask forecaster adds nothing to its motion-model start: README, both left out.)
@@ -120,5 +152,162 @@ QUICKSTART = {
               "Training curves (train loss and validation per epoch, from each run's log.jsonl): {out}/curves/. "
               "Stage times and logs: {out}/logs/.\n"),
 }
+
+
+
+def threads_env(threads, *names) -> dict:
+    """--threads of a bench script as the stages' environment (0 or None: leave it as it is)."""
+    return {name: str(threads) for name in names or ("OMP_NUM_THREADS",)} if threads else {}
+
+
+def bench_pipeline_recipe(args) -> dict:
+    """scripts/bench_pipeline.py: the two-stage pipeline (reconstructor -> U-Net) against the frame-11 baselines,
+    with the U-Net fine-tuned on predicted frames and the U-Net on the true frame 22 (oracle)."""
+    unet = user_path(args.unet_checkpoint) if args.unet_checkpoint else UNET
+    few = ("--num_workers", "0")  # the stages run one thread each (--threads): workers would only compete
+    stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, args.hidden, args.seed)]
+    stages += [
+        # memmap frames (scripts/convert_to_memmap.py): no stage waits on PNG decoding
+        {"name": "memmap", "cmd": ["{py}", "scripts/convert_to_memmap.py", "--root_dir", "{data}", "--split", "train",
+                                   "val", "unlabeled"], "done_when": "{data}/memmap/unlabeled_video_ids.npy"},
+        fit_motion(),
+        references("--motion", "{out}/motion.json"),
+    ]
+    if not args.unet_checkpoint:
+        stages.append(train("train U-Net", "Unets/train.py", "{out}/unet", *few, "--epochs", str(args.unet_epochs)))
+    stages.append(val("val U-Net on frame 11", "Unets/inference_val_without_reconstructor.py", "unet", *few,
+                      "--saved_seg_model_dir", unet))
+    reference = ["--reference", args.reference]
+    if args.reference == "extrapolated":
+        labels = user_path(args.pseudo_labels) if args.pseudo_labels else "{out}/pseudo_labels"
+        stages.append(pseudo_labels(unet, labels, args.pseudo_videos))
+        reference += ["--pseudo_labels", labels, "--saved_seg_model_dir", unet, "--motion", "{out}/motion.json"]
+    tuned = "{out}/unet_finetuned/best.pt"
+    stages += [
+        train("train reconstructor", "SSL_convLSTM_Reconstructor/train_reconstructor.py", "{out}/reconstructor", *few,
+              "--epochs", str(args.recon_epochs), *reference, *args.recon_flags.split()),
+        val("val two stages", "Unets/inference_val_with_reconstructor.py", "two_stage", *few, *TWO_STAGE,
+            "--saved_seg_model_dir", unet, "--visualize", "{out}/grids_two_stage"),
+        train("fine-tune U-Net", "Unets/train.py", "{out}/unet_finetuned", *few, "--epochs", str(args.finetune_epochs),
+              "--init_from", unet, *TWO_STAGE, "--predicted_fraction", str(args.predicted_fraction)),
+        val("val two stages fine-tuned", "Unets/inference_val_with_reconstructor.py", "two_stage_finetuned", *few,
+            *TWO_STAGE, "--saved_seg_model_dir", tuned, "--visualize", "{out}/grids_two_stage_finetuned"),
+        # control: the fine-tuned U-Net on frame 11 separates the predicted frames' effect from the extra epochs
+        val("val fine-tuned U-Net on frame 11", "Unets/inference_val_without_reconstructor.py", "unet_finetuned", *few,
+            "--saved_seg_model_dir", tuned),
+        {"name": "oracle", "cmd": ["{py}", "scripts/oracle_scores.py", "--root_dir", "{data}", "--saved_seg_model_dir",
+                                   unet, *few, "{device}"], "scores": "{out}/scores/oracle.json"},
+    ]
+    return {
+        "names": {"data": user_path(args.root_dir)} if args.root_dir else {},
+        "env": threads_env(args.threads),
+        "stages": stages,
+        "table": {"title": "val", "header": ("prediction of frame 22", "val Jaccard"), "rows": [
+            row("copy the frame-11 mask", REFS, "copy_frame_11"),
+            row("U-Net on frame 11", "unet"),
+            row("two stages: reconstructor -> U-Net", "two_stage"),
+            row("two stages, U-Net fine-tuned on predicted frames", "two_stage_finetuned"),
+            row("control: fine-tuned U-Net on frame 11", "unet_finetuned",
+                why="the fine-tune's extra epochs alone, without predicted frames at inference"),
+            row("U-Net on the true frame 22 (oracle)", "oracle", "oracle",
+                why="what a perfect reconstructor would give with this U-Net"),
+            row("ceiling (true frame 22, objects absent from frame 11 removed)", REFS, "ceiling"),
+        ]},
+        "outputs": "PNG grids: {out}/grids_two_stage*/; ",
+    }
+
+
+def bench_forecaster_recipe(args) -> dict:
+    """scripts/bench_forecaster.py: the mask forecaster on the U-Net's masks against the motion model (its start)
+    and the references; --segmentation oracle keeps only the rows on true masks (scripts/reference_scores.py)."""
+    unet = user_path(args.unet_checkpoint) if args.unet_checkpoint else UNET
+    one = ("--num_workers", "1")
+    motion = ("--motion", "{out}/motion.json")
+    stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, args.hidden, args.seed)]
+    stages += [fit_motion(), references(*motion)]
+    rows = [row("copy the true frame-11 mask", REFS, "copy_frame_11")]
+    if args.segmentation != "oracle":
+        seg = ("--saved_seg_model_dir", unet)
+        fc = ("--saved_forecaster_model_dir", "{out}/forecaster/best.pt")
+        if not args.unet_checkpoint:
+            stages.append(train("train U-Net", "Unets/train.py", "{out}/unet", "--epochs", str(args.unet_epochs), *one))
+        stages += [
+            val("val U-Net", "Unets/inference_val_without_reconstructor.py", "unet", *seg, *one),
+            pseudo_labels(unet, num_videos=args.pseudo_videos),
+            train("train forecaster", "forecasting/train_forecaster.py", "{out}/forecaster",
+                  *args.forecaster_args.split(), *motion, *one, "--pseudo_labels", "{out}/pseudo_labels", *seg),
+            val("val forecaster", "Unets/inference_val_with_forecaster.py", "forecaster", *seg, *fc, *one),
+            val("val forecaster restrict", "Unets/inference_val_with_forecaster.py", "forecaster_restrict", *seg, *fc,
+                *one, "--restrict_classes"),
+            val("val forecaster blobs", "Unets/inference_val_with_forecaster.py", "forecaster_blobs", *seg, *fc, *one,
+                "--min_blob_size", str(args.min_blob_size)),
+            # the forecaster's start alone (the motion model on the U-Net's masks, no learning), with and without
+            # collisions: what the ConvLSTM's change is measured against
+            val("val motion model", "scripts/predict.py", "motion", "--method", "motion", *seg, *motion, *one),
+            val("val motion model, no collisions", "scripts/predict.py", "motion_no_collisions", "--method", "motion",
+                *seg, *motion, "--contact", "0", *one),
+        ]
+        rows += [
+            row("U-Net on frame 11 (no motion model)", "unet"),
+            row("forecaster on the U-Net's masks", "forecaster"),
+            row("forecaster on the U-Net's masks --restrict_classes", "forecaster_restrict"),
+            row(f"forecaster on the U-Net's masks --min_blob_size {args.min_blob_size}", "forecaster_blobs"),
+            row("motion model on the U-Net's masks (the forecaster's start, no learning)", "motion"),
+            row("motion model on the U-Net's masks, without collisions", "motion_no_collisions"),
+        ]
+    rows += [
+        row("motion model on the true frame-11 mask (forecasting/motion.py, no learning)", REFS, "extrapolate",
+            why="the forecaster's start with perfect segmentation"),
+        row("motion model on the true frame-11 mask, without collisions", REFS, "no_collisions", optional=True),
+        row("ceiling", REFS, "ceiling", why="true frame 22, objects absent from frame 11 removed"),
+    ]
+    return {"names": {"data": user_path(args.root_dir)} if args.root_dir else {},
+            "env": threads_env(args.threads, "OMP_NUM_THREADS", "MKL_NUM_THREADS"),
+            "stages": stages,
+            "table": {"title": "val", "header": ("prediction of frame 22 (val)", "Jaccard"), "rows": rows}}
+
+
+# train.py flags bench_unet.py can override, and that it reports as the recipe
+UNET_RECIPE_FLAGS = ("epochs", "base_channels", "batch_size", "learning_rate", "crop_size", "head", "val_every")
+
+
+def bench_unet_recipe(args) -> dict:
+    """scripts/bench_unet.py: the U-Net's recipe (Unets/train.py's defaults and the overrides given) scored on val
+    (oracle on the true frame 22 and its ablations, frame 11, the true frame-11 mask), and its speed per width."""
+    workers = ("--num_workers", str(args.num_workers))
+    stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, args.hidden, args.seed)]
+    unet = user_path(args.checkpoint_dir) if args.checkpoint_dir else "{out}/unet"
+    rows = []
+    if not args.skip_quality:
+        if not args.checkpoint_dir:
+            overrides = [item for flag in UNET_RECIPE_FLAGS if getattr(args, flag) is not None
+                         for item in (f"--{flag}", str(getattr(args, flag)))]
+            stages.append(train("train U-Net", "Unets/train.py", "{out}/unet", *workers, *overrides))
+        seg = ("--saved_seg_model_dir", f"{unet}/best.pt", "--batch_size", "8", *workers)
+        stages += [
+            {"name": "oracle", "cmd": ["{py}", "scripts/oracle_scores.py", "--root_dir", "{data}", *seg, "--ablations",
+                                       "{device}"], "scores": "{out}/scores/oracle.json"},
+            val("val U-Net on frame 11", "Unets/inference_val_without_reconstructor.py", "unet", *seg),
+            references("--motion", "none"),
+        ]
+        rows = [
+            row("U-Net on true frame 22 (oracle, target 0.90)", "oracle", "oracle",
+                why="segmentation quality alone"),
+            row("the same without the per-object vote", "oracle", "no_vote", optional=True),
+            row("the same without the crop refinement", "oracle", "no_refine", optional=True),
+            row("U-Net on frame 11 (no motion)", "unet"),
+            row("true mask of frame 11 (perfect segmenter)", REFS, "copy_frame_11"),
+        ]
+    if args.speed_widths:
+        trained = [] if args.skip_quality else ["--saved_seg_model_dir", f"{unet}/best.pt"]
+        stages.append({"name": "speed", "cmd": [
+            "{py}", "scripts/speed_unet.py", "--root_dir", "{data}", "--widths", *map(str, args.speed_widths),
+            "--batch", str(args.speed_batch), "--crop", str(args.speed_crop), *workers, *trained, "{device}"],
+            "scores": "{out}/scores/speed.json"})
+    return {"names": {"data": user_path(args.root_dir)} if args.root_dir else {},
+            "env": threads_env(args.threads),
+            "stages": stages,
+            "table": {"title": "val", "header": ("val Jaccard (competition metric)", "score"), "rows": rows}}
+
 
 RECIPES = {"quickstart": QUICKSTART}

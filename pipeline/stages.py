@@ -11,8 +11,11 @@ A stage (a dict):
     scores       optional: a JSON path the stage writes (its --scores_json); the table reads it
 A table row (a dict): {"label", "scores": JSON path, "key": the figure in it, "optional": absent is no row,
 "why": one line saying what the row is, written beside it in OUT/results.md}.
+A recipe may also hold "names" (extra placeholders, e.g. "data" for a dataset given by the user) and "env"
+(environment variables of every stage, e.g. {"OMP_NUM_THREADS": "1"}).
 """
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -43,7 +46,7 @@ def started(checkpoint_dir: Path) -> bool:
     return any((checkpoint_dir / n).exists() for n in ("last.pt", "best.pt"))
 
 
-def run_stage(stage: dict, names: dict, out: Path, device: str = None) -> float:
+def run_stage(stage: dict, names: dict, out: Path, device: str = None, env: dict = None) -> float:
     """Run one stage (streaming its output) unless it is done; returns its seconds (0 when skipped)."""
     log = out / "logs" / f"{stage['name']}.log"
     done_when = Path(expand(stage["done_when"], names)[0]) if stage.get("done_when") else None
@@ -62,7 +65,7 @@ def run_stage(stage: dict, names: dict, out: Path, device: str = None) -> float:
     print(f"\n== {stage['name']}\n$ {printable}", flush=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     start, lines = time.time(), []
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     for line in proc.stdout:  # tqdm writes \r-updates: pass them through as they come
         sys.stdout.write(line)
         sys.stdout.flush()
@@ -99,9 +102,10 @@ def run_recipe(recipe: dict, out, device: str = None, fresh: bool = False) -> li
     out.mkdir(parents=True, exist_ok=True)
     names = {"out": out, "data": out / "data", "py": sys.executable, **recipe.get("names", {})}
     names = {k: str(v).replace("{out}", str(out)) for k, v in names.items()}
+    env = {**os.environ, **{k: expand(v, names)[0] for k, v in recipe.get("env", {}).items()}}
     t0, timings = time.time(), []
     for stage in recipe["stages"]:
-        seconds = run_stage(stage, names, out, device)
+        seconds = run_stage(stage, names, out, device, env)
         if seconds:
             timings.append((stage["name"], seconds))
     rows = table_rows(recipe, names)

@@ -5,9 +5,9 @@
 - extrapolate: the objects of the true frame-11 mask moved by the motion model (forecasting/motion.py: sliding
   discs that slow down and collide, in the camera's perspective), fitted on the train split's true
   masks (--motion fit, the default) or read from a file; and the same without collisions
-  (--contact 0): the motion a learned forecaster should beat.
+  (--contact 0): the motion a learned forecaster should beat; --motion none leaves these rows out.
 
-    python scripts/reference_scores.py --root_dir DATASET [--split val] [--per_class] [--motion fit|FILE] \
+    python scripts/reference_scores.py --root_dir DATASET [--split val] [--per_class] [--motion fit|FILE|none] \
         [--scores_json PATH]
 """
 import argparse
@@ -54,15 +54,18 @@ def main():
     add_scores_json_arg(parser)
     args = parser.parse_args()
 
-    motion = resolve_motion(args, args.root_dir)
-    motions = {"extrapolate": motion}
-    if motion.contact > 0:
-        motions["no_collisions"] = dataclasses.replace(motion, contact=0.0)
+    motions, motion = {}, None
+    if args.motion != "none":  # copy and ceiling alone: no fit
+        motion = resolve_motion(args, args.root_dir)
+        motions["extrapolate"] = motion
+        if motion.contact > 0:
+            motions["no_collisions"] = dataclasses.replace(motion, contact=0.0)
     scores, num_videos = reference_scores(args.root_dir, args.split, motions=motions)
     print(f"{args.split}: {num_videos} videos")
     print(f"copy frame 11 Jaccard: {scores['copy_frame_11'].compute():.4f}")
     print(f"ceiling       Jaccard: {scores['ceiling'].compute():.4f}  (true frame 22, objects absent from frame 11 removed)")
-    print(f"extrapolate   Jaccard: {scores['extrapolate'].compute():.4f}  (frame-11 objects moved: {motion.describe()})")
+    if motion is not None:
+        print(f"extrapolate   Jaccard: {scores['extrapolate'].compute():.4f}  (frame-11 objects moved: {motion.describe()})")
     if "no_collisions" in scores:
         print(f"no collisions Jaccard: {scores['no_collisions'].compute():.4f}  (the same, objects passing through each other)")
     write_scores(args.scores_json, {"split": args.split, "videos": num_videos,

@@ -43,3 +43,37 @@ def test_a_started_training_stage_is_resumed(tmp_path):
     run_recipe({"stages": [stage], "table": {"title": "t", "header": ("r", "v"), "rows": []}}, tmp_path)
     assert (tmp_path / "argv").read_text() == "--resume"
     assert sys.executable  # the stages ran with this interpreter ({py})
+
+
+def test_the_recipe_env_reaches_every_stage(tmp_path):
+    stage = {"name": "env", "cmd": ["{py}", "-c", "import os, sys; open(sys.argv[1], 'w').write(os.environ['X_RECIPE'])",
+                                    "{out}/env"]}
+    run_recipe({"env": {"X_RECIPE": "{out}/y"}, "stages": [stage], "table": {"title": "t", "header": ("r", "v"),
+                                                                         "rows": []}}, tmp_path)
+    assert (tmp_path / "env").read_text() == f"{tmp_path.resolve()}/y"  # placeholders filled, as in commands
+
+
+BENCHES = [  # (script, its flags): each bench script's recipe, in the variants its flags choose
+    ("bench_pipeline", []), ("bench_pipeline", ["--root_dir", "d", "--unet_checkpoint", "u.pt", "--reference", "frame11"]),
+    ("bench_forecaster", []), ("bench_forecaster", ["--segmentation", "oracle", "--root_dir", "d"]),
+    ("bench_unet", []), ("bench_unet", ["--skip_quality"]), ("bench_unet", ["--checkpoint_dir", "r", "--speed_widths"]),
+]
+
+
+@pytest.mark.parametrize("script,argv", BENCHES)
+def test_each_bench_recipe_runs_existing_scripts_and_its_rows_are_written(script, argv):
+    """A bench script's recipe names only scripts of the repository, and every table row reads a JSON file that
+    one of its stages writes (--scores_json): none is left to scrape from printed output."""
+    import importlib
+
+    from pipeline import recipes
+    from pipeline.stages import REPO
+
+    module = importlib.import_module(f"scripts.{script}")
+    recipe = getattr(recipes, f"{script}_recipe")(module.parse_args(argv))
+    for stage in recipe["stages"]:
+        assert stage["cmd"][0] == "{py}" and (REPO / stage["cmd"][1]).is_file(), stage
+    written = {stage["scores"] for stage in recipe["stages"] if "scores" in stage}
+    assert all(row["scores"] in written for row in recipe["table"]["rows"])
+    if script != "bench_unet" or "--skip_quality" not in argv:
+        assert recipe["table"]["rows"]

@@ -1,0 +1,58 @@
+"""The U-Net segmenting the TRUE frame 22 of each val video (the oracle): what a perfect predictor of frame 22's
+image would give with this segmenter, i.e. segmentation quality alone.
+
+    python scripts/oracle_scores.py --root_dir D --saved_seg_model_dir U/best.pt [--ablations] [--scores_json S]
+
+--ablations also scores it without the per-object vote and without the crop refinement (Unets/segment.py:
+segment). --scores_json writes {"oracle", and with --ablations "no_vote", "no_refine"}.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data.format import TARGET_INDEX  # noqa: E402
+from data.metric import SegmentationScore  # noqa: E402
+from engine import choose_device, run_cli  # noqa: E402
+from pipeline.cli import add_scores_json_arg, write_scores  # noqa: E402
+from pipeline.evaluate import predict, video_loader  # noqa: E402
+from pipeline.models import load_for_flag  # noqa: E402
+from pipeline.predictors import segmentation_predictor  # noqa: E402
+from Unets.unet import UNet  # noqa: E402
+
+
+def oracle_score(model, root, device, batch_size, num_workers, vote: bool = True, refine: bool = True):
+    """The U-Net on the true frame 22, scored against frame 22's mask (vote, refine: see Unets/segment.py: segment)."""
+    loader = video_loader(root, "val", batch_size, num_workers, device, frame_indices=[TARGET_INDEX])
+    score = SegmentationScore()
+    for batch, preds in predict(segmentation_predictor(model, frame_index=0, vote=vote, refine=refine), loader, device,
+                                desc="oracle"):
+        score.update(preds, batch["masks"][:, 0])
+    return score
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root_dir", required=True, help="dataset root holding val/")
+    p.add_argument("--saved_seg_model_dir", required=True, help="U-Net checkpoint (Unets/train.py) or its run folder")
+    p.add_argument("--ablations", action="store_true", help="also score without the vote and without the refinement")
+    p.add_argument("--batch_size", type=int, default=8, help="videos per batch")
+    p.add_argument("--num_workers", type=int, default=2, help="data-loading workers (0: in the main process)")
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: CUDA if present)")
+    add_scores_json_arg(p)
+    args = p.parse_args(argv)
+    device = choose_device(args.device)
+    model = load_for_flag(args.saved_seg_model_dir, UNet, "--saved_seg_model_dir", device)
+    runs = {"oracle": {}, **({"no_vote": {"vote": False}, "no_refine": {"refine": False}} if args.ablations else {})}
+    scores = {}
+    for name, kwargs in runs.items():
+        score = oracle_score(model, args.root_dir, device, args.batch_size, args.num_workers, **kwargs)
+        scores[name] = score.compute()
+        print(f"{name:9} Jaccard: {scores[name]:.4f}  (the U-Net on the true frame 22)")
+    write_scores(args.scores_json, scores)
+    return scores
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
