@@ -21,6 +21,6 @@ from engine.registry import (  # noqa: F401
     MODELS, build_model, count_parameters, model_config, model_kind, model_name, register_model,
 )
 from engine.run import (  # noqa: F401
-    BEST, LAST, LOG, JsonlLogger, add_run_args, check_finite, error_message, print0, rng_state, run_cli,
+    BEST, LAST, LOG, JsonlLogger, add_run_args, read_log, check_finite, error_message, print0, rng_state, run_cli,
     seed_everything, set_rng_state, start_run,
 )

@@ -82,6 +82,14 @@ class JsonlLogger:
                 f.write(json.dumps(record) + "\n")
 
 
+def read_log(run_dir) -> list:
+    """The records of a run's log.jsonl (JsonlLogger's), one dict an epoch, with the path and the fix when absent."""
+    path = Path(run_dir) / LOG
+    if not path.is_file():
+        raise FileNotFoundError(f"no {LOG} in {run_dir}: pass the --checkpoint_dir of a train script's run")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def trim_log(path, epochs: int, ctx: DistContext) -> None:
     """Drop the log lines of epochs after `epochs` (written before a crash that lost their checkpoint:
     the resumed run writes them again), atomically, and say so."""

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from data.classes import BACKGROUND
+from data.classes import BACKGROUND, NUM_CLASSES
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES
 from engine import register_model
-from forecasting.motion import find_objects, paint_objects
-from forecasting.tracks import MAX_OBJECTS, class_features, extract_tracks
+from forecasting.motion import MAX_SCALE, find_objects, paint_objects
+from forecasting.tracks import MAX_OBJECTS, Tracks, class_features, extract_tracks
 
 FUTURE_STEPS = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12..22
 POS_SCALE = 100.0  # pixels per unit of the network's position inputs
@@ -44,7 +44,8 @@ def _frame_features(present, centroid, velocity, area, cut, height: int, width: 
     return np.where(present[..., None], f, 0)
 
 
-def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None, end: int = LAST_INPUT_INDEX) -> dict:
+def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None, end: int = LAST_INPUT_INDEX,
+                 whole: Tracks = None) -> dict:
     """One video's masks (T, H, W) -> the model's inputs (and, when T covers frame 22, its targets), as tensors
     with num_slots object slots (padding: exists False). `end` < frame 11's index makes a training window
     that ends earlier: its input frames are the 11 up to `end` (those before the video's start empty) and its
@@ -57,6 +58,8 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
     targets: move (11, S, 2) the move from frame 11 to each of frames 12-22 (tracks.shift); move_ok (11, S);
              log_scale (11, S) the log of the size ratio to frame 11, scale_ok (11, S) where the object is
              whole in both; visible (11, S) present in the frame.
+    whole: the tracks of all 22 frames (extract_tracks), when the caller already has them (several windows of
+    one video share them).
     """
     masks = np.asarray(masks.cpu() if hasattr(masks, "cpu") else masks)
     with_targets = masks.shape[0] >= NUM_FRAMES if with_targets is None else with_targets
@@ -98,7 +101,8 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
     sample["half"][:n] = (box[:, 2:] - box[:, :2] + 1) / 2
     sample["classes"][:n] = inputs.classes
     if with_targets:
-        whole = extract_tracks(masks[:NUM_FRAMES], max_objects=10 * num_slots)  # every object of all 22 frames
+        if whole is None:
+            whole = video_tracks(masks)
         slot = {int(c): k for k, c in enumerate(whole.classes)}
         rows = np.array([slot[int(c)] for c in inputs.classes], np.int64)  # each input object in the whole video
         last = end  # frame 11 of the window, in the whole video
@@ -114,6 +118,11 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
         visible[:, :n] = whole.present[future][:, rows]
         sample.update(move=move, move_ok=move_ok, log_scale=log_scale, scale_ok=scale_ok, visible=visible)
     return {k: torch.from_numpy(v) for k, v in sample.items()}
+
+
+def video_tracks(masks) -> Tracks:
+    """Every object of all 22 frames of a video: where track_sample finds each window's targets."""
+    return extract_tracks(np.asarray(masks)[:NUM_FRAMES], max_objects=NUM_CLASSES)
 
 
 def flip_sample(sample: dict, width: int) -> dict:
@@ -314,7 +323,7 @@ def paint_frame(masks, move, log_scale, visible, classes, drop_invisible: bool =
         if drop_invisible and float(visible[k]) < 0:
             continue
         kept.append(obj)
-        moves.append((obj[3] + move[k].float().cpu(), float(torch.exp(log_scale[k]).clamp(1 / 3, 3))))
+        moves.append((obj[3] + move[k].float().cpu(), float(torch.exp(log_scale[k]).clamp(1 / MAX_SCALE, MAX_SCALE))))
     out = torch.full(masks.shape[-2:], BACKGROUND, dtype=masks.dtype)
     return paint_objects(kept, moves, out)
 

@@ -30,10 +30,10 @@ from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, WIDTH  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import add_exclude_args, read_exclusions  # noqa: E402
-from forecasting.dynamics import ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample  # noqa: E402,E501
+from forecasting.dynamics import ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample, video_tracks  # noqa: E402,E501
 from engine import (  # noqa: E402
     add_optimizer_args, add_run_args, count_parameters, fit, prepare_optimization, print0, resume_guard, run_cli,
-    sample_rng, setup_distributed, start_run, teardown_distributed, unwrap, wrap_ddp,
+    sample_rng, setup_distributed, start_run, teardown_distributed, wrap_ddp,
 )
 from pipeline.val_inputs import (  # noqa: E402
     TrueValInputs, ValInputs, add_mask_video_args, check_mask_video_args, prepare_val_inputs,
@@ -79,9 +79,11 @@ class TrackSamples(Dataset):
 
     def __init__(self, videos: Dataset, seed: int, desc: str = "tracks", show: bool = True, windows: int = 1):
         ends = [LAST_INPUT_INDEX - k for k in range(windows)]
-        self.samples = [track_sample(masks, end=end) for i in tqdm(range(len(videos)), desc=desc, disable=not show,
-                                                                   dynamic_ncols=True)
-                        for masks in [videos[i]["masks"]] for end in ends]
+        self.samples = []
+        for i in tqdm(range(len(videos)), desc=desc, disable=not show, dynamic_ncols=True):
+            masks = videos[i]["masks"].numpy()
+            whole = video_tracks(masks)  # shared by the video's windows
+            self.samples += [track_sample(masks, end=end, whole=whole) for end in ends]
         self.seed, self.epoch = seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -139,7 +141,7 @@ def main(argv=None):
 
         def compute_loss(model, batch):
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
-            pred = model(batch, teacher=batch if unwrap(model).training else None, teacher_prob=args.teacher_prob)
+            pred = model(batch, teacher=batch, teacher_prob=args.teacher_prob)  # teacher_prob 0: its own rollout
             return dynamics_loss(pred, batch, final_weight=args.final_weight), len(batch["obs"])
 
         def validate(model):

@@ -7,7 +7,7 @@ from torch.utils.data import Dataset
 from data.format import NUM_INPUT_FRAMES, TARGET_INDEX
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos, file_sha256, label_split, open_store, store_dir, store_finished
 from data.readers import SplitIndex
-from engine import load_model
+from engine import checkpoint_file, load_model
 from pipeline.models import load_for_flag
 from Unets.segment import segment
 from Unets.unet import UNet
@@ -17,6 +17,7 @@ def prepare_val_inputs(root, pseudo_labels, seg_checkpoint, device, print_fn=pri
     """PSEUDO_LABELS/val: the U-Net's masks of val frames 1-11 (the inputs a model trained on U-Net masks is
     validated with), made once (resumably) and reused by later runs. A finished store is used as it is
     (the U-Net is then needed only if given, to check it made the store). exclude: val video ids left out."""
+    seg_checkpoint = checkpoint_file(seg_checkpoint)  # a run folder names its best.pt: that file is hashed
     d = store_dir(pseudo_labels, "val")
     if Path(seg_checkpoint).is_file():  # another kind of model is named as such, before the store is judged by it
         load_for_flag(seg_checkpoint, UNet, "--saved_seg_model_dir")

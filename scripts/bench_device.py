@@ -4,39 +4,45 @@
 
 For each model (U-Net, reconstructor, mask forecaster, learned dynamics) it runs the model's train script on D
 (which needs train, val and unlabeled videos), then the val inference script of the U-Net and of the dynamics,
-and prints one table: seconds of the whole command, training samples/s of the last epoch, the validation
-figure, and whether the checkpoint loads with finite weights. A GPU check in one command: D is small, so the
-figures say that the CUDA paths run and how fast a step is, not how good the models get.
+each as a stage of the one stage runner (pipeline/stages.py), and writes OUT/results.json: seconds of each
+command, training samples/s of the last epoch, the validation figures, and whether the checkpoint loads with
+finite weights. A GPU check in one command: D is small, so the figures say that the CUDA paths run and how fast
+a step is, not how good the models get. A stage that fails is recorded and the others still run.
 """
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-PY = sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from engine import load_model  # noqa: E402
-import pipeline.models  # noqa: E402,F401  (registers every model kind)
+import pipeline.models  # noqa: E402,F401  (registers every model kind, for load_model by name)
+from engine import load_model, read_log  # noqa: E402
+from pipeline.recipes import train, val  # noqa: E402
+from pipeline.stages import StageFailed, run_stage  # noqa: E402
+
+UNET = "{out}/unet"
 
 
-def run(cmd: list, log: Path) -> tuple:
-    """(seconds, exit code) of a command, its output into log."""
-    start = time.perf_counter()
-    with open(log, "w") as f:
-        code = subprocess.run([str(c) for c in cmd], cwd=REPO, stdout=f, stderr=subprocess.STDOUT).returncode
-    return time.perf_counter() - start, code
-
-
-def last_log_line(ckpt: Path) -> dict:
-    path = ckpt / "log.jsonl"
-    lines = path.read_text().splitlines() if path.exists() else []
-    return json.loads(lines[-1]) if lines else {}
+def stages(epochs: int) -> list:
+    run = ["--epochs", str(epochs), "--num_workers", "2"]
+    pl = ["--pseudo_labels", "{out}/pseudo_labels", "--saved_seg_model_dir", UNET]
+    return [
+        train("unet", "Unets/train.py", UNET, "--batch_size", "32", *run),
+        {"name": "pseudo-labels", "cmd": ["{py}", "scripts/make_pseudo_labels.py", "--root_dir", "{data}",
+                                          "--saved_seg_model_dir", UNET, "--split", "unlabeled", "--out",
+                                          "{out}/pseudo_labels", "{device}"]},
+        train("reconstructor", "SSL_convLSTM_Reconstructor/train_reconstructor.py", "{out}/reconstructor",
+              "--batch_size", "4", *run),
+        train("forecaster", "forecasting/train_forecaster.py", "{out}/forecaster", *pl, "--batch_size", "4", *run),
+        train("dynamics", "forecasting/train_dynamics.py", "{out}/dynamics", *pl, "--batch_size", "8", *run),
+        val("val U-Net frame 11", "Unets/inference_val_without_reconstructor.py", "unet", "--saved_seg_model_dir",
+            UNET),
+        val("val dynamics", "Unets/inference_val_with_dynamics.py", "dynamics", "--saved_seg_model_dir", UNET,
+            "--saved_dynamics_model_dir", "{out}/dynamics"),
+    ]
 
 
 def main():
@@ -46,55 +52,31 @@ def main():
     parser.add_argument("--device", default="cuda", help="the device every command runs on")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per trainer")
     args = parser.parse_args()
-    out, root, dev = Path(args.out).resolve(), Path(args.root_dir).resolve(), ["--device", args.device]
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    unet, pl = out / "unet", out / "pseudo_labels"
-    epochs = ["--epochs", args.epochs, "--num_workers", 2]
-    stages = [
-        ("unet", [PY, "Unets/train.py", "--root_dir", root, "--checkpoint_dir", unet, "--batch_size", 32, *epochs, *dev]),
-        ("pseudo-labels", [PY, "scripts/make_pseudo_labels.py", "--root_dir", root, "--saved_seg_model_dir",
-                           unet / "best.pt", "--split", "unlabeled", "--out", pl, *dev]),
-        ("reconstructor", [PY, "SSL_convLSTM_Reconstructor/train_reconstructor.py", "--root_dir", root, "--checkpoint_dir",
-                           out / "reconstructor", "--batch_size", 4, *epochs, *dev]),
-        ("forecaster", [PY, "forecasting/train_forecaster.py", "--root_dir", root, "--pseudo_labels", pl,
-                        "--saved_seg_model_dir", unet / "best.pt", "--checkpoint_dir", out / "forecaster",
-                        "--batch_size", 4, *epochs, *dev]),
-        ("dynamics", [PY, "forecasting/train_dynamics.py", "--root_dir", root, "--pseudo_labels", pl,
-                      "--saved_seg_model_dir", unet / "best.pt", "--checkpoint_dir", out / "dynamics",
-                      "--batch_size", 8, *epochs, *dev]),
-        ("val U-Net frame 11", [PY, "Unets/inference_val_without_reconstructor.py", "--root_dir", root,
-                                "--saved_seg_model_dir", unet, "--scores_json", out / "val_unet.json", *dev]),
-        ("val dynamics", [PY, "Unets/inference_val_with_dynamics.py", "--root_dir", root, "--saved_seg_model_dir",
-                          unet, "--saved_dynamics_model_dir", out / "dynamics", "--scores_json",
-                          out / "val_dynamics.json", *dev]),
-    ]
-    results = {}
-    for name, cmd in stages:
-        log = out / f"{name.replace(' ', '_')}.log"
-        seconds, code = run(cmd, log)
-        text = log.read_text()
-        ckpt = next((Path(c) for c, flag in zip(cmd[1:], cmd) if flag == "--checkpoint_dir"), None)
-        record = {"seconds": round(seconds, 1), "exit": code}
-        if ckpt is not None:
+    names = {"out": str(out), "data": str(Path(args.root_dir).resolve()), "py": sys.executable}
+    results = {"device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+               "torch": torch.__version__}
+    for stage in stages(args.epochs):
+        record = {}
+        try:
+            record["seconds"] = round(run_stage(stage, names, out, args.device), 1)
+        except StageFailed as e:
+            record["failed"] = str(e)
+        if stage.get("resume") and "failed" not in record:  # a training stage: its log and checkpoint
+            run = Path(stage["resume"].replace("{out}", str(out)))
+            text = (out / "logs" / f"{stage['name']}.log").read_text()
             record["on_device"] = f"device: {args.device}" in text
-        if ckpt is not None:
-            line = last_log_line(ckpt)
-            record.update({k: line.get(k) for k in ("samples_per_s", "train_loss")})
-            record["val"] = {k: v for k, v in line.items() if k.startswith("val_") and k != "val_seconds"}
-            if code == 0:
-                model = load_model(ckpt / "best.pt", device="cpu")  # refuses non-finite weights
-                record["checkpoint_loads"] = model is not None
-        scores = next((Path(c) for c, flag in zip(cmd[1:], cmd) if flag == "--scores_json"), None)
-        if scores is not None and scores.exists():
-            record["val"] = json.loads(scores.read_text())
-        results[name] = record
-        print(f"{name}: {record}", flush=True)
-        if code != 0:
-            print(text[-3000:])
-    results["device_name"] = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    results["torch"] = torch.__version__
+            line = read_log(run)[-1]
+            record.update(samples_per_s=line.get("samples_per_s"), train_loss=line.get("train_loss"),
+                          val={k: v for k, v in line.items() if k.startswith("val_") and k != "val_seconds"})
+            record["checkpoint_loads"] = load_model(run / "best.pt") is not None  # refuses non-finite weights
+        if stage.get("scores") and "failed" not in record:
+            record["val"] = json.loads(Path(stage["scores"].replace("{out}", str(out))).read_text())
+        results[stage["name"]] = record
+        print(f"{stage['name']}: {record}", flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    return 0 if all(r["exit"] == 0 for r in results.values() if isinstance(r, dict)) else 1
+    return 1 if any(isinstance(r, dict) and "failed" in r for r in results.values()) else 0
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import atomic_write, run_cli  # noqa: E402
+from engine import atomic_write, read_log, run_cli  # noqa: E402
 from pipeline.recipes import bench_pipeline_recipe  # noqa: E402
 from pipeline.stages import StageFailed, run_recipe  # noqa: E402
 
@@ -74,7 +74,7 @@ def main(argv=None) -> dict:
     except StageFailed as e:
         sys.exit(f"\n{e}")
     out = Path(args.out).resolve()
-    log = [json.loads(line) for line in (out / "reconstructor" / "log.jsonl").read_text().splitlines()]
+    log = read_log(out / "reconstructor")
     best = max(log, key=lambda r: r["val_psnr"])
     speeds = sorted(r["samples_per_s"] for r in log)
     r = {"val_psnr": best["val_psnr"], "val_ssim": best["val_ssim"], "copy11_psnr": best["copy11_psnr"],

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import atomic_write, run_cli  # noqa: E402
+from engine import atomic_write, read_log, run_cli  # noqa: E402
 from pipeline.recipes import bench_unet_recipe  # noqa: E402
 from pipeline.speed import speed_table  # noqa: E402
 from pipeline.stages import StageFailed, run_recipe  # noqa: E402
@@ -72,7 +72,7 @@ def main(argv=None):
     results = {"rows": {label: value for label, value, _ in rows}}
     if not args.skip_quality:  # the training run's own record: its log.jsonl
         run = Path(args.checkpoint_dir).resolve() if args.checkpoint_dir else out / "unet"
-        log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+        log = read_log(run)
         results["train"] = {"run": str(run), "epochs": len(log),
                             "train_minutes": round(sum(r["train_seconds"] + r["val_seconds"] for r in log) / 60, 1),
                             "best_val_frames_jaccard": max(r["val_jaccard"] for r in log if "val_jaccard" in r)}

@@ -18,14 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.pseudo_labels import STORE_FRAMES, label_split  # noqa: E402
 from data.readers import add_exclude_args, read_exclusions  # noqa: E402
 from Unets.segment import segment  # noqa: E402
-from engine import choose_device, load_model, run_cli  # noqa: E402
+from engine import checkpoint_file, choose_device, load_model, run_cli  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--root_dir", default="Dataset_Student", help="dataset root holding the split")
-    p.add_argument("--saved_seg_model_dir", default="checkpoints/unet/best.pt", help="U-Net checkpoint file (Unets/train.py)")
+    p.add_argument("--saved_seg_model_dir", default="checkpoints/unet/best.pt", help="U-Net checkpoint file or run folder (Unets/train.py)")
     p.add_argument("--split", default="unlabeled", choices=sorted(STORE_FRAMES), help="split to label")
     p.add_argument("--out", default="checkpoints/pseudo_labels", help="store folder (OUT/<split>/), outside the dataset")
     p.add_argument("--num_videos", type=int, default=0, help="label the first N videos only (0: all)")
@@ -42,9 +42,10 @@ def main(argv=None) -> Path:
     args = parse_args(argv)
     exclude = read_exclusions(args.exclude_videos, args.root_dir)
     device = choose_device(args.device)
-    unet = load_model(args.saved_seg_model_dir, UNet, device)
+    segmenter = checkpoint_file(args.saved_seg_model_dir)  # a run folder names its best.pt: that file is hashed
+    unet = load_model(segmenter, UNet, device)
     out = label_split(lambda frames: segment(unet, frames), args.root_dir, args.split, args.out,
-                      segmenter=args.saved_seg_model_dir, batch_size=args.batch_size, num_videos=args.num_videos,
+                      segmenter=segmenter, batch_size=args.batch_size, num_videos=args.num_videos,
                       exclude=exclude)
     print(f"pseudo-labels: {out} ({STORE_FRAMES[args.split]} frames per video)")
     return out

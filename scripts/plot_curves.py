@@ -6,7 +6,6 @@ Each RUN_DIR is a --checkpoint_dir of a train script; its curve is written to DI
 (default: into the run folder itself, as curve.png).
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -15,12 +14,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-def read_log(run_dir: Path) -> list:
-    path = Path(run_dir) / "log.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"no log.jsonl in {run_dir}: pass the --checkpoint_dir of a train script's run")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+from engine import read_log, run_cli  # noqa: E402
 
 
 def plot_run(run_dir, png, title: str = None) -> Path:
@@ -68,4 +64,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

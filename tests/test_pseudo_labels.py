@@ -157,3 +157,12 @@ def test_a_reconstructor_passed_as_the_segmenter_is_named_not_blamed_on_the_stor
         prepare_val_inputs(tiny_root, out, recon, "cpu")
     assert "delete" not in str(e.value)
     prepare_val_inputs(tiny_root, out, unet_ckpt, "cpu", print_fn=lambda m: None)  # the store is fine
+
+
+def test_a_run_folder_names_its_best_pt_as_the_segmenter(tiny_root, unet_ckpt, tmp_path):
+    """--saved_seg_model_dir takes a run folder as every such flag does; the store records its best.pt's hash."""
+    from pipeline.val_inputs import prepare_val_inputs
+
+    prepare_val_inputs(tiny_root, tmp_path / "pl", unet_ckpt.parent, "cpu")
+    assert open_store(tmp_path / "pl", "val", tiny_root)[2]["segmenter"] == str(unet_ckpt)
+    prepare_val_inputs(tiny_root, tmp_path / "pl", unet_ckpt.parent, "cpu")  # reused: the same segmenter
