@@ -75,14 +75,24 @@ def remove_small_blobs(mask: torch.Tensor, min_size: int) -> torch.Tensor:
 
 
 # Color of each class, 1..8 (0 for the background): what vote_per_object groups pixels by.
-_CLASS_COLOR = torch.tensor([0] + [1 + COLORS.index(class_parts(c)[2]) for c in range(1, NUM_CLASSES)])
+CLASS_COLOR = torch.tensor([0] + [1 + COLORS.index(class_parts(c)[2]) for c in range(1, NUM_CLASSES)])
+
+
+_COLOR_CLASSES = torch.stack([torch.nonzero(CLASS_COLOR == c).flatten() for c in range(1, len(COLORS) + 1)])  # (8, 6)
+
+
+def color_logits(logits: torch.Tensor) -> torch.Tensor:
+    """(B, 49, H, W) class logits -> (B, 9, H, W) logits of background and the 8 colors (each the
+    log-sum-exp of its classes'), indexed like CLASS_COLOR."""
+    objects = logits[:, _COLOR_CLASSES.to(logits.device)]  # (B, 8, 6, H, W)
+    return torch.cat([logits[:, :1], objects.logsumexp(dim=2)], dim=1)
 
 
 def _vote(logp: torch.Tensor, pred: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """One video or frame: logp (C, N) log-probabilities, pred (N,) argmax ids, labels (N,) pieces (0: none)
     -> (N,) ids, every piece its color's class of largest summed log-probability."""
     C = logp.shape[0]
-    class_color = _CLASS_COLOR.to(logp.device)
+    class_color = CLASS_COLOR.to(logp.device)
     pieces, inverse = torch.unique(labels, return_inverse=True)  # compact: a few dozen pieces, not N labels
     sums = torch.zeros(len(pieces), C, device=logp.device)
     sums.index_add_(0, inverse, logp.t())  # (pieces, C)
@@ -96,7 +106,7 @@ def _vote(logp: torch.Tensor, pred: torch.Tensor, labels: torch.Tensor) -> torch
 def color_pieces(pred: torch.Tensor) -> torch.Tensor:
     """(B, H, W) class ids -> (B, H, W) labels of the 4-connected pieces of one color (0: background):
     the objects a segmentation shows, whatever shape and material it gives their pixels."""
-    return connected_components(_CLASS_COLOR.to(pred.device)[pred])
+    return connected_components(CLASS_COLOR.to(pred.device)[pred])
 
 
 def vote_per_object(logits: torch.Tensor) -> torch.Tensor:

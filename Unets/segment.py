@@ -4,7 +4,8 @@ import torch
 
 from data.readers import to_float
 from engine import autocast, memory_format
-from Unets.postprocess import color_pieces, vote_per_object
+from Unets.objects import classify_pieces
+from Unets.postprocess import color_pieces, connected_components, vote_per_object
 
 
 @torch.no_grad()
@@ -13,13 +14,18 @@ def segment(model, frames: torch.Tensor, vote: bool = True, refine: bool = True)
 
     The one segmentation step shared by training's validation and every inference script. vote: each
     connected piece of one predicted color takes a single class (Unets/postprocess.py: vote_per_object);
-    scripts/bench_unet.py measures what it adds (the README's U-Net table). refine: re-segment each object in a crop of the
+    scripts/bench_unet.py measures what it adds (the README's U-Net table). A U-Net with an object head
+    instead scores background and colors only, and each connected piece of one color takes its color's
+    class of the shape and material its object head gives it (Unets/objects.py: classify_pieces). refine: re-segment each object in a crop of the
     size the U-Net was trained on, when it was trained on crops (refine_with_crops; False only to measure it).
     """
     x = model_input(model, frames)  # converted once, for the whole-frame pass and the crops
-    logits = unet_logits(model, x)
+    colors = getattr(model, "objects", None) is not None  # pixels give colors, the object head the rest
+    logits = unet_logits(model, x, colors=colors)
     if refine and model.config.get("crop_size") and model.config.get("norm", "group") == "group":
-        logits = refine_with_crops(model, x, logits, model.config["crop_size"])
+        logits = refine_with_crops(model, x, logits, model.config["crop_size"], colors=colors)
+    if colors:
+        return classify_pieces(model.objects, x, logits.argmax(dim=1))
     return vote_per_object(logits) if vote else logits.argmax(dim=1)
 
 
@@ -34,7 +40,7 @@ CROP_BATCH = 64  # crops per forward pass
 
 
 @torch.no_grad()
-def refine_with_crops(model, frames: torch.Tensor, logits: torch.Tensor, size: int) -> torch.Tensor:
+def refine_with_crops(model, frames: torch.Tensor, logits: torch.Tensor, size: int, colors: bool = False) -> torch.Tensor:
     """The U-Net's scores of whole frames with every object re-segmented as it was trained: frames
     (B, 3, H, W), logits (B, 49, H, W) of those frames -> (B, 49, H, W) log-probabilities, those of a
     size x size crop centred on each piece of one predicted color (Unets/postprocess.py: color_pieces;
@@ -49,7 +55,8 @@ def refine_with_crops(model, frames: torch.Tensor, logits: torch.Tensor, size: i
     B, C, H, W = logits.shape
     logp = logits.float().log_softmax(dim=1)
     ch, cw = min(size, H), min(size, W)
-    labels = color_pieces(logits.argmax(dim=1)).reshape(B, -1)  # (B, H*W)
+    pred = logits.argmax(dim=1)
+    labels = (connected_components(pred) if colors else color_pieces(pred)).reshape(B, -1)  # (B, H*W)
     boxes = []  # (video, top row, left column)
     rows = torch.arange(H, device=logits.device).repeat_interleave(W).float()  # (H*W,) row of each flat pixel
     cols = torch.arange(W, device=logits.device).repeat(H).float()
@@ -72,7 +79,8 @@ def refine_with_crops(model, frames: torch.Tensor, logits: torch.Tensor, size: i
         crops = torch.stack([x[b, :, y0:y0 + ch, x0:x0 + cw] for b, y0, x0 in chunk])  # (N, 3, ch, cw)
         tops = torch.tensor([y0 for _, y0, _ in chunk], device=device) if model.config.get("coords") else None
         with autocast(device):
-            crop_logp = model(crops.contiguous(memory_format=memory_format(device)), tops).float().log_softmax(dim=1)
+            crop_logp = model(crops.contiguous(memory_format=memory_format(device)), tops,
+                              colors=colors).float().log_softmax(dim=1)
         for (b, y0, x0), lp in zip(chunk, crop_logp.to(logp.device)):
             total[b, :, y0:y0 + ch, x0:x0 + cw] += lp
             count[b, :, y0:y0 + ch, x0:x0 + cw] += 1
@@ -80,9 +88,10 @@ def refine_with_crops(model, frames: torch.Tensor, logits: torch.Tensor, size: i
 
 
 @torch.no_grad()
-def unet_logits(model, frames: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) uint8 or float in [0, 1] -> (B, 49, H, W) logits, on the model's device."""
+def unet_logits(model, frames: torch.Tensor, colors: bool = False) -> torch.Tensor:
+    """(B, 3, H, W) uint8 or float in [0, 1] -> (B, 49, H, W) logits (colors: (B, 9, H, W) of background and
+    the colors), on the model's device."""
     device = next(model.parameters()).device
     x = model_input(model, frames).contiguous(memory_format=memory_format(device))
     with autocast(device):
-        return model(x)  # (B, 49, H, W)
+        return model(x, colors=colors)

@@ -13,6 +13,10 @@ in such a crop, as training saw it: Unets/segment.py: refine_with_crops), and th
 scores a class as background, or object + its shape + material + color (Unets/unet.py:
 FactoredOutConv). Both make the default recipe much faster to a given val Jaccard on CPU;
 scripts/bench_unet.py measures it.
+--object_head W (the small preset's): the pixels learn background and color only (cross-entropy over
+the 9 color logits), and an object head learns each object's shape and material from a window around
+it, cut from the step's whole frames (Unets/objects.py); segmentation gives each piece of one color
+its class from the head.
 --batch_size is per process: under torchrun the global batch is nproc x batch_size, and N processes
 take the same steps as one process with N times the batch (tested on CPU).
 
@@ -51,16 +55,19 @@ from engine import (  # noqa: E402
     setup_distributed, start_run, teardown_distributed, wrap_ddp,
 )
 from Unets.crops import ObjectCrops  # noqa: E402
+from Unets.objects import training_objects  # noqa: E402
+from Unets.postprocess import CLASS_COLOR  # noqa: E402
 from Unets.unet import DEFAULT, HEADS, NORMS, UNet  # noqa: E402
 
 
+OBJECTS_PER_STEP = 64  # the object head's batch: the first objects of the step's whole frames
 MIN_CROP = 16  # the U-Net halves its input 4 times (Unets/unet.py: down1..down4); a smaller crop vanishes
 
 # --preset NAME: another set of defaults (flags given on the command line still win). "small" is for a
 # CPU budget of a few minutes on a small split (the quickstart: 40 train videos, 2 cores): see the README.
 PRESETS = {
     "small": dict(base_channels=8, norm="batch", scale=2, crop_size=96, batch_size=16, learning_rate=1e-2,
-                  epochs=20, cache_frames=True, num_workers=0),
+                  epochs=20, cache_frames=True, num_workers=0, object_head=16),
 }
 
 
@@ -82,6 +89,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="normalisation layers: 'group' (GroupNorm) or 'batch' (BatchNorm)")
     p.add_argument("--scale", type=int, default=1,
                    help="the U-Net runs at 1/scale of the frames' resolution, its logits upsampled back (bilinear)")
+    p.add_argument("--object_head", type=int, default=0,
+                   help="width of the object head that decides each object's shape and material from a window "
+                        "around it (Unets/objects.py; 0: none, the pixel head decides)")
+    p.add_argument("--object_weight", type=float, default=1.0,
+                   help="loss = pixel cross-entropy + this x the object head's cross-entropy")
     p.add_argument("--cache_frames", action="store_true",
                    help="decode the train frames and masks once and keep them in memory (153 KB a frame: "
                         "small splits only); saves a PNG decode per sample and step")
@@ -113,6 +125,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--learning_rate must be > 0; --train_videos, --val_videos, --dice_weight, --grad_clip and --crop_size >= 0")
     if args.scale < 1:
         p.error("--scale must be >= 1")
+    if args.object_head < 0 or (args.object_head and args.dice_weight):
+        p.error("--object_head must be >= 0, and a U-Net with one learns colors, not classes, by pixel: no --dice_weight")
     if 0 < args.crop_size < MIN_CROP * args.scale:
         p.error(f"--crop_size must be 0 (whole frames) or >= {MIN_CROP * args.scale}: the U-Net halves its input "
                 f"4 times, at 1/--scale of its resolution")
@@ -198,16 +212,18 @@ def main(argv=None) -> RunState:
                                                                disable=not ctx.is_main, leave=False)))
             train_set = FramePairs(torch.stack(images), torch.stack(masks))
         if args.crop_size:
-            train_set = ObjectCrops(train_set, args.crop_size, seed=args.seed)
+            train_set = ObjectCrops(train_set, args.crop_size, seed=args.seed, keep_whole=bool(args.object_head))
         train_set = RandomFlips(train_set, seed=args.seed)
 
         if args.init_from:  # fine-tuning: the architecture comes with the weights
             model = load_for_flag(args.init_from, UNet, "--init_from").train()
-            run_args.update(base_channels=model.config["base_channels"], head=model.config["head"])
+            run_args.update(base_channels=model.config["base_channels"], head=model.config["head"],
+                            object_head=model.config.get("object_head", 0))
             print0(f"initialised from {args.init_from}", ctx=ctx)
         else:
             model = UNet(base_channels=args.base_channels, head=args.head, crop_size=args.crop_size, norm=args.norm,
-                         scale=args.scale)
+                         scale=args.scale, object_head=args.object_head)
+        object_head = model.config.get("object_head", 0)
         model = model.to(ctx.device, memory_format=memory_format(ctx.device))
         print0(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {model.config}", ctx=ctx)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
@@ -215,11 +231,25 @@ def main(argv=None) -> RunState:
                                      unit="training frames")
 
         def compute_loss(model, batch):
-            frames, masks, *top = batch  # top: each crop's first row (ObjectCrops), absent for whole frames
+            frames, masks, *rest = batch  # rest: each crop's first row (ObjectCrops), absent for whole frames,
             x = to_float(frames.to(ctx.device, non_blocking=True)).contiguous(memory_format=memory_format(ctx.device))
-            target = masks.to(ctx.device, non_blocking=True).long()
-            logits = model(x, top[0] if top else None)  # (B, 49, H, W)
-            loss = F.cross_entropy(logits.float(), target)
+            target = masks.to(ctx.device, non_blocking=True).long()  # then, for the object head, the whole frames
+            top = rest[0] if rest else None
+            if not object_head:
+                logits = model(x, top)  # (B, 49, H, W)
+                loss = F.cross_entropy(logits.float(), target)
+            else:  # the pixel head learns where objects are and their color; the object head their shape and material
+                whole, whole_masks = rest[1:3] if len(rest) == 3 else (frames, masks)
+                whole_masks = whole_masks.to(ctx.device, non_blocking=True).long()
+                jitter = torch.Generator().manual_seed(args.seed + int(whole_masks.sum()))  # the batch's own draw: resumes alike
+                windows, extras, kinds = training_objects(to_float(whole.to(ctx.device, non_blocking=True)), whole_masks,
+                                                          OBJECTS_PER_STEP, jitter)
+                if not len(kinds):  # no object: one blank window keeps every parameter in the graph (DDP)
+                    windows, extras = windows.new_zeros(1, *windows.shape[1:]), extras.new_zeros(1, 2)
+                logits, object_logits = model(x, top, objects=(windows, extras), colors=True)  # (B, 9, H, W), (N, KINDS)
+                loss = F.cross_entropy(logits.float(), CLASS_COLOR.to(target.device)[target])
+                loss = loss + args.object_weight * (F.cross_entropy(object_logits.float(), kinds) if len(kinds)
+                                                    else 0 * object_logits.sum())
             if args.dice_weight:
                 loss = loss + args.dice_weight * dice_loss(logits, target)
             return loss, len(frames)

@@ -28,6 +28,8 @@ from torch.nn import functional as F
 from data.classes import COLORS, MATERIALS, NUM_CLASSES, SHAPES, class_parts
 from data.format import HEIGHT
 from engine.registry import register_model
+from Unets.objects import ObjectClassifier
+from Unets.postprocess import color_logits
 
 
 NORMS = ("group", "batch")
@@ -85,6 +87,10 @@ BACKGROUND_SHARE = 0.94
 
 
 class OutConv(nn.Conv2d):
+    # colors(x): (B, 9, H, W) logits of background and the 8 colors, each the log-sum-exp of its classes'
+    def colors(self, x: torch.Tensor) -> torch.Tensor:
+        return color_logits(self(x))
+
     """1x1 conv from features to class logits.
 
     Its bias starts at the log of the class prior (background BACKGROUND_SHARE, objects sharing the
@@ -134,6 +140,15 @@ class FactoredOutConv(nn.Module):
         objects = p[:, 1:2] + p[:, self.shape_index] + p[:, self.material_index] + p[:, self.color_index]
         return torch.cat([p[:, :1], objects], dim=1)  # (B, 49, H, W)
 
+    def colors(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 9, H, W) logits of background and the 8 colors: each color's the log-sum-exp of its 6 classes',
+        which factor: object + color[c] + logsumexp(shape) + logsumexp(material)."""
+        p = self.conv(x)
+        first = self.color_index.min()
+        shapes = p[:, self.shape_index.min():self.material_index.min()].logsumexp(dim=1, keepdim=True)
+        materials = p[:, self.material_index.min():first].logsumexp(dim=1, keepdim=True)
+        return torch.cat([p[:, :1], p[:, 1:2] + shapes + materials + p[:, first:first + len(COLORS)]], dim=1)
+
 
 HEADS = ("factored", "flat")
 # What UNet() builds and what Unets/train.py's flags default to (one source of the model's defaults).
@@ -150,12 +165,15 @@ class UNet(nn.Module):
     crop_size: the size of the object-centred crops it is trained on (0: whole frames). The network
     does not use it; segmentation does (Unets/segment.py: segment re-segments each object in a crop
     of this size, as training saw it), so it travels in the config with the weights.
+    object_head: the width of the object head (Unets/objects.py: ObjectClassifier; 0: none), which decides
+    each segmented object's shape and material from a window around it at full resolution.
     `config` holds the constructor's arguments; checkpoints store it as model_config so a checkpoint
     is rebuilt from its path alone (see engine/registry.py).
     """
 
     def __init__(self, base_channels: int = DEFAULT["base_channels"], in_channels: int = 3, num_classes: int = NUM_CLASSES,
-                 head: str = DEFAULT["head"], coords: bool = True, crop_size: int = 0, norm: str = "group", scale: int = 1):
+                 head: str = DEFAULT["head"], coords: bool = True, crop_size: int = 0, norm: str = "group", scale: int = 1,
+                 object_head: int = 0):
         super().__init__()
         if base_channels < 1 or in_channels < 1 or num_classes < 2:
             raise ValueError(
@@ -177,6 +195,10 @@ class UNet(nn.Module):
             self.config["norm"] = norm
         if scale != 1:
             self.config["scale"] = scale
+        if isinstance(object_head, bool) or not isinstance(object_head, int) or object_head < 0:
+            raise ValueError(f"UNet object_head must be an int >= 0 (its width; 0: none), got {object_head!r}")
+        if object_head:
+            self.config["object_head"] = object_head
         self.scale = scale
         self.coords = coords
         c = base_channels
@@ -190,6 +212,10 @@ class UNet(nn.Module):
         self.up3 = Up(4 * c, 2 * c, norm)
         self.up4 = Up(2 * c, c, norm)
         self.outc = FactoredOutConv(c) if head == "factored" else OutConv(c, num_classes)
+        # each object's shape and material from a window around it (Unets/objects.py), 49 classes only
+        if object_head and num_classes != NUM_CLASSES:
+            raise ValueError(f"UNet object_head needs the {NUM_CLASSES} classes, got {num_classes}")
+        self.objects = ObjectClassifier(object_head, lambda ch: _norm(ch, norm)) if object_head else None
 
     def row_channel(self, x: torch.Tensor, top=None) -> torch.Tensor:
         """(B, 1, H, W): each pixel's row in its whole frame, mapped from 0..HEIGHT-1 to -1..1."""
@@ -200,7 +226,15 @@ class UNet(nn.Module):
         rows = rows * (2 / (HEIGHT - 1)) - 1
         return rows[:, None, :, None].expand(B, 1, H, W)
 
-    def forward(self, x: torch.Tensor, top=None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, top=None, objects=None, colors: bool = False):
+        """Logits (B, num_classes, H, W), or with colors=True (B, 9, H, W) of background and the 8 colors
+        (Unets/postprocess.py: CLASS_COLOR order; computed at the network's resolution, then upsampled).
+        With objects = (windows, extras) of Unets/objects.py, also the object head's (N, KINDS) logits of
+        them: (logits, object logits), in one call, so that DDP sees every part."""
+        if objects is not None:
+            if self.objects is None:
+                raise ValueError("objects only apply to a UNet built with object_head > 0")
+            return self.forward(x, top, colors=colors), self.objects(*objects)
         if self.coords:
             x = torch.cat([x, self.row_channel(x, top)], dim=1)
         elif top is not None:
@@ -217,7 +251,7 @@ class UNet(nn.Module):
         x = self.up2(x, x3)
         x = self.up3(x, x2)
         x = self.up4(x, x1)
-        x = self.outc(x)
+        x = self.outc.colors(x) if colors else self.outc(x)
         if self.scale > 1:  # logits back to the input's size: bilinear, so boundaries fall between coarse pixels
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         return x

@@ -74,7 +74,7 @@ def user_path(path) -> str:
 
 TWO_STAGE = ("--saved_recon_model_dir", RECON)
 DYN = ("--saved_seg_model_dir", UNET, "--saved_dynamics_model_dir", DYNAMICS)
-TRAIN_VIDEOS = "600"  # the learned dynamics need hundreds of videos' tracks; the U-Net trains on the first 40
+TRAIN_VIDEOS = "600"  # the learned dynamics need hundreds of videos' tracks; the U-Net trains on the first 300
 
 # The README's main-job command (scripts/quickstart.py): the whole pipeline on a small synthetic dataset.
 QUICKSTART = {
@@ -84,10 +84,11 @@ QUICKSTART = {
         {"name": "statistics", "cmd": ["{py}", "scripts/data_stats.py", "{data}"]},
         fit_motion("--motion_videos", "40"),
         references("--motion", "{out}/motion.json"),
-        # 2. U-Net on labeled frames: the preset for a few CPU minutes (Unets/train.py --preset small) on the frames
-        #    of the first 40 train videos, validated once at the end.
-        train("train U-Net", "Unets/train.py", "{out}/unet", "--preset", "small", "--train_videos", "40",
-              "--val_every", "20"),
+        # 2. U-Net on labeled frames: the preset for a few CPU minutes (Unets/train.py --preset small: colors by
+        #    pixel, shape and material by its object head) on the frames of the first 300 train videos, validated
+        #    once at the end.
+        train("train U-Net", "Unets/train.py", "{out}/unet", "--preset", "small", "--train_videos", "300",
+              "--epochs", "4", "--val_every", "4"),
         {"name": "curve, U-Net", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/unet", "--out_dir", "{out}/curves"]},
         val("val, U-Net on frame 11", "Unets/inference_val_without_reconstructor.py", "unet",
             "--saved_seg_model_dir", UNET, "--visualize", "{out}/grids_unet"),
