@@ -2,8 +2,10 @@
 classes at segmentation, the color logits it is paired with, and a training run with it."""
 import contextlib
 import io
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -161,3 +163,45 @@ def test_training_with_the_object_head_records_it_resumes_exactly_and_segments(s
 def test_object_head_refuses_dice():
     with pytest.raises(SystemExit):
         train.parse_args(["--object_head", "4", "--dice_weight", "1"])
+
+
+def _diagnose_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("diagnose_unet", Path(__file__).resolve().parents[1] / "scripts"
+                                                  / "diagnose_unet.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_diagnosis_gives_pieces_the_truths_parts_and_counts_objects_by_error():
+    diagnose = _diagnose_module()
+    truth = torch.zeros(1, 20, 30, dtype=torch.long)
+    pred = torch.zeros_like(truth)
+    truth[0, 2:8, 2:8] = class_id("cube", "rubber", "red")
+    pred[0, 2:8, 2:9] = class_id("cylinder", "metal", "red")  # wrong shape and material, one column too wide
+    truth[0, 10:16, 10:16] = class_id("sphere", "metal", "blue")
+    pred[0, 10:16, 10:16] = class_id("sphere", "metal", "green")  # wrong color
+    shape = diagnose.with_true_parts(pred, truth, "shape")
+    assert shape[0, 3, 3] == class_id("cube", "metal", "red") and shape[0, 3, 8] == shape[0, 3, 3]
+    assert diagnose.with_true_parts(pred, truth, "shape+material")[0, 3, 3] == class_id("cube", "rubber", "red")
+    assert diagnose.with_true_parts(pred, truth, "class")[0, 12, 12] == class_id("sphere", "metal", "blue")
+    errors = diagnose.object_errors(pred, truth)
+    assert errors["objects"] == 2 and errors["shape and material"] == 0.5 and errors["color or background"] == 0.5
+
+
+def test_diagnosis_runs_on_a_dataset(tiny_root, tmp_path):
+    torch.manual_seed(0)
+    model = UNet(base_channels=4, object_head=4, norm="batch", scale=2, crop_size=32)
+    from engine import atomic_save, make_checkpoint
+    atomic_save(make_checkpoint(model, torch.optim.AdamW(model.parameters()), None, 1, 0.0, {}), tmp_path / "best.pt")
+    out = tmp_path / "scores.json"
+    result = subprocess.run([sys.executable, "scripts/diagnose_unet.py", "--root_dir", str(tiny_root),
+                             "--saved_seg_model_dir", str(tmp_path), "--val_videos", "1", "--device", "cpu",
+                             "--scores_json", str(out)], capture_output=True, text=True, env=ONE_THREAD,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = json.loads(out.read_text())
+    assert all(0 <= scores[k] <= 1 for k in ("jaccard", "true_shape", "true_shape+material", "true_class"))
+    assert 0 <= scores["head"]["kind"] <= 1 and scores["objects"]["objects"] > 0
+    assert "val Jaccard over 22 frames" in result.stdout
