@@ -79,8 +79,8 @@ def refine_with_crops(model, frames: torch.Tensor, logits: torch.Tensor, size: i
         crops = torch.stack([x[b, :, y0:y0 + ch, x0:x0 + cw] for b, y0, x0 in chunk])  # (N, 3, ch, cw)
         tops = torch.tensor([y0 for _, y0, _ in chunk], device=device) if model.config.get("coords") else None
         with autocast(device):
-            crop_logp = model(crops.contiguous(memory_format=memory_format(device)), tops,
-                              colors=colors).float().log_softmax(dim=1)
+            crops = crops.contiguous(memory_format=memory_format(device))
+            crop_logp = (model(crops, tops, colors=True) if colors else model(crops, tops)).float().log_softmax(dim=1)
         for (b, y0, x0), lp in zip(chunk, crop_logp.to(logp.device)):
             total[b, :, y0:y0 + ch, x0:x0 + cw] += lp
             count[b, :, y0:y0 + ch, x0:x0 + cw] += 1
@@ -94,4 +94,4 @@ def unet_logits(model, frames: torch.Tensor, colors: bool = False) -> torch.Tens
     device = next(model.parameters()).device
     x = model_input(model, frames).contiguous(memory_format=memory_format(device))
     with autocast(device):
-        return model(x, colors=colors)
+        return model(x, colors=True) if colors else model(x)
