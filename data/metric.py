@@ -4,11 +4,13 @@ The leaderboard computed torchmetrics' multiclass Jaccard index (macro over clas
 predicted frame-22 masks of the whole split at once, not a mean of per-video scores. Classes that
 appear in neither the predictions nor the targets are left out of the mean (torchmetrics does this).
 """
+from collections import Counter
+
 import numpy as np
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
-from data.classes import BACKGROUND, CLASS_NAMES, NUM_CLASSES
+from data.classes import BACKGROUND, CLASS_NAMES, NUM_CLASSES, class_parts
 from data.format import LAST_INPUT_INDEX, TARGET_INDEX
 
 
@@ -93,3 +95,22 @@ def ceiling_prediction(masks):
         return torch.where(keep, target, torch.zeros_like(target))
     seen = np.unique(masks[LAST_INPUT_INDEX])
     return np.where(np.isin(target, seen), target, BACKGROUND).astype(target.dtype)
+
+
+def object_outcomes(pred: torch.Tensor, truth: torch.Tensor) -> Counter:
+    """For each object (class) of each frame of truth (N, H, W): "right", "background", or which parts of
+    its class (shape, material, color) the majority predicted class of its pixels gets wrong."""
+    out = Counter()
+    for p, t in zip(pred, truth):
+        for cid in t.unique()[1:].tolist():
+            votes = torch.bincount(p[t == cid].long())
+            guess = int(votes.argmax())
+            if guess == cid:
+                out["right"] += 1
+            elif guess == 0:
+                out["background"] += 1
+            else:
+                wrong = [name for name, a, b in zip(("shape", "material", "color"), class_parts(cid), class_parts(guess))
+                         if a != b]
+                out[" and ".join(wrong)] += 1
+    return out

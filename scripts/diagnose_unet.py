@@ -6,8 +6,7 @@ row is all a perfect classifier of the pieces could give), or the shape and mate
     python scripts/diagnose_unet.py --root_dir D --saved_seg_model_dir U/best.pt [--split train] [--val_videos N]
 
 Prints the Jaccard over all frames, the same with each piece's true shape, true shape and material, true
-class; the share of true objects (a class in a frame, at least 20 pixels) whose pixels mostly get their class,
-by what is wrong; and, for a U-Net with an object head, the head's accuracy on the true objects' windows.
+class; the shares of true objects (a class in a frame) whose pixels mostly get their class, or what is wrong; and, for a U-Net with an object head, the head's accuracy on the true objects' windows.
 """
 import argparse
 import sys
@@ -20,7 +19,7 @@ from tqdm import tqdm  # noqa: E402
 
 from data.classes import NUM_CLASSES, class_id, class_parts  # noqa: E402
 from data.format import NUM_FRAMES  # noqa: E402
-from data.metric import jaccard  # noqa: E402
+from data.metric import jaccard, object_outcomes  # noqa: E402
 from data.readers import LabeledFrameDataset, to_float  # noqa: E402
 from engine import choose_device, run_cli  # noqa: E402
 from pipeline.cli import add_scores_json_arg, write_scores  # noqa: E402
@@ -56,26 +55,11 @@ def with_true_parts(pred: torch.Tensor, truth: torch.Tensor, parts: str) -> torc
 
 
 def object_errors(pred: torch.Tensor, truth: torch.Tensor) -> dict:
-    """Shares of the true objects (a class in a frame, >= MIN_OBJECT_PIXELS) by what their pixels' majority class gets wrong."""
-    counts = {"right": 0, "shape": 0, "material": 0, "shape and material": 0, "color or background": 0}
-    for f in range(len(truth)):
-        for c in torch.unique(truth[f]).tolist():
-            if c == 0:
-                continue
-            got = pred[f][truth[f] == c]
-            if len(got) < MIN_OBJECT_PIXELS:
-                continue
-            g = int(torch.mode(got).values)
-            if g == c:
-                counts["right"] += 1
-                continue
-            if g == 0 or class_parts(g)[2] != class_parts(c)[2]:
-                counts["color or background"] += 1
-                continue
-            shape, material = class_parts(g)[0] != class_parts(c)[0], class_parts(g)[1] != class_parts(c)[1]
-            counts["shape and material" if shape and material else "shape" if shape else "material"] += 1
+    """Shares of the true objects (a class in a frame) by what the majority class of their pixels gets wrong
+    (data/metric.py: object_outcomes), and their number."""
+    counts = object_outcomes(pred, truth)
     total = max(1, sum(counts.values()))
-    return {k: v / total for k, v in counts.items()} | {"objects": total}
+    return {k: v / total for k, v in counts.most_common()} | {"objects": total}
 
 
 @torch.no_grad()

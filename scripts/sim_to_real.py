@@ -21,9 +21,8 @@ from collections import Counter  # noqa: E402
 
 import torch  # noqa: E402
 
-from data.classes import class_parts  # noqa: E402
 from data.format import LABELED_SPLITS, NUM_FRAMES  # noqa: E402
-from data.metric import SegmentationScore  # noqa: E402
+from data.metric import SegmentationScore, object_outcomes  # noqa: E402
 from pipeline.models import load_for_flag  # noqa: E402
 from pipeline.evaluate import save_grid, video_loader  # noqa: E402
 from Unets.segment import segment  # noqa: E402
@@ -31,25 +30,6 @@ from engine import choose_device, run_cli  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def object_outcomes(pred: torch.Tensor, truth: torch.Tensor) -> Counter:
-    """For each object (class) of each frame of truth (N, H, W): "right", "background", or which parts of
-    its class (shape, material, color) the majority predicted class of its pixels gets wrong."""
-    out = Counter()
-    for p, t in zip(pred, truth):
-        for cid in t.unique()[1:].tolist():
-            votes = torch.bincount(p[t == cid].long())
-            guess = int(votes.argmax())
-            if guess == cid:
-                out["right"] += 1
-            elif guess == 0:
-                out["background"] += 1
-            else:
-                wrong = [name for name, a, b in zip(("shape", "material", "color"), class_parts(cid), class_parts(guess))
-                         if a != b]
-                out[" and ".join(wrong)] += 1
-    return out
 
 
 @torch.no_grad()
