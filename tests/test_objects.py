@@ -13,7 +13,7 @@ from torch import nn
 
 from data.classes import COLORS, NUM_CLASSES, class_id, class_parts
 from data.format import HEIGHT
-from conftest import ONE_THREAD, kill_after_first_epoch, load_ckpt, one_thread, read_log
+from conftest import ONE_THREAD, kill_after_first_epoch, load_ckpt, one_thread, read_log, torchrun
 from engine import load_model
 from Unets import train
 from Unets.objects import (CLASS_KIND, KINDS, WINDOW, boxes_of, classify_pieces, training_objects, windows)
@@ -205,3 +205,13 @@ def test_diagnosis_runs_on_a_dataset(tiny_root, tmp_path):
     assert all(0 <= scores[k] <= 1 for k in ("jaccard", "true_shape", "true_shape+material", "true_class"))
     assert 0 <= scores["head"]["kind"] <= 1 and scores["objects"]["objects"] > 0
     assert "val Jaccard over 22 frames" in result.stdout
+
+
+def test_torchrun_trains_the_object_head_in_every_process(small_root, tmp_path):  # noqa: F811
+    """Under DDP every parameter must take part in each step's graph: the object head's too."""
+    ckpt = tmp_path / "two"
+    result = torchrun(TRAIN, [*flags(small_root, ckpt, "--epochs", "1", "--object_head", "4"), "--batch_size", "5"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = read_log(ckpt)
+    assert len(log) == 1 and 0 <= log[0]["val_jaccard"] <= 1
+    assert load_ckpt(ckpt / "last.pt")["model_config"]["kwargs"]["object_head"] == 4
