@@ -16,7 +16,8 @@ def segment(model, frames: torch.Tensor, vote: bool = True, refine: bool = True)
     connected piece of one predicted color takes a single class (Unets/postprocess.py: vote_per_object);
     scripts/bench_unet.py measures what it adds (the README's U-Net table). A U-Net with an object head
     instead scores background and colors only, and each connected piece of one color takes its color's
-    class of the shape and material its object head gives it (Unets/objects.py: classify_pieces). refine: re-segment each object in a crop of the
+    class of the shape and material its object head gives it (Unets/objects.py: classify_pieces; `vote`
+    does not apply: a piece has one class either way). refine: re-segment each object in a crop of the
     size the U-Net was trained on, when it was trained on crops (refine_with_crops; False only to measure it).
     """
     x = model_input(model, frames)  # converted once, for the whole-frame pass and the crops
@@ -42,7 +43,8 @@ CROP_BATCH = 64  # crops per forward pass
 @torch.no_grad()
 def refine_with_crops(model, frames: torch.Tensor, logits: torch.Tensor, size: int, colors: bool = False) -> torch.Tensor:
     """The U-Net's scores of whole frames with every object re-segmented as it was trained: frames
-    (B, 3, H, W), logits (B, 49, H, W) of those frames -> (B, 49, H, W) log-probabilities, those of a
+    (B, 3, H, W), logits (B, C, H, W) of those frames (C = 49 classes, or with colors 9: background and the
+    colors) -> (B, C, H, W) log-probabilities, those of a
     size x size crop centred on each piece of one predicted color (Unets/postprocess.py: color_pieces;
     at least MIN_REFINED_PIXELS) where crops cover a pixel (averaged where they overlap), the whole
     frame's elsewhere.

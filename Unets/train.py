@@ -211,19 +211,27 @@ def main(argv=None) -> RunState:
             images, masks = zip(*(train_set[i] for i in tqdm(range(len(train_set)), desc="cache train frames",
                                                                disable=not ctx.is_main, leave=False)))
             train_set = FramePairs(torch.stack(images), torch.stack(masks))
-        if args.crop_size:
-            train_set = ObjectCrops(train_set, args.crop_size, seed=args.seed, keep_whole=bool(args.object_head))
-        train_set = RandomFlips(train_set, seed=args.seed)
-
         if args.init_from:  # fine-tuning: the architecture comes with the weights
             model = load_for_flag(args.init_from, UNet, "--init_from").train()
+            object_head = model.config.get("object_head", 0)
+            if args.object_head and args.object_head != object_head:
+                raise ValueError(f"--object_head {args.object_head}, but {args.init_from} has "
+                                 + (f"an object head of width {object_head}" if object_head else "no object head")
+                                 + ": leave --object_head out when fine-tuning (the model brings its own)")
+            if object_head and args.dice_weight:
+                raise ValueError(f"{args.init_from} has an object head (its pixels learn colors, not classes): "
+                                 f"no --dice_weight")
             run_args.update(base_channels=model.config["base_channels"], head=model.config["head"],
-                            object_head=model.config.get("object_head", 0))
+                            object_head=object_head)
             print0(f"initialised from {args.init_from}", ctx=ctx)
         else:
             model = UNet(base_channels=args.base_channels, head=args.head, crop_size=args.crop_size, norm=args.norm,
                          scale=args.scale, object_head=args.object_head)
-        object_head = model.config.get("object_head", 0)
+            object_head = args.object_head
+        if args.crop_size:  # the object head learns from every object of the whole frames: the crops carry them
+            train_set = ObjectCrops(train_set, args.crop_size, seed=args.seed, keep_whole=bool(object_head))
+        train_set = RandomFlips(train_set, seed=args.seed)
+
         model = model.to(ctx.device, memory_format=memory_format(ctx.device))
         print0(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {model.config}", ctx=ctx)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
@@ -239,12 +247,13 @@ def main(argv=None) -> RunState:
                 logits = model(x, top)  # (B, 49, H, W)
                 loss = F.cross_entropy(logits.float(), target)
             else:  # the pixel head learns where objects are and their color; the object head their shape and material
-                whole, whole_masks = rest[1:3] if len(rest) == 3 else (frames, masks)
+                whole, whole_masks = rest[1:3] if rest else (frames, masks)  # ObjectCrops(keep_whole) or whole frames
                 whole_masks = whole_masks.to(ctx.device, non_blocking=True).long()
                 jitter = torch.Generator().manual_seed(args.seed + int(whole_masks.sum()))  # the batch's own draw: resumes alike
                 windows, extras, kinds = training_objects(to_float(whole.to(ctx.device, non_blocking=True)), whole_masks,
                                                           OBJECTS_PER_STEP, jitter)
-                if not len(kinds):  # no object: one blank window keeps every parameter in the graph (DDP)
+                if not len(kinds):  # no object: one blank window keeps every parameter in the graph (DDP; its loss
+                    # counts 0, though it moves the head's BatchNorm statistics a little)
                     windows, extras = windows.new_zeros(1, *windows.shape[1:]), extras.new_zeros(1, 2)
                 logits, object_logits = model(x, top, objects=(windows, extras), colors=True)  # (B, 9, H, W), (N, KINDS)
                 loss = F.cross_entropy(logits.float(), CLASS_COLOR.to(target.device)[target])

@@ -87,10 +87,6 @@ BACKGROUND_SHARE = 0.94
 
 
 class OutConv(nn.Conv2d):
-    # colors(x): (B, 9, H, W) logits of background and the 8 colors, each the log-sum-exp of its classes'
-    def colors(self, x: torch.Tensor) -> torch.Tensor:
-        return color_logits(self(x))
-
     """1x1 conv from features to class logits.
 
     Its bias starts at the log of the class prior (background BACKGROUND_SHARE, objects sharing the
@@ -103,6 +99,10 @@ class OutConv(nn.Conv2d):
         with torch.no_grad():
             self.bias.fill_(math.log((1 - BACKGROUND_SHARE) / (num_classes - 1)))
             self.bias[0] = math.log(BACKGROUND_SHARE)  # class 0 is the background
+
+    def colors(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 9, H, W) logits of background and the 8 colors, each the log-sum-exp of its classes'."""
+        return color_logits(self(x))
 
 
 class FactoredOutConv(nn.Module):
@@ -130,6 +130,7 @@ class FactoredOutConv(nn.Module):
         self.register_buffer("shape_index", ids[:, 0] + first, persistent=False)
         self.register_buffer("material_index", ids[:, 1] + first + len(SHAPES), persistent=False)
         self.register_buffer("color_index", ids[:, 2] + first + len(SHAPES) + len(MATERIALS), persistent=False)
+        self.part_starts = (first, first + len(SHAPES), first + len(SHAPES) + len(MATERIALS))  # shapes, materials, colors
         with torch.no_grad():
             self.conv.bias.zero_()
             self.conv.bias[0] = math.log(BACKGROUND_SHARE)
@@ -142,12 +143,12 @@ class FactoredOutConv(nn.Module):
 
     def colors(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 9, H, W) logits of background and the 8 colors: each color's the log-sum-exp of its 6 classes',
-        which factor: object + color[c] + logsumexp(shape) + logsumexp(material)."""
+        which factor: object + color[c] + logsumexp(shape) + logsumexp(material). The same as
+        Unets/postprocess.py: color_logits of forward's 49 logits (a test checks it), without making them."""
         p = self.conv(x)
-        first = self.color_index.min()
-        shapes = p[:, self.shape_index.min():self.material_index.min()].logsumexp(dim=1, keepdim=True)
-        materials = p[:, self.material_index.min():first].logsumexp(dim=1, keepdim=True)
-        return torch.cat([p[:, :1], p[:, 1:2] + shapes + materials + p[:, first:first + len(COLORS)]], dim=1)
+        s, m, c = self.part_starts
+        shapes, materials = p[:, s:m].logsumexp(dim=1, keepdim=True), p[:, m:c].logsumexp(dim=1, keepdim=True)
+        return torch.cat([p[:, :1], p[:, 1:2] + shapes + materials + p[:, c:c + len(COLORS)]], dim=1)
 
 
 HEADS = ("factored", "flat")

@@ -102,7 +102,7 @@ def object_outcomes(pred: torch.Tensor, truth: torch.Tensor) -> Counter:
     its class (shape, material, color) the majority predicted class of its pixels gets wrong."""
     out = Counter()
     for p, t in zip(pred, truth):
-        for cid in t.unique()[1:].tolist():
+        for cid in (c for c in t.unique().tolist() if c != BACKGROUND):
             votes = torch.bincount(p[t == cid].long())
             guess = int(votes.argmax())
             if guess == cid:

@@ -17,14 +17,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from data.classes import NUM_CLASSES, class_id, class_parts  # noqa: E402
+from data.classes import MATERIALS, NUM_CLASSES, class_id, class_parts  # noqa: E402
 from data.format import NUM_FRAMES  # noqa: E402
 from data.metric import jaccard, object_outcomes  # noqa: E402
 from data.readers import LabeledFrameDataset, to_float  # noqa: E402
 from engine import choose_device, run_cli  # noqa: E402
 from pipeline.cli import add_scores_json_arg, write_scores  # noqa: E402
 from pipeline.models import load_for_flag  # noqa: E402
-from Unets.objects import CLASS_KIND, MIN_OBJECT_PIXELS, boxes_of, windows  # noqa: E402
+from Unets.objects import CLASS_KIND, MIN_OBJECT_PIXELS, boxes_of, head_kinds  # noqa: E402
 from Unets.postprocess import color_pieces  # noqa: E402
 from Unets.segment import segment  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
@@ -62,16 +62,16 @@ def object_errors(pred: torch.Tensor, truth: torch.Tensor) -> dict:
     return {k: v / total for k, v in counts.most_common()} | {"objects": total}
 
 
-@torch.no_grad()
 def head_accuracy(model, frames: torch.Tensor, truth: torch.Tensor) -> dict:
-    """The object head's kind (shape x material) on the windows of the true objects' boxes."""
+    """The object head's kind (shape x material) of the true objects' boxes (at least MIN_OBJECT_PIXELS), as
+    segmentation asks it (Unets/objects.py: head_kinds, window and mirror image)."""
     pixels, boxes = boxes_of(truth, NUM_CLASSES - 1)
     which = torch.nonzero(pixels >= MIN_OBJECT_PIXELS)
     kinds = CLASS_KIND[which[:, 1] + 1]
-    got = torch.cat([model.objects(*windows(to_float(frames), which[s:s + 256, 0], boxes[which[s:s + 256, 0], which[s:s + 256, 1]]))
-                     .argmax(dim=1) for s in range(0, len(which), 256)])
-    return {"kind": (got == kinds).float().mean().item(), "shape": (got // 2 == kinds // 2).float().mean().item(),
-            "material": (got % 2 == kinds % 2).float().mean().item()}
+    got = head_kinds(model.objects, to_float(frames), which[:, 0], boxes[which[:, 0], which[:, 1]])
+    right = lambda parts: (parts(got) == parts(kinds)).float().mean().item()  # noqa: E731
+    return {"kind": right(lambda k: k), "shape": right(lambda k: k // len(MATERIALS)),
+            "material": right(lambda k: k % len(MATERIALS))}
 
 
 def main(argv=None) -> dict:
@@ -107,7 +107,7 @@ def main(argv=None) -> dict:
         f"{k} {v:.1%}" for k, v in scores["objects"].items() if k != "objects"))
     if getattr(model, "objects", None) is not None:
         scores["head"] = head_accuracy(model.cpu(), frames, truth)
-        print("object head on the true objects' windows: " + ", ".join(f"{k} {v:.1%}" for k, v in scores["head"].items()))
+        print("object head on the true objects' windows (and their mirror images): " + ", ".join(f"{k} {v:.1%}" for k, v in scores["head"].items()))
     write_scores(args.scores_json, scores)
     return scores
 

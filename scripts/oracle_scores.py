@@ -4,7 +4,8 @@ image would give with this segmenter, i.e. segmentation quality alone.
     python scripts/oracle_scores.py --root_dir D --saved_seg_model_dir U/best.pt [--ablations] [--scores_json S]
 
 --ablations also scores it without the per-object vote and without the crop refinement (Unets/segment.py:
-segment). --scores_json writes {"oracle", and with --ablations "no_vote", "no_refine"}.
+segment; a U-Net with an object head has no vote, so its "no_vote" row equals the oracle's). --scores_json
+writes {"oracle", and with --ablations "no_vote", "no_refine"}.
 """
 import argparse
 import sys

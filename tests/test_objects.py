@@ -32,6 +32,8 @@ def test_boxes_match_the_pixels_of_each_id():
     pixels, boxes = boxes_of(ids, 3)
     assert pixels.tolist() == [[16, 0, 0], [0, 0, 25], [0, 0, 0]]
     assert boxes[0, 0].tolist() == [2, 11, 3, 12] and boxes[1, 2].tolist() == [15, 20, 25, 30]
+    with pytest.raises(ValueError, match="ids in 0..2"):
+        boxes_of(ids, 2)
     random = torch.randint(0, 5, (2, 9, 13))
     pixels, boxes = boxes_of(random, 4)
     for b in range(2):
@@ -48,7 +50,7 @@ def test_windows_are_centred_on_their_boxes_in_their_own_frames():
     frames[2, 1, 20:30, 40:50] = 1
     which = torch.tensor([0, 2, 2])  # the frame of each object, ascending; two in frame 2
     boxes = torch.tensor([[10, 20, 10, 20], [20, 30, 40, 50], [0, 4, 0, 4]])
-    win, extras = windows(frames, which, boxes, top=torch.tensor([0, 0, 5]))
+    win, extras = windows(frames, which, boxes)
     assert win.shape == (3, 3, WINDOW, WINDOW) and extras.shape == (3, 2)
     c = WINDOW // 2
     assert win[0, 0, c, c] == 1 and win[0, 1:].abs().sum() == 0  # the red square, nothing green
@@ -56,7 +58,9 @@ def test_windows_are_centred_on_their_boxes_in_their_own_frames():
     assert win[0, 0, 0, 0] == 0  # the box's margin shows the floor around the object
     side = 10 * 1.2 + 4
     assert extras[0].tolist() == pytest.approx([side / HEIGHT, 15 * 2 / (HEIGHT - 1) - 1])
-    assert extras[1, 1] == pytest.approx((25 + 5) * 2 / (HEIGHT - 1) - 1)  # the row counts the crop's top
+    assert extras[1, 1] == pytest.approx(25 * 2 / (HEIGHT - 1) - 1)
+    empty, empty_extras = windows(frames, which[:0], boxes[:0])
+    assert empty.shape == (0, 3, WINDOW, WINDOW) and empty_extras.shape == (0, 2)
     jittered, _ = windows(frames, which, boxes, jitter=torch.Generator().manual_seed(0))
     assert not torch.equal(jittered, windows(frames, which, boxes)[0])
 
@@ -71,6 +75,8 @@ def test_training_objects_are_the_classes_of_each_frame_with_their_kinds():
     assert kinds.tolist() == [2 * 2 + 1, 1 * 2 + 0]  # kind = shape x 2 + material
     assert len(win) == len(extras) == 2
     assert len(training_objects(torch.rand(2, 3, 30, 40), masks, limit=1)[2]) == 1
+    win, extras, kinds = training_objects(torch.rand(2, 3, 30, 40), torch.zeros_like(masks), limit=64)
+    assert len(win) == len(extras) == len(kinds) == 0  # a batch without objects: the trainer adds a blank window
 
 
 def test_class_kinds_and_colors_compose_every_object_class():
@@ -215,3 +221,22 @@ def test_torchrun_trains_the_object_head_in_every_process(small_root, tmp_path):
     log = read_log(ckpt)
     assert len(log) == 1 and 0 <= log[0]["val_jaccard"] <= 1
     assert load_ckpt(ckpt / "last.pt")["model_config"]["kwargs"]["object_head"] == 4
+
+
+def test_fine_tuning_takes_the_object_head_from_the_model_and_refuses_a_different_one(small_root, tmp_path):  # noqa: F811
+    base = tmp_path / "base"
+    extra = ("--object_head", "4", "--norm", "batch", "--scale", "2", "--crop_size", "32")
+    with contextlib.redirect_stdout(io.StringIO()), one_thread():
+        train.main(flags(small_root, base, "--epochs", "1", *extra))
+        with pytest.raises(ValueError, match="--object_head 8, but .* has an object head of width 4"):
+            train.main(flags(small_root, tmp_path / "x", "--epochs", "1", "--init_from", str(base / "best.pt"),
+                             "--object_head", "8"))
+        with pytest.raises(ValueError, match="has an object head .*no --dice_weight"):
+            train.main(flags(small_root, tmp_path / "y", "--epochs", "1", "--init_from", str(base / "best.pt"),
+                             "--dice_weight", "1"))
+        tuned = tmp_path / "tuned"  # no --object_head: the model brings its own, trained on whole frames' objects
+        train.main(flags(small_root, tuned, "--epochs", "1", "--crop_size", "32", "--init_from", str(base / "best.pt")))
+    last = load_ckpt(tuned / "last.pt")
+    assert last["model_config"]["kwargs"]["object_head"] == 4 and last["args"]["object_head"] == 4
+    before = load_ckpt(base / "last.pt")["model"]
+    assert any(not torch.equal(last["model"][k], before[k]) for k in before if k.startswith("objects."))
