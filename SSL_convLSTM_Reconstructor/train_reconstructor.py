@@ -227,7 +227,7 @@ def main(argv=None) -> RunState:
         model = build_model(args).to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.3f}M parameters, {model.config}", ctx=ctx)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
-                                     resume_guard(run_args, free=("val_videos",)),
+                                     resume_guard(run_args),
                                      unit="training videos")
 
         def compute_loss(model, batch):

@@ -92,8 +92,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--object_head", type=int, default=0,
                    help="width of the object head that decides each object's shape and material from a window "
                         "around it (Unets/objects.py; 0: none, the pixel head decides)")
-    p.add_argument("--object_weight", type=float, default=1.0,
-                   help="loss = pixel cross-entropy + this x the object head's cross-entropy")
     p.add_argument("--cache_frames", action="store_true",
                    help="decode the train frames and masks once and keep them in memory (153 KB a frame: "
                         "small splits only); saves a PNG decode per sample and step")
@@ -235,7 +233,7 @@ def main(argv=None) -> RunState:
         model = model.to(ctx.device, memory_format=memory_format(ctx.device))
         print0(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {model.config}", ctx=ctx)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
-                                     resume_guard(run_args, free=("val_videos",)),
+                                     resume_guard(run_args),
                                      unit="training frames")
 
         def compute_loss(model, batch):
@@ -257,8 +255,7 @@ def main(argv=None) -> RunState:
                     windows, extras = windows.new_zeros(1, *windows.shape[1:]), extras.new_zeros(1, 2)
                 logits, object_logits = model(x, top, objects=(windows, extras), colors=True)  # (B, 9, H, W), (N, KINDS)
                 loss = F.cross_entropy(logits.float(), CLASS_COLOR.to(target.device)[target])
-                loss = loss + args.object_weight * (F.cross_entropy(object_logits.float(), kinds) if len(kinds)
-                                                    else 0 * object_logits.sum())
+                loss = loss + (F.cross_entropy(object_logits.float(), kinds) if len(kinds) else 0 * object_logits.sum())
             if args.dice_weight:
                 loss = loss + args.dice_weight * dice_loss(logits, target)
             return loss, len(frames)

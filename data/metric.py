@@ -107,7 +107,7 @@ def object_outcomes(pred: torch.Tensor, truth: torch.Tensor) -> Counter:
             guess = int(votes.argmax())
             if guess == cid:
                 out["right"] += 1
-            elif guess == 0:
+            elif guess == BACKGROUND:
                 out["background"] += 1
             else:
                 wrong = [name for name, a, b in zip(("shape", "material", "color"), class_parts(cid), class_parts(guess))

@@ -104,17 +104,17 @@ def add_optimizer_args(parser, *, epochs: int, batch_size: int, learning_rate: f
 
 
 # Run arguments that never change the steps a run takes, so a resumed run may differ in them: where it
-# lives and runs, how fast it loads, how often it validates; the per-process batch (the global one is
+# lives and runs, how fast it loads, how often and on how many val videos it validates; the per-process batch (the global one is
 # checked: torchrun with another process count continues exactly); root_dir, compared as a folder.
-FREE_ON_RESUME = ("checkpoint_dir", "resume", "num_workers", "device", "val_every", "batch_size", "world_size",
-                  "root_dir")
+FREE_ON_RESUME = ("checkpoint_dir", "resume", "num_workers", "device", "val_every", "val_videos", "batch_size",
+                  "world_size", "root_dir")
 
 
-def resume_guard(run_args: dict, free=()) -> tuple:
-    """The run arguments a resumed run must keep: all of them but FREE_ON_RESUME and the trainer's own `free`.
+def resume_guard(run_args: dict) -> tuple:
+    """The run arguments a resumed run must keep: all of them but FREE_ON_RESUME.
     Derived, not listed: a flag added to a trainer is guarded from the start (the model's own flags are
     checked again through its model_config)."""
-    return tuple(k for k in run_args if k not in FREE_ON_RESUME and k not in free)
+    return tuple(k for k in run_args if k not in FREE_ON_RESUME)
 
 
 @dataclass

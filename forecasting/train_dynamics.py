@@ -137,7 +137,7 @@ def main(argv=None):
         print0(f"model: {count_parameters(model) / 1e6:.3f}M parameters, {model.config}; "
                f"{len(train_set)} training videos, {len(val_set)} val videos ({val_set.truth.describe()})", ctx=ctx)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
-                                     resume_guard(run_args, free=("val_videos",)), unit="training videos")
+                                     resume_guard(run_args), unit="training videos")
 
         def compute_loss(model, batch):
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}

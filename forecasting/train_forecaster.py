@@ -134,7 +134,7 @@ def main(argv=None) -> RunState:
         print0(f"model: {count_parameters(model) / 1e6:.2f}M parameters, {model.config}; "
                f"{len(train_set)} training videos, {len(val_set)} val videos", ctx=ctx)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
-                                     resume_guard(run_args, free=("val_videos",)),
+                                     resume_guard(run_args),
                                      unit="training videos")
 
         def compute_loss(model, batch):

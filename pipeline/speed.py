@@ -19,8 +19,9 @@ def train_speed(width: int, root, device, batch: int, crop: int = 0, steps: int 
     data = LabeledFrameDataset(root, "train")
     if crop:
         data = ObjectCrops(data, crop, seed=0)
-    frames = torch.stack([data[i][0] for i in range(batch)]).to(device)
-    masks = torch.stack([data[i][1] for i in range(batch)]).to(device).long()
+    items = [data[i] for i in range(batch)]  # each decoded (and cropped) once
+    frames = torch.stack([item[0] for item in items]).to(device)
+    masks = torch.stack([item[1] for item in items]).to(device).long()
     torch.manual_seed(0)
     model = UNet(base_channels=width).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)

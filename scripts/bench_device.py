@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import pipeline.models  # noqa: E402,F401  (registers every model kind, for load_model by name)
-from engine import load_model, read_log  # noqa: E402
-from pipeline.recipes import train, val  # noqa: E402
-from pipeline.stages import StageFailed, run_stage  # noqa: E402
+from engine import CheckpointError, load_model, read_log  # noqa: E402
+from pipeline.recipes import pseudo_labels, train, val  # noqa: E402
+from pipeline.stages import StageFailed, expand, run_stage  # noqa: E402
 
 UNET = "{out}/unet"
 
@@ -31,9 +31,7 @@ def stages(epochs: int) -> list:
     pl = ["--pseudo_labels", "{out}/pseudo_labels", "--saved_seg_model_dir", UNET]
     return [
         train("unet", "Unets/train.py", UNET, "--batch_size", "32", *run),
-        {"name": "pseudo-labels", "cmd": ["{py}", "scripts/make_pseudo_labels.py", "--root_dir", "{data}",
-                                          "--saved_seg_model_dir", UNET, "--split", "unlabeled", "--out",
-                                          "{out}/pseudo_labels", "{device}"]},
+        pseudo_labels(UNET),
         train("reconstructor", "SSL_convLSTM_Reconstructor/train_reconstructor.py", "{out}/reconstructor",
               "--batch_size", "4", *run),
         train("forecaster", "forecasting/train_forecaster.py", "{out}/forecaster", *pl, "--batch_size", "4", *run),
@@ -63,16 +61,20 @@ def main():
             record["seconds"] = round(run_stage(stage, names, out, args.device), 1)
         except StageFailed as e:
             record["failed"] = str(e)
-        if stage.get("resume") and "failed" not in record:  # a training stage: its log and checkpoint
-            run = Path(stage["resume"].replace("{out}", str(out)))
-            text = (out / "logs" / f"{stage['name']}.log").read_text()
-            record["on_device"] = f"device: {args.device}" in text
-            line = read_log(run)[-1]
-            record.update(samples_per_s=line.get("samples_per_s"), train_loss=line.get("train_loss"),
-                          val={k: v for k, v in line.items() if k.startswith("val_") and k != "val_seconds"})
-            record["checkpoint_loads"] = load_model(run / "best.pt") is not None  # refuses non-finite weights
-        if stage.get("scores") and "failed" not in record:
-            record["val"] = json.loads(Path(stage["scores"].replace("{out}", str(out))).read_text())
+        try:  # what a stage left behind: a run that cannot be read is recorded as failed, the others go on
+            if stage.get("resume") and "failed" not in record:  # a training stage: its log and checkpoint
+                run = Path(expand(stage["resume"], names)[0])
+                text = (out / "logs" / f"{stage['name']}.log").read_text()
+                record["on_device"] = f"device: {args.device}" in text
+                line = read_log(run)[-1]
+                record.update(samples_per_s=line.get("samples_per_s"), train_loss=line.get("train_loss"),
+                              val={k: v for k, v in line.items() if k.startswith("val_") and k != "val_seconds"})
+                load_model(run)  # raises on unreadable or non-finite weights
+                record["checkpoint_loads"] = True
+            if stage.get("scores") and "failed" not in record:
+                record["val"] = json.loads(Path(expand(stage["scores"], names)[0]).read_text())
+        except (OSError, ValueError, CheckpointError) as e:
+            record["failed"] = f"{type(e).__name__}: {e}"
         results[stage["name"]] = record
         print(f"{stage['name']}: {record}", flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import read_log, run_cli  # noqa: E402
+from engine import atomic_write, read_log, run_cli  # noqa: E402
 
 
 def plot_run(run_dir, png, title: str = None) -> Path:
@@ -45,10 +45,10 @@ def plot_run(run_dir, png, title: str = None) -> Path:
     fig.tight_layout()
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(png)  # a reader never sees half a picture
+    try:
+        atomic_write(png, lambda f: fig.savefig(f, format="png"))  # a reader never sees half a picture
+    finally:
+        plt.close(fig)
     return png
 
 
