@@ -17,12 +17,14 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
 
 class RandomFlips(Dataset):
     """Flips each sample left-right (and up-down if asked) with probability 1/2, the same flip for every
-    tensor of the item (frames and their masks alike: the last two dims are H, W). Geometry only, never
-    color: color is the class. Draws from sample_rng(seed, epoch, index); fit() calls set_epoch.
+    tensor of the item (frames and their masks alike: the last two dims are H, W), or by `flip` for items
+    that are not images. Geometry only, never color: color is the class. Draws from sample_rng(seed,
+    epoch, index); fit() calls set_epoch.
     """
 
-    def __init__(self, dataset: Dataset, seed: int, horizontal: bool = True, vertical: bool = False):
+    def __init__(self, dataset: Dataset, seed: int, horizontal: bool = True, vertical: bool = False, flip=None):
         self.dataset, self.seed, self.horizontal, self.vertical, self.epoch = dataset, seed, horizontal, vertical, 0
+        self.flip = flip  # flip(item) -> its left-right mirror, for items that are not images (horizontal only)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -35,6 +37,8 @@ class RandomFlips(Dataset):
     def __getitem__(self, index: int):
         item = self.dataset[index]
         u = sample_rng(self.seed, self.epoch, index).random(2)
+        if self.flip is not None:
+            return self.flip(item) if u[0] < 0.5 else item
         dims = ([-1] if self.horizontal and u[0] < 0.5 else []) + ([-2] if self.vertical and u[1] < 0.5 else [])
         if not dims:
             return item

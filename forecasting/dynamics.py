@@ -183,10 +183,6 @@ class ObjectDynamics(nn.Module):
         nn.init.zeros_(self.head[-1].weight)  # starts as constant velocity: nothing changes until it learns
         nn.init.zeros_(self.head[-1].bias)
 
-    @classmethod
-    def from_config(cls, config: dict) -> "ObjectDynamics":
-        return cls(**config)
-
     def _messages(self, h, pos, vel, size, alive):
         """Sum over the other live objects j of pair(h_i, h_j, relative position, distance, relative velocity,
         sizes, the gap between them and how fast it closes): (B, S, message). h (B, S, hidden); pos, vel (B, S, 2) pixels; size (B, S) log; alive (B, S).

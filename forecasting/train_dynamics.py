@@ -18,6 +18,7 @@ AdamW with warm-up and cosine decay per batch; gradient clipping.
 """
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,7 +34,7 @@ from data.readers import add_exclude_args, read_exclusions  # noqa: E402
 from forecasting.dynamics import ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample, video_tracks  # noqa: E402,E501
 from engine import (  # noqa: E402
     add_optimizer_args, add_run_args, count_parameters, fit, prepare_optimization, print0, resume_guard, run_cli,
-    sample_rng, setup_distributed, start_run, teardown_distributed, wrap_ddp,
+    RandomFlips, setup_distributed, start_run, teardown_distributed, wrap_ddp,
 )
 from pipeline.val_inputs import (  # noqa: E402
     TrueValInputs, ValInputs, add_mask_video_args, check_mask_video_args, prepare_val_inputs,
@@ -74,39 +75,36 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 class TrackSamples(Dataset):
     """Mask videos (items {"masks": (22, H, W)}) turned once into track samples (forecasting/dynamics.py:
-    track_sample; `windows` of them per video, ending at frame 11, 10, ...), each mirrored left-right with probability 1/2 per epoch (sample_rng: the same flips
-    whatever the processes or resumes)."""
+    track_sample; `windows` of them per video, ending at frame 11, 10, ...)."""
 
-    def __init__(self, videos: Dataset, seed: int, desc: str = "tracks", show: bool = True, windows: int = 1):
+    def __init__(self, videos: Dataset, desc: str = "tracks", show: bool = True, windows: int = 1):
         ends = [LAST_INPUT_INDEX - k for k in range(windows)]
         self.samples = []
         for i in tqdm(range(len(videos)), desc=desc, disable=not show, dynamic_ncols=True):
             masks = videos[i]["masks"].numpy()
             whole = video_tracks(masks)  # shared by the video's windows
             self.samples += [track_sample(masks, end=end, whole=whole) for end in ends]
-        self.seed, self.epoch = seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> dict:
-        flip = sample_rng(self.seed, self.epoch, i).random() < 0.5
-        return flip_sample(self.samples[i], WIDTH) if flip else self.samples[i]
+        return self.samples[i]
 
 
 def training_videos(args, exclude, show: bool) -> Dataset:
+    """The track samples of the pseudo-labels and the train masks, each mirrored left-right with probability
+    1/2 per epoch (RandomFlips: the same flips whatever the processes or resumes)."""
     parts = []
     if args.unlabeled_videos != 0:
         parts.append(TrackSamples(StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir,
                                                    max(args.unlabeled_videos, 0), exclude=exclude),
-                                  args.seed, "tracks of pseudo-labels", show, args.windows))
+                                  "tracks of pseudo-labels", show, args.windows))
     if args.train_videos != 0:
         parts.append(TrackSamples(TrueMaskVideos(args.root_dir, "train", max(args.train_videos, 0), exclude=exclude),
-                                  args.seed, "tracks of train masks", show, args.windows))
-    return ConcatDataset(parts) if len(parts) > 1 else parts[0]
+                                  "tracks of train masks", show, args.windows))
+    return RandomFlips(ConcatDataset(parts) if len(parts) > 1 else parts[0], args.seed,
+                       flip=partial(flip_sample, width=WIDTH))  # a partial, not a lambda: workers pickle it
 
 
 def score_masks(model, loader, device, show: bool = True) -> dict:

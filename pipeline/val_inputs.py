@@ -19,8 +19,8 @@ def prepare_val_inputs(root, pseudo_labels, seg_checkpoint, device, print_fn=pri
     (the U-Net is then needed only if given, to check it made the store). exclude: val video ids left out."""
     seg_checkpoint = checkpoint_file(seg_checkpoint)  # a run folder names its best.pt: that file is hashed
     d = store_dir(pseudo_labels, "val")
-    if Path(seg_checkpoint).is_file():  # another kind of model is named as such, before the store is judged by it
-        load_for_flag(seg_checkpoint, UNet, "--saved_seg_model_dir")
+    # another kind of model is named as such, before the store is judged by it; loaded once, used below
+    unet = load_for_flag(seg_checkpoint, UNet, "--saved_seg_model_dir", device) if Path(seg_checkpoint).is_file() else None
     if store_finished(pseudo_labels, "val"):
         _, _, meta = open_store(pseudo_labels, "val", root)  # damaged, or of another dataset: refused with the fix
         if Path(seg_checkpoint).is_file() and file_sha256(seg_checkpoint) != meta["segmenter_sha256"]:
@@ -28,7 +28,8 @@ def prepare_val_inputs(root, pseudo_labels, seg_checkpoint, device, print_fn=pri
                              f"{seg_checkpoint}: delete {d} to segment them again")
         print_fn(f"val inputs: {d} (made by {meta['segmenter']})")
         return
-    unet = load_model(seg_checkpoint, UNet, device)
+    if unet is None:
+        unet = load_model(seg_checkpoint, UNet, device)  # not a file: says what is missing
     label_split(lambda frames: segment(unet, frames), root, "val", pseudo_labels, segmenter=seg_checkpoint,
                 desc="val inputs (U-Net on frames 1-11)", exclude=exclude)
 

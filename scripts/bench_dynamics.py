@@ -23,10 +23,10 @@ import torch  # noqa: E402
 from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from forecasting.motion import Motion, extrapolate_mask  # noqa: E402
-from data.pseudo_labels import StoredMaskVideos  # noqa: E402
-from data.readers import SplitIndex  # noqa: E402
+from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from forecasting.dynamics import ObjectDynamics, predict_masks  # noqa: E402
-from engine import atomic_write, load_model, run_cli  # noqa: E402
+from engine import load_model, run_cli  # noqa: E402
+from pipeline.cli import add_scores_json_arg, write_scores  # noqa: E402
 
 BATCH = 16
 
@@ -48,14 +48,16 @@ def score_inputs(inputs: list, targets: list, dynamics, motion: Motion) -> dict:
 
 
 def true_inputs(root, splits) -> tuple:
-    inputs, targets = [], []
+    """The true masks of frames 1-11 and of frame 22 of every video of root's splits, and the video ids."""
+    inputs, targets, ids = [], [], []
     for split in splits:
-        index = SplitIndex(root, split, frame_indices=[], need_mask=True)
-        for i in range(len(index)):
-            masks = torch.from_numpy(index.masks(i, range(TARGET_INDEX + 1)))
+        videos = TrueMaskVideos(root, split)
+        for i in range(len(videos)):
+            masks = videos[i]["masks"]
             inputs.append(masks[:NUM_INPUT_FRAMES])
             targets.append(masks[TARGET_INDEX])
-    return inputs, targets
+        ids += videos.video_ids
+    return inputs, targets, ids
 
 
 def main():
@@ -68,26 +70,24 @@ def main():
                              "makes it); without it the U-Net rows are left out")
     parser.add_argument("--real_root", default=None, help="a root with labeled real videos (train/, val/); rows left out if absent")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the speed is quoted per thread count)")
-    parser.add_argument("--scores_json", default=None, metavar="PATH",
-                        help="write the figures here as one flat JSON object ('<inputs>.<row>' keys, e.g. "
-                             "'true.dynamics', 'unet.motion', 'real.copy')")
+    add_scores_json_arg(parser)  # one flat object, '<inputs>.<row>' keys: 'true.dynamics', 'unet.motion', 'real.copy'
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     dynamics = load_model(args.saved_dynamics_model_dir, ObjectDynamics)
     motion = Motion.from_config(json.loads(Path(args.motion).read_text()))
     results = {"threads": args.threads, "motion": motion.to_config()}
-    inputs, targets = true_inputs(args.root_dir, ["val"])
+    inputs, targets, ids = true_inputs(args.root_dir, ["val"])
     results["true"] = score_inputs(inputs, targets, dynamics, motion)
     if args.pseudo_labels:
         stored = StoredMaskVideos(args.pseudo_labels, "val", args.root_dir)
-        by_id = dict(zip(SplitIndex(args.root_dir, "val", frame_indices=[], need_mask=True).video_ids, targets))
+        by_id = dict(zip(ids, targets))
         unet_inputs = [torch.as_tensor(stored[i]["masks"])[:NUM_INPUT_FRAMES] for i in range(len(stored))]
         results["unet"] = score_inputs(unet_inputs, [by_id[v] for v in stored.video_ids],
                                                              dynamics, motion)
     if args.real_root and Path(args.real_root).is_dir():
-        real = true_inputs(args.real_root, ["train", "val"])
-        results["real"] = score_inputs(*real, dynamics, motion)
+        real_inputs, real_targets, _ = true_inputs(args.real_root, ["train", "val"])
+        results["real"] = score_inputs(real_inputs, real_targets, dynamics, motion)
     print("| inputs (frames 1-11) | videos | copy frame 11 | motion model | learned dynamics | dynamics videos/s |")
     print("|---|---|---|---|---|---|")
     labels = {"true": "synthetic val, true masks", "unet": "synthetic val, U-Net masks",
@@ -100,7 +100,7 @@ def main():
         flat = {f"{inputs}.{k}": v for inputs, r in results.items() if isinstance(r, dict) and "copy" in r
                 for k, v in r.items()}
         flat.update(threads=args.threads)
-        atomic_write(args.scores_json, lambda f: f.write(json.dumps(flat, indent=1).encode()))
+        write_scores(args.scores_json, flat)
         print(f"wrote {args.scores_json}")
 
 

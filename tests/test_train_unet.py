@@ -266,3 +266,14 @@ def test_excluded_videos_are_left_out_and_named(tiny_root, tmp_path):
     assert f"train: 1 of 2 train videos; excluded: video_{excluded[0]}" in printed
     assert f"val: 1 of 2 val videos; excluded: video_{excluded[1]}" in printed
     assert load_ckpt(tmp_path / "c" / "last.pt")["args"]["exclude_videos"] == [f"video_{v}" for v in excluded]
+
+
+def test_flips_of_items_that_are_not_images_use_the_given_mirror_and_change_with_the_epoch():
+    items = [{"x": i} for i in range(64)]
+    flips = RandomFlips(items, seed=3, flip=lambda item: {"x": -item["x"] - 1})
+    def drawn(epoch):
+        flips.set_epoch(epoch)
+        return [flips[i]["x"] < 0 for i in range(len(items))]
+    first, again, second = drawn(0), drawn(0), drawn(1)
+    assert first == again and first != second and 10 < sum(first) < 54  # reproducible, per epoch, about half
+    assert all(flips[i]["x"] in (i, -i - 1) for i in range(len(items)))
