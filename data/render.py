@@ -2,7 +2,8 @@
 
 World units, right-handed: x to the right of the camera, y away from it, z up; the floor is z = 0.
 The camera is CLEVR's (about 5 units up, 10 back, looking down ~26 degrees at the origin,
-49 degree horizontal field of view). Every object stands on the floor and is described by
+49 degree horizontal field of view); CameraSpec and ObjectSizes hold the camera and each shape's
+dimensions, so that other cameras and sizes can be drawn. Every object stands on the floor and is described by
 `SceneObject(class_id, x, y, angle)`; `Renderer.render(objects)` returns the RGB frame and the
 mask (class id of the nearest surface at each pixel centre; floor and shadows are background).
 
@@ -18,10 +19,46 @@ from data.classes import COLOR_RGB, class_parts
 from data.format import HEIGHT, WIDTH
 
 # ---- scene constants (calibrated against the real frames, see scripts/compare_frames.py) ----
-OBJECT_RADIUS = 0.52  # sphere and cylinder radius; CLEVRER draws every object at one size
-# CLEVR shrinks cubes by sqrt(2) so that they look as big as spheres: half side r / sqrt(2).
-CUBE_HALF = OBJECT_RADIUS / np.sqrt(2.0)
-CYLINDER_HEIGHT = 2.0 * OBJECT_RADIUS
+
+
+@dataclass(frozen=True)
+class ObjectSizes:
+    """Each shape's dimensions in floor units (the camera's scale: it stands `distance` units from
+    the floor's origin). The defaults are CLEVR's: one radius for all shapes."""
+
+    cube_half: float = 0.52 / np.sqrt(2.0)  # CLEVR shrinks cubes by sqrt(2) to look as big as spheres
+    sphere_radius: float = 0.52
+    cylinder_radius: float = 0.52
+    cylinder_height: float = 1.04
+
+    def top(self, shape: str) -> float:
+        """Height of the shape's top above the floor."""
+        return {"cube": 2 * self.cube_half, "sphere": 2 * self.sphere_radius, "cylinder": self.cylinder_height}[shape]
+
+    def reach(self, shape: str) -> float:
+        """Largest horizontal distance from the shape's axis to its surface (any yaw)."""
+        return {"cube": np.sqrt(2.0) * self.cube_half, "sphere": self.sphere_radius,
+                "cylinder": self.cylinder_radius}[shape]
+
+    @property
+    def max_reach(self) -> float:
+        return max(self.reach(s) for s in ("cube", "sphere", "cylinder"))
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """A pinhole camera `distance` floor units behind the origin and `height` above the floor,
+    looking at the floor point (0, look_y), with a horizontal field of view of `hfov_deg`. The
+    defaults are CLEVR's camera."""
+
+    height: float = 4.96
+    distance: float = 10.1
+    hfov_deg: float = 49.1
+    look_y: float = 0.0
+
+
+SIZES = ObjectSizes()
+OBJECT_RADIUS = SIZES.max_reach  # spacing between objects: no two footprints overlap
 
 # Three lights, as in CLEVR's scene: a key light in front-left of the objects (its shadow falls
 # behind-right of them), a back light behind-right (shadow in front-left) and a low fill light
@@ -70,14 +107,16 @@ class SceneObject:
 class Camera:
     """Pinhole camera at `origin` looking at the floor's origin; pixel rays are precomputed."""
 
-    def __init__(self, height=4.96, distance=10.1, hfov_deg=49.1, width=WIDTH, height_px=HEIGHT):
+    def __init__(self, spec: CameraSpec = CameraSpec(), width=WIDTH, height_px=HEIGHT):
+        self.spec = spec
         self.width, self.height_px = width, height_px
-        self.origin = np.array([0.0, -distance, height])
-        fwd = -self.origin / np.linalg.norm(self.origin)
+        self.origin = np.array([0.0, -spec.distance, spec.height])
+        fwd = np.array([0.0, spec.look_y, 0.0]) - self.origin
+        fwd /= np.linalg.norm(fwd)
         right = np.array([1.0, 0.0, 0.0])
         up = np.cross(right, fwd)
         self.forward, self.right, self.up = fwd, right, up
-        self.focal = (width / 2) / np.tan(np.radians(hfov_deg) / 2)
+        self.focal = (width / 2) / np.tan(np.radians(spec.hfov_deg) / 2)
         u = (np.arange(width) + 0.5 - width / 2) / self.focal
         v = (np.arange(height_px) + 0.5 - height_px / 2) / self.focal
         d = fwd + u[None, :, None] * right - v[:, None, None] * up  # (H, W, 3)
@@ -223,7 +262,7 @@ def _halfplanes_sd(px, py, normals, offsets):
     return (px[None] * n[:, 0] + py[None] * n[:, 1] - offsets.astype(np.float32)[:, None, None]).max(0)
 
 
-def _cube_shadow_planes(obj, shift):
+def _cube_shadow_planes(obj, shift, half):
     """Edges of the shadow of a cube whose top's shadow is its base moved by `shift` (2,): the
     convex hull of two squares = the square swept along the shift, bounded by the square's four
     edge lines (pushed out along the shift) and two lines parallel to the shift."""
@@ -231,25 +270,22 @@ def _cube_shadow_planes(obj, shift):
     u, v = np.array([c, s]), np.array([-s, c])
     centre = np.array([obj.x, obj.y])
     normals = [u, -u, v, -v]
-    offsets = [n @ centre + CUBE_HALF + max(0.0, n @ shift) for n in normals]
+    offsets = [n @ centre + half + max(0.0, n @ shift) for n in normals]
     length = np.hypot(*shift)
     if length > 1e-9:
         side = np.array([-shift[1], shift[0]]) / length
         for n in (side, -side):
             normals.append(n)
-            offsets.append(n @ centre + CUBE_HALF * (abs(n @ u) + abs(n @ v)))
+            offsets.append(n @ centre + half * (abs(n @ u) + abs(n @ v)))
     return np.array(normals), np.array(offsets)
-
-
-def object_top(obj: SceneObject) -> float:
-    return {"cube": 2 * CUBE_HALF, "sphere": 2 * OBJECT_RADIUS, "cylinder": CYLINDER_HEIGHT}[obj.shape]
 
 
 class Renderer:
     """Renders lists of SceneObjects with one camera; the floor image is computed once."""
 
-    def __init__(self, camera: Camera = None):
+    def __init__(self, camera: Camera = None, sizes: ObjectSizes = SIZES):
         self.camera = camera or Camera()
+        self.sizes = sizes
         self.floor = floor_image(self.camera.width, self.camera.height_px)
         self.lights = [
             (np.array(dvec) / np.linalg.norm(dvec), k, sh, w) for dvec, k, sh, w in _LIGHTS
@@ -266,11 +302,11 @@ class Renderer:
     # -- shadows
     def _shadow_points(self, obj: SceneObject) -> list:
         """For each lamp, the 4 floor corners of a rectangle holding obj's shadow on it."""
-        top = object_top(obj)
+        top = self.sizes.top(obj.shape)
         groups = []
         for ldir, _, _, w in self.lights:
             tip_x, tip_y = obj.x - top * ldir[0] / ldir[2], obj.y - top * ldir[1] / ldir[2]
-            reach = OBJECT_RADIUS + 2 * w
+            reach = self.sizes.reach(obj.shape) + 2 * w
             lo_x, hi_x = min(obj.x, tip_x) - reach, max(obj.x, tip_x) + reach
             lo_y, hi_y = min(obj.y, tip_y) - reach, max(obj.y, tip_y) + reach
             groups.append([(lo_x, lo_y, 0), (hi_x, lo_y, 0), (lo_x, hi_y, 0), (hi_x, hi_y, 0)])
@@ -280,7 +316,8 @@ class Renderer:
         """[(box, (h, w) factor)]: how much each lamp's light reaches the floor pixels of the box
         around obj's shadow (boxes: the screen box of each lamp's rectangle, from _shadow_points)."""
         cam = self.camera
-        top = object_top(obj)
+        top = self.sizes.top(obj.shape)
+        sz = self.sizes
         patches = []
         for (ldir, _, strength, w), box in zip(self.lights, boxes):
             if box is None:
@@ -291,14 +328,14 @@ class Renderer:
             shift = -top * ldir[:2] / ldir[2]  # from the base to the shadow of the top
             if obj.shape == "sphere":
                 # distance from the sphere's centre to the ray from the floor point to the lamp
-                vx, vy, vz = obj.x - fx, obj.y - fy, OBJECT_RADIUS
+                vx, vy, vz = obj.x - fx, obj.y - fy, sz.sphere_radius
                 vl = vx * ldir[0] + vy * ldir[1] + vz * ldir[2]
-                sd = np.sqrt(np.maximum(vx * vx + vy * vy + (vz * vz) - vl * vl, 0)) - OBJECT_RADIUS
+                sd = np.sqrt(np.maximum(vx * vx + vy * vy + (vz * vz) - vl * vl, 0)) - sz.sphere_radius
             elif obj.shape == "cylinder":
                 # the shadow of an upright cylinder is a disc swept along the shadow of its axis
-                sd = _segment_distance(fx, fy, obj.x, obj.y, obj.x + shift[0], obj.y + shift[1]) - OBJECT_RADIUS
+                sd = _segment_distance(fx, fy, obj.x, obj.y, obj.x + shift[0], obj.y + shift[1]) - sz.cylinder_radius
             else:
-                sd = _halfplanes_sd(fx, fy, *_cube_shadow_planes(obj, shift))
+                sd = _halfplanes_sd(fx, fy, *_cube_shadow_planes(obj, shift, sz.cube_half))
             patches.append((box, 1.0 - strength * _smooth_cover(sd, w)))
         return patches
 
@@ -340,15 +377,15 @@ class Renderer:
         return col * 255.0
 
     def _intersect(self, obj: SceneObject, o, d):
+        sz = self.sizes
         if obj.shape == "sphere":
-            return hit_sphere(o, d, np.array([obj.x, obj.y, OBJECT_RADIUS]), OBJECT_RADIUS)
+            return hit_sphere(o, d, np.array([obj.x, obj.y, sz.sphere_radius]), sz.sphere_radius)
         if obj.shape == "cube":
-            return hit_box(o, d, np.array([obj.x, obj.y, CUBE_HALF]), CUBE_HALF, obj.angle)
-        return hit_cylinder(o, d, obj.x, obj.y, OBJECT_RADIUS, CYLINDER_HEIGHT)
+            return hit_box(o, d, np.array([obj.x, obj.y, sz.cube_half]), sz.cube_half, obj.angle)
+        return hit_cylinder(o, d, obj.x, obj.y, sz.cylinder_radius, sz.cylinder_height)
 
-    @staticmethod
-    def _object_points(obj: SceneObject) -> list:
-        r, top = OBJECT_RADIUS, object_top(obj)
+    def _object_points(self, obj: SceneObject) -> list:
+        r, top = self.sizes.reach(obj.shape), self.sizes.top(obj.shape)
         return [(obj.x + sx, obj.y + sy, z) for sx in (-r, r) for sy in (-r, r) for z in (0, top)]
 
     def object_box(self, obj: SceneObject):

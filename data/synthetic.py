@@ -25,7 +25,7 @@ from data.format import (
     HEIGHT, MASK_FILE, NUM_FRAMES, SPLIT_FRAMES, SPLIT_HAS_MASK, SPLITS, WIDTH, frame_name, video_dir_name,
 )
 from data.physics import NEAR_LIMIT, Body, Physics, simulate_bodies
-from data.render import OBJECT_RADIUS, Renderer, SceneObject
+from data.render import Camera, CameraSpec, ObjectSizes, Renderer, SceneObject
 
 GENERATOR_VERSION = 2  # raise it whenever the same (seed, id) would draw another video
 _VERSIONS = {1: "2D discs exchanging velocities", 2: "rigid-body physics in Bullet"}
@@ -51,6 +51,8 @@ class SceneConfig:
     enter_by: float = 0.6  # entering objects start before this share of the video ...
     enter_power: float = 1.5  # ... at enter_by x frames x u ** enter_power, u uniform: mostly early
     physics: Physics = Physics()  # the rigid-body engine's settings (data/physics.py)
+    camera: CameraSpec = CameraSpec()  # the camera (data/render.py)
+    sizes: ObjectSizes = ObjectSizes()  # each shape's dimensions (data/render.py)
     noise_std: float = 1.05  # render noise in 8-bit levels, the same in R, G and B (the real frames'
     noise_chroma: float = 0.35  # noise is 1.2-1.35 and 0.9 correlated across channels), plus a little per channel
     png_compress_level: int = 1  # zlib level of the PNGs: 1 is 4x faster than 6 ...
@@ -60,14 +62,13 @@ class SceneConfig:
 
 # ---------------------------------------------------------------- scene script
 
-def _off_screen_start(rng, target, camera, heading):
+def _off_screen_start(rng, target, camera, heading, sizes: ObjectSizes):
     """A start outside the view from which a body sliding along heading to target comes into view."""
     back = -np.array([np.cos(heading), np.sin(heading)])
-    top = 2 * OBJECT_RADIUS
+    top, r = max(sizes.top(s) for s in ("cube", "sphere", "cylinder")), sizes.max_reach
     for step in np.arange(0.25, 30, 0.25):
         p = target + step * back
-        corners = [(p[0] + sx, p[1] + sy, z) for sx in (-OBJECT_RADIUS, OBJECT_RADIUS)
-                   for sy in (-OBJECT_RADIUS, OBJECT_RADIUS) for z in (0, top)]
+        corners = [(p[0] + sx, p[1] + sy, z) for sx in (-r, r) for sy in (-r, r) for z in (0, top)]
         if p[1] < NEAR_LIMIT or camera.screen_box(np.array(corners), pad=0) is None:
             return p + 0.3 * back
     return p
@@ -108,7 +109,7 @@ def sample_bodies(rng, cfg: SceneConfig, n_frames: int, camera) -> list:
     for k in range(n_init):
         for _ in range(100):  # rejection sampling of a free spot
             pos = spot()
-            if all(np.hypot(*(pos - b.pos)) > 2.3 * OBJECT_RADIUS for b in bodies):
+            if all(np.hypot(*(pos - b.pos)) > 2.3 * cfg.sizes.max_reach for b in bodies):
                 break
         bodies.append(Body(int(classes[k]), pos, np.zeros(2), angle=rng.uniform(0, np.pi / 2)))
     movers = [b for b in bodies if rng.random() >= cfg.p_static]
@@ -117,7 +118,7 @@ def sample_bodies(rng, cfg: SceneConfig, n_frames: int, camera) -> list:
     for k in range(n_enter):
         target = aim()
         heading = rng.uniform(0, 2 * np.pi)
-        start = _off_screen_start(rng, target, camera, heading)
+        start = _off_screen_start(rng, target, camera, heading, cfg.sizes)
         enter = int(cfg.enter_by * n_frames * rng.random() ** cfg.enter_power)
         bodies.append(Body(int(classes[n_init + k]), start, _launch(rng, cfg, start, target),
                            angle=rng.uniform(0, np.pi / 2), enter_frame=enter))
@@ -126,9 +127,9 @@ def sample_bodies(rng, cfg: SceneConfig, n_frames: int, camera) -> list:
 
 def simulate(rng, cfg: SceneConfig, n_frames: int = NUM_FRAMES, camera=None) -> list:
     """[frame] -> list of SceneObjects: the whole motion of one video's scene."""
-    bodies = sample_bodies(rng, cfg, n_frames, camera or _renderer().camera)
+    bodies = sample_bodies(rng, cfg, n_frames, camera or renderer_for(cfg).camera)
     frames = []
-    for objects in simulate_bodies(bodies, n_frames, cfg.physics):
+    for objects in simulate_bodies(bodies, n_frames, cfg.physics, cfg.sizes):
         # rounded far below a pixel: a resting body's float noise must not defeat the renderer's
         # per-object cache, which reuses what did not move
         frames.append([SceneObject(c, round(x, 4), round(y, 4), round(a, 4)) for c, x, y, a in objects])
@@ -137,21 +138,23 @@ def simulate(rng, cfg: SceneConfig, n_frames: int = NUM_FRAMES, camera=None) -> 
 
 # ---------------------------------------------------------------- videos
 
-_RENDERER = None
+_RENDERERS = {}
 
 
-def _renderer() -> Renderer:
-    global _RENDERER  # one per process: the floor and the pixel rays are computed once
-    if _RENDERER is None:
-        _RENDERER = Renderer()
-    return _RENDERER
+def renderer_for(cfg: SceneConfig) -> Renderer:
+    """The renderer of cfg's camera and sizes; one per process and setting (the floor and the
+    pixel rays are computed once)."""
+    key = (cfg.camera, cfg.sizes)
+    if key not in _RENDERERS:
+        _RENDERERS[key] = Renderer(Camera(cfg.camera), cfg.sizes)
+    return _RENDERERS[key]
 
 
 def render_video(seed: int, video_id: int, n_frames: int = NUM_FRAMES, cfg: SceneConfig = SceneConfig()):
     """(frames (T, H, W, 3) uint8, masks (T, H, W) uint8) of video `video_id` of dataset `seed`.
     A shorter video (hidden split: 11 frames) is the start of the same full video."""
     rng = np.random.default_rng([seed, video_id])
-    renderer = _renderer()
+    renderer = renderer_for(cfg)
     scene = simulate(rng, cfg, NUM_FRAMES, renderer.camera)[:n_frames]
     pad = 8
     noise_tex = (rng.normal(0.0, cfg.noise_std, (HEIGHT + pad, WIDTH + pad, 1))
