@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from data.classes import NUM_CLASSES  # noqa: E402
-from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, TARGET_INDEX, list_videos  # noqa: E402
+from data.format import LAST_INPUT_INDEX, TARGET_INDEX  # noqa: E402
+from data.geometry import MIN_AREA, load_labeled_masks, observations, shape_geometry  # noqa: E402
 from engine import run_cli  # noqa: E402
 
 MOVING_PX = 0.5  # a displacement above this counts as moving
@@ -43,28 +44,10 @@ HIT_PX = 1.5  # an object still at the start that later moves faster than this w
 SMOOTH_PX = 1.0  # speeds above this enter the slow-down ratio
 
 
-def load_masks(root) -> list:
-    """[(22, H, W) uint8 masks] of every video in the root's labeled splits."""
-    root = Path(root)
-    splits = [root / s for s in LABELED_SPLITS if (root / s).is_dir()]
-    if not splits:
-        raise FileNotFoundError(
-            f"no labeled split in {root}: expected {root}/train or {root}/val with video_N/{MASK_FILE}"
-        )
-    masks = []
-    for split_dir in splits:
-        for _, video in list_videos(split_dir):
-            path = video / MASK_FILE
-            if not path.exists():
-                raise FileNotFoundError(f"labeled video without {MASK_FILE}: {path}")
-            masks.append(np.load(path))
-    return masks
-
-
 def dataset_stats(root) -> tuple:
-    """(mask_stats, kinematic_stats) of a root's labeled videos."""
-    masks = load_masks(root)
-    return mask_stats(masks), kinematic_stats(masks)
+    """(mask_stats, kinematic_stats, per-shape geometry) of a root's labeled videos."""
+    masks = load_labeled_masks(root)
+    return mask_stats(masks), kinematic_stats(masks), shape_geometry(observations(masks))
 
 
 def object_measures(m) -> tuple:
@@ -170,16 +153,35 @@ def format_table(names, stats) -> str:
     return "\n".join(lines)
 
 
+def format_geometry(names, geometries) -> str:
+    """One row per shape and measure, one column per root."""
+    width = max(12, *(len(n) for n in names))
+    lines = [f"{'':<30}" + "".join(f"{n:>{width + 2}}" for n in names)]
+    for shape in geometries[0]:
+        for k in geometries[0][shape]:
+            cells = []
+            for g in geometries:
+                v = g[shape][k]
+                cells.append(f"{v:>{width + 2}d}" if isinstance(v, int) else
+                             f"{v:>{width + 2}.{3 if 'k (' in k or 'w/h' in k else 1}f}")
+            lines.append(f"{shape + ' ' + k:<30}" + "".join(cells))
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("roots", nargs="+", help="dataset roots (holding train/ and/or val/ with masks)")
     args = p.parse_args(argv)
     stats = [dataset_stats(r) for r in args.roots]
     names = [Path(r).name or str(r) for r in args.roots]
-    print(format_table(names, [s for s, _ in stats]))
+    print(format_table(names, [s for s, _, _ in stats]))
     print()
     print("how objects move (objects wholly inside the frame):")
-    print(format_table(names, [k for _, k in stats]))
+    print(format_table(names, [k for _, k, _ in stats]))
+    print()
+    print(f"geometry per shape (objects wholly inside the frame, {MIN_AREA} px or more; "
+          "sqrt(area) = k x (row - h)):")
+    print(format_geometry(names, [g for _, _, g in stats]))
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def test_root_without_labels_is_an_error_naming_it(tmp_path):
 
 @pytest.mark.skipif(not REAL.is_dir(), reason=f"real samples not found at {REAL}")
 def test_reproduces_the_real_figures():
-    s, k = load_script().dataset_stats(REAL)
+    s, k, g = load_script().dataset_stats(REAL)
     assert s["videos"] == 6
     assert round(s["objects/frame mean"], 1) == 4.5
     assert (s["objects/frame min"], s["objects/frame max"]) == (1, 6)
@@ -101,3 +101,6 @@ def test_reproduces_the_real_figures():
     assert round(k["speed median (px/frame)"], 1) == 3.8 and round(k["speed p90 (px/frame)"], 1) == 12.0
     assert round(k["abrupt change (share)"], 2) == 0.43 and round(k["still then hit (share)"], 2) == 0.53
     assert round(k["speed ratio median"], 2) == 0.92
+    # the real camera: where objects would shrink to nothing, and how big each shape looks
+    assert [round(g[s]["horizon h (row)"]) for s in ("cube", "sphere", "cylinder")] == [-76, -80, -73]
+    assert [round(g[s]["size median (px)"], 1) for s in ("cube", "sphere", "cylinder")] == [22.8, 18.7, 23.7]

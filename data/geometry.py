@@ -1,0 +1,87 @@
+"""How big objects look where they stand: per-object observations from masks, and the per-shape
+geometry that compares a camera and object sizes across datasets (real against synthetic).
+
+An observation is one object in one frame, wholly inside the frame (its mask touches no edge) and
+of at least MIN_AREA pixels: its shape, centroid (row, column), sqrt(area) and mask box (width,
+height). Perspective makes an object's apparent size proportional to its distance below the
+horizon: sqrt(area) ~ k x (row - h), so h (the row where objects would shrink to nothing) and k
+(size growth per row) describe the camera and the object's true size together.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from data.classes import NUM_CLASSES, SHAPES
+from data.format import LABELED_SPLITS, MASK_FILE, list_videos
+
+MIN_AREA = 20  # pixels: smaller pieces are mostly objects cut by another one in front
+# observation columns
+SHAPE, ROW, COL, SIZE, BOX_W, BOX_H = range(6)
+
+
+def load_labeled_masks(root) -> list:
+    """[(22, H, W) uint8 masks] of every video in the root's labeled splits (train, val)."""
+    root = Path(root)
+    splits = [root / s for s in LABELED_SPLITS if (root / s).is_dir()]
+    if not splits:
+        raise FileNotFoundError(
+            f"no labeled split in {root}: expected {root}/train or {root}/val with video_N/{MASK_FILE}"
+        )
+    masks = []
+    for split_dir in splits:
+        for _, video in list_videos(split_dir):
+            path = video / MASK_FILE
+            if not path.exists():
+                raise FileNotFoundError(f"labeled video without {MASK_FILE}: {path}")
+            masks.append(np.load(path))
+    return masks
+
+
+def observations(masks) -> np.ndarray:
+    """(n, 6) float64 observations [shape index, row, col, sqrt(area), box width, box height] of
+    every wholly visible object of MIN_AREA pixels or more in a list of (T, H, W) masks."""
+    rows = []
+    for m in masks:
+        m = np.asarray(m)
+        t, h, w = m.shape
+        for f in range(t):
+            frame = m[f]
+            edge = np.zeros(NUM_CLASSES, bool)
+            edge[np.concatenate([frame[0], frame[-1], frame[:, 0], frame[:, -1]])] = True
+            area = np.bincount(frame.ravel(), minlength=NUM_CLASSES)
+            for k in np.nonzero((area >= MIN_AREA) & ~edge)[0]:
+                if k == 0:
+                    continue
+                ys, xs = np.nonzero(frame == k)
+                rows.append(((k - 1) // 16, ys.mean(), xs.mean(), np.sqrt(len(ys)),
+                             xs.max() - xs.min() + 1, ys.max() - ys.min() + 1))
+    return np.array(rows, np.float64).reshape(-1, 6)
+
+
+def size_line(obs: np.ndarray) -> tuple:
+    """(h, k): least-squares fit of sqrt(area) = k x (row - h) over observations of one shape."""
+    if len(obs) < 2:
+        return float("nan"), float("nan")
+    k, a = np.polyfit(obs[:, ROW], obs[:, SIZE], 1)
+    return float(-a / k), float(k)
+
+
+def shape_geometry(obs: np.ndarray) -> dict:
+    """{shape: {measure: value}}: the per-shape geometry table of a dataset's observations."""
+    table = {}
+    for s, name in enumerate(SHAPES):
+        o = obs[obs[:, SHAPE] == s]
+        h, k = size_line(o)
+        pct = (lambda col, q: float(np.percentile(o[:, col], q))) if len(o) else (lambda col, q: float("nan"))
+        table[name] = {
+            "objects": len(o),
+            "horizon h (row)": h,
+            "slope k (px/row)": k,
+            "size median (px)": float(np.median(o[:, SIZE])) if len(o) else float("nan"),
+            "row p5": pct(ROW, 5),
+            "row p95": pct(ROW, 95),
+            "col p5": pct(COL, 5),
+            "col p95": pct(COL, 95),
+            "box w/h median": float(np.median(o[:, BOX_W] / o[:, BOX_H])) if len(o) else float("nan"),
+        }
+    return table
