@@ -93,12 +93,20 @@ class BodyState:
     vel: np.ndarray  # (2,) units per second
     spin: float  # radians per second
     roll: np.ndarray  # (2,) a sphere's rolling speed (spin x radius, as a floor velocity); zero otherwise
+    # on the Bullet floor a body also has a height, a tilt, a vertical speed and spin about the
+    # horizontal axes (a rolling sphere's rolling is there): kept so that nothing is lost
+    z: float = None
+    tilt: tuple = (0.0, 0.0)  # Euler angles about x and y
+    vz: float = 0.0
+    ang_xy: tuple = (0.0, 0.0)
 
     def nudged(self, rng, eps: float) -> "BodyState":
-        """This state with every component moved by up to eps (velocities relative to their size)."""
+        """This state with every component moved by up to eps: positions in floor units, angles in
+        radians, velocities relative to their size (the height and tilt are left as they are)."""
         u = lambda n: rng.uniform(-eps, eps, n)  # noqa: E731
         return BodyState(self.pos + u(2), self.yaw + float(u(1)[0]), self.vel * (1 + u(2)),
-                         self.spin * (1 + float(u(1)[0])), self.roll * (1 + u(2)))
+                         self.spin * (1 + float(u(1)[0])), self.roll * (1 + u(2)), self.z, self.tilt,
+                         self.vz * (1 + float(u(1)[0])), tuple(np.asarray(self.ang_xy) * (1 + u(2))))
 
 
 _CLIENT = {}  # pid -> pybullet client: forked workers must not share their parent's
@@ -237,17 +245,23 @@ class World:
 
     def state(self, key) -> BodyState:
         pb, cid = self.pb, self.cid
-        x, y, yaw = self.pose(key)
+        pos, quat = pb.getBasePositionAndOrientation(self.uid[key], physicsClientId=cid)
+        tx, ty, yaw = pb.getEulerFromQuaternion(quat)
         lin, ang = pb.getBaseVelocity(self.uid[key], physicsClientId=cid)
-        return BodyState(np.array([x, y]), float(yaw), np.array(lin[:2]), float(ang[2]),
-                         self.roll.get(key, np.zeros(2)).copy())
+        s = BodyState(np.array(pos[:2]), float(yaw), np.array(lin[:2]), float(ang[2]), self.roll.get(key, np.zeros(2)).copy())
+        if not self.smooth:
+            s.z, s.tilt, s.vz, s.ang_xy = float(pos[2]), (tx, ty), float(lin[2]), (ang[0], ang[1])
+        return s
 
     def set_state(self, key, s: BodyState):
         pb, cid = self.pb, self.cid
-        pb.resetBasePositionAndOrientation(self.uid[key], [s.pos[0], s.pos[1], self.z[key]],
-                                           pb.getQuaternionFromEuler([0.0, 0.0, s.yaw]), physicsClientId=cid)
-        pb.resetBaseVelocity(self.uid[key], linearVelocity=[s.vel[0], s.vel[1], 0.0], angularVelocity=[0.0, 0.0, s.spin],
-                             physicsClientId=cid)
+        z = self.z[key] if s.z is None or self.smooth else s.z
+        tilt = (0.0, 0.0) if self.smooth else s.tilt
+        ang_xy = (0.0, 0.0) if self.smooth else s.ang_xy
+        pb.resetBasePositionAndOrientation(self.uid[key], [s.pos[0], s.pos[1], z],
+                                           pb.getQuaternionFromEuler([tilt[0], tilt[1], s.yaw]), physicsClientId=cid)
+        pb.resetBaseVelocity(self.uid[key], linearVelocity=[s.vel[0], s.vel[1], 0.0 if self.smooth else s.vz],
+                             angularVelocity=[ang_xy[0], ang_xy[1], s.spin], physicsClientId=cid)
         if self.shape[key] == "sphere":
             self.roll[key] = np.array(s.roll, float)
 
@@ -286,12 +300,13 @@ class World:
             if self.smooth:
                 self._floor()
             pb.stepSimulation(physicsClientId=cid)
-            if self.touched is not None:  # every body is another body's contact (the floor is no body)
+            if self.touched is not None:
                 contacts = pb.getContactPoints(physicsClientId=cid)
                 if contacts:
                     key_of = {uid: key for key, uid in self.uid.items()}
-                    for c in contacts:
-                        self.touched.update((key_of.get(c[1]), key_of.get(c[2])))
+                    for c in contacts:  # body against body: the Bullet floor's contacts do not count
+                        if c[1] in key_of and c[2] in key_of:
+                            self.touched.update((key_of[c[1]], key_of[c[2]]))
         for key, uid in (self.uid.items() if self.smooth else ()):  # a slanted hit may lift or tilt a body: put it back
             pos, quat = pb.getBasePositionAndOrientation(uid, physicsClientId=cid)
             roll_x, pitch_y, yaw = pb.getEulerFromQuaternion(quat)

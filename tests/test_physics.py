@@ -138,7 +138,7 @@ def test_free_motion_is_smooth_after_a_hit(cid):
     moves their frame-22 places by less than 1e-4."""
     bodies = [Body(CUBE2, np.array([-3.0, 0.55]), np.array([0.8, 0.0])), Body(cid, np.array([0.0, 0.0]), np.zeros(2))]
     base, nudged = _final_places(bodies, 8, 0.0), _final_places(bodies, 8, 1e-6)
-    assert np.hypot(*base[1]) > 0.3  # the still body was hit and moved ...
+    assert np.hypot(*base[1]) > 0.2  # the still body was hit and moved ...
     assert not nudged["touched"]  # ... and they no longer touch after the nudge
     for k in (0, 1):
         assert np.hypot(*(base[k] - nudged[k])) < 1e-4
