@@ -55,7 +55,6 @@ def test_the_recipe_env_reaches_every_stage(tmp_path):
 
 BENCHES = [  # (script, its flags): each bench script's recipe, in the variants its flags choose
     ("bench_pipeline", []), ("bench_pipeline", ["--root_dir", "d", "--unet_checkpoint", "u.pt", "--reference", "frame11"]),
-    ("bench_forecaster", []), ("bench_forecaster", ["--segmentation", "oracle", "--root_dir", "d"]),
     ("bench_unet", []), ("bench_unet", ["--skip_quality"]), ("bench_unet", ["--checkpoint_dir", "r", "--speed_widths"]),
 ]
 
