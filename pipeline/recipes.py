@@ -263,3 +263,45 @@ def bench_unet_recipe(args) -> dict:
 
 
 RECIPES = {"quickstart": QUICKSTART}
+
+
+# scripts/bench_field.py's presets (its flags win): the smoke run that proves the recipe end to end on a 2-core CPU,
+# the issue's CPU scale, and the competition's scale on a GPU (the published SimVP configuration).
+FIELD_PRESETS = {
+    "smoke": {"train": 60, "val": 20, "unlabeled": 60, "budget_min": 4.0, "unet_epochs": 3,
+              "unet_args": "--preset small", "simvp_args": "--preset cpu", "device": "cpu", "threads": 1},
+    "cpu": {"train": 2000, "val": 200, "unlabeled": 4000, "budget_min": 30.0, "unet_epochs": 6,
+            "unet_args": "--preset small", "simvp_args": "--preset cpu", "device": "cpu", "threads": 1},
+    "gpu": {"train": 1000, "val": 1000, "unlabeled": 13000, "budget_min": 60.0, "unet_epochs": 20,
+            "unet_args": "--num_workers 4", "simvp_args": "--preset published --num_workers 4", "device": "cuda",
+            "threads": 0},
+}
+FIELD_MODELS = {"dynamics": "forecasting/train_dynamics.py", "simvp": "forecasting/train_simvp.py"}
+
+
+def field_unet(args) -> str:
+    return user_path(args.unet_checkpoint) if args.unet_checkpoint else UNET
+
+
+def field_data_stages(args) -> list:
+    """scripts/bench_field.py, before the learned models: the dataset (unless --root_dir), the motion model fitted
+    on the train masks, the U-Net (unless --unet_checkpoint) and its pseudo-labels of the unlabeled videos."""
+    stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, 2, args.seed, workers=1)]
+    stages.append(fit_motion())
+    if not args.unet_checkpoint:
+        stages.append(train("train U-Net", "Unets/train.py", "{out}/unet", *args.unet_args.split(), "--train_videos",
+                            str(args.train), "--epochs", str(args.unet_epochs), "--val_every", str(args.unet_epochs)))
+    stages.append(pseudo_labels(field_unet(args), num_videos=args.unlabeled))
+    return stages
+
+
+def field_train_stage(args, model: str, epochs: int, calibrate: bool = False) -> dict:
+    """A learned model of the field trained for `epochs` on the pseudo-labels and the train masks, validated after
+    its last epoch only (best.pt is then the last epoch: nothing is chosen on the val videos the table scores);
+    calibrate: the 1-epoch run whose cost sets the epochs that fit the budget, in OUT/calibrate/MODEL."""
+    folder = f"{{out}}/calibrate/{model}" if calibrate else f"{{out}}/{model}"
+    extra = (args.simvp_args if model == "simvp" else args.dynamics_args).split()
+    return train(f"{'calibrate' if calibrate else 'train'} {model}", FIELD_MODELS[model], folder, "--pseudo_labels",
+                 "{out}/pseudo_labels", "--saved_seg_model_dir", field_unet(args), "--unlabeled_videos",
+                 str(args.unlabeled), "--train_videos", str(args.train), *extra, "--epochs", str(epochs),
+                 "--val_every", str(epochs))
