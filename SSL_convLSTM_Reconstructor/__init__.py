@@ -1,5 +1,5 @@
 """Self-supervised frame reconstructor: encoder -> ConvLSTM -> decoder, predicting frame 22 from frames 1-11.
 
 convlstm.py holds the repository's one ConvLSTM; model.py the encoder/decoder family and the
-Reconstructor built from them (the mask forecaster reuses both with 49-class inputs and outputs).
+Reconstructor built from them (any channel counts: 49-class masks in and out work too).
 """

@@ -1,6 +1,6 @@
 """ConvLSTM (Shi et al., 2015): the cell and a stack of cells over a (B, T, C, H, W) sequence.
 
-The only ConvLSTM in the repository: the frame reconstructor and the mask forecaster both use it.
+The only ConvLSTM in the repository: the frame reconstructor uses it.
 The cell is a tiny module with explicit (h, c) state in and out and one fused convolution for
 the four gates; the stack can start from a given state per layer (to continue a sequence, or
 to roll forward with no input) and returns the final (h, c) of every layer.

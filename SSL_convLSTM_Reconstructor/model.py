@@ -16,7 +16,7 @@ and the network spends its capacity on what moves. Output modes (OutputHead):
 - "direct": out = act(gen): the original design, no reference to frame 11 in the output.
 See the Reconstructor docstring for why residual is the default.
 
-Every part takes its channel counts as arguments: the mask forecaster reuses the family with
+Every part takes its channel counts as arguments: the family also takes
 49-class inputs (one-hot masks) and outputs (e.g. output_activation "softmax" with "blend", the
 result a probability map, or "none" with "residual" or "direct", the result logits).
 """
@@ -48,7 +48,7 @@ BLEND_INIT_LOGIT = 3.0  # sigmoid(3) = 0.95: the blend starts as (almost) a copy
 # train_reconstructor.py's flags default to (one source of the model's defaults).
 PRESETS = {
     # ConvLSTM at 1/4 of the network's input (run at 1/4 resolution by the train script's --downsample 4,
-    # a training choice kept out of the model's defaults: the mask forecaster pools its own input): the CPU quickstart.
+    # a training choice kept out of the model's defaults): the CPU quickstart.
     "small": {"enc_channels": [8, 16, 32], "hidden_channels": [32], "kernel_size": 3},
     # ConvLSTM at 1/8 with 5 x 5 kernels (16 px a step at full resolution): for a GPU.
     "large": {"enc_channels": [32, 64, 128, 128], "hidden_channels": [128, 128], "kernel_size": 5},
@@ -182,7 +182,7 @@ class Reconstructor(nn.Module):
     Arguments (all recorded in `self.config`, plain data; `Reconstructor.from_config` rebuilds the
     model from a checkpoint's model_config). The defaults are DEFAULT = PRESETS["small"] (the CPU quickstart;
     train_reconstructor.py's flags default to them); PRESETS["large"] is for a GPU.
-    in_channels, out_channels: 3 and 3 for RGB (the forecaster: 49 and 49).
+    in_channels, out_channels: 3 and 3 for RGB (49 and 49 for masks).
     enc_channels: encoder widths per level; len - 1 = number of 2x downsamplings, so [16, 32, 64]
         puts the ConvLSTM at 1/4 resolution (40 x 60 for 160 x 240) and [8, 16, 32, 32] at 1/8.
     hidden_channels: ConvLSTM widths, one per layer, at the bottleneck.
@@ -199,7 +199,7 @@ class Reconstructor(nn.Module):
         start: its output moves linearly with delta, while blend's is a product (mask times
         generated image) that first has to leave the copy (a moving square: 30 Adam steps take
         the loss to 0.05-0.42 of its start with residual, 0.11-0.51 with blend, over 5 seeds).
-        "blend" + "softmax" suits class probabilities (the mask forecaster).
+        "blend" + "softmax" suits class probabilities (masks).
     norm: "group" (GroupNorm, independent of the batch size) or "none".
     reference: what the output's change is relative to. "frame11" (default): the last input frame.
         "extrapolated": a reference frame per predicted frame that the caller passes as forward's

@@ -1,4 +1,4 @@
-"""Pseudo-label stores: the U-Net's masks of every video of a split, kept on disk for the mask forecaster.
+"""Pseudo-label stores: the U-Net's masks of every video of a split, kept on disk for the mask-space models.
 
     DIR/<split>/masks.npy   uint8 (N, T, H, W), memory-mapped: row i = video ids[i], T = the frames labelled
     DIR/<split>/ids.npy     int64 (N,), the split's video ids in numeric order
@@ -6,9 +6,9 @@
     DIR/<split>/meta.json   split, frames, the segmenter's checkpoint (path and sha256), the dataset's
                             fingerprint (data/readers.py: dataset_fingerprint, of the videos labelled)
 
-Frames labelled: all 22 of an unlabeled video (the forecaster's training targets); frames 1-11 of
+Frames labelled: all 22 of an unlabeled video (training targets of SimVP and the dynamics); frames 1-11 of
 a val or hidden video (its inputs: frame 22 of val is scored against the true mask). The train
-split needs no store: the forecaster reads its true masks (TrueMaskVideos).
+split needs no store: the trainers read its true masks (TrueMaskVideos).
 A store is filled by `label_split` (scripts/make_pseudo_labels.py), batch by batch; re-running
 continues with the rows not done. A store made by another segmenter, for other videos or from another
 dataset with the same video ids is refused (the fix is in the message) rather than mixed, and so is
@@ -117,7 +117,7 @@ def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split:
     """
     if split not in STORE_FRAMES:
         raise ValueError(f"--split {split}: pseudo-labels are for {sorted(STORE_FRAMES)}; the train split's "
-                         f"true masks are read directly by the forecaster")
+                         f"true masks are read directly by the trainers")
     T = STORE_FRAMES[split]
     index = SplitIndex(root, split, frame_indices=range(T), need_mask=False, exclude=exclude)
     n = len(index) if not num_videos else min(num_videos, len(index))

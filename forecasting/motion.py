@@ -31,8 +31,7 @@ Objects that touch the frame's edge in frame 10 or 11 (entering or leaving) have
 that grows or shrinks, so their centroid moves faster or slower than they do: along that axis the
 velocity is the move of their edge away from the frame's edge.
 
-The mask forecaster (forecasting/forecaster.py) and the reconstructor's extrapolated
-reference take this as their starting point and learn what it misses.
+The reconstructor's extrapolated reference takes this as its starting point and learns what it misses.
 """
 import functools
 from dataclasses import asdict, dataclass

@@ -1,8 +1,8 @@
 """The command line of every predictor: the shared flags, then the method's own (pipeline/predictors.py), then
 one evaluate path (val: prints and optionally writes the scores) or one submission path (hidden).
 
-    val_main("forecaster", description, argv)      # what Unets/inference_val_with_forecaster.py runs
-    hidden_main("forecaster", description, argv)
+    val_main("simvp", description, argv)      # what Unets/inference_val_with_simvp.py runs
+    hidden_main("simvp", description, argv)
 """
 import argparse
 import json

@@ -5,7 +5,7 @@ every kind when a checkpoint is rebuilt by its name alone.
 """
 from engine import CheckpointError, load_model
 from forecasting.dynamics import ObjectDynamics  # noqa: F401  (registers "dynamics")
-from forecasting.forecaster import MaskForecaster  # noqa: F401  (registers "forecaster")
+from forecasting.simvp import SimVP  # noqa: F401  (registers "simvp")
 from SSL_convLSTM_Reconstructor.model import Reconstructor  # noqa: F401  (registers "reconstructor")
 from Unets.unet import UNet  # noqa: F401  (registers "unet")
 

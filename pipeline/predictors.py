@@ -1,7 +1,7 @@
 """The predictor registry: every way this repository predicts frame 22's mask, by name.
 
     python scripts/predict.py --method motion --root_dir D --split val      # any registered method
-    python Unets/inference_val_with_forecaster.py ...                       # the seed's entries, thin over it
+    python Unets/inference_val_with_simvp.py ...                            # the seed's entries, thin over it
 
 A method is a function that builds a predictor (pipeline/evaluate.py: frames (B, 11, 3, H, W) uint8 ->
 frame 22's class ids (B, H, W)) from the parsed arguments, registered with the flags it needs:
@@ -28,13 +28,12 @@ from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES
 from data.readers import to_float
 from engine import autocast
 from forecasting.dynamics import ObjectDynamics, predict_masks
-from forecasting.forecaster import MaskForecaster
 from forecasting.motion import Motion, extrapolate_frames, extrapolate_mask, future_horizons
 from forecasting.motion_args import add_motion_args, resolve_motion
+from forecasting.simvp import SimVP
 from pipeline.evaluate import Predictor, video_loader
 from pipeline.models import load_for_flag
 from SSL_convLSTM_Reconstructor.model import Reconstructor
-from Unets.postprocess import remove_small_blobs, restrict_to_input_classes
 from Unets.segment import segment
 from Unets.unet import UNet
 
@@ -120,54 +119,37 @@ def build_motion_predictor(args, device) -> Predictor:
 
 
 # ---------------------------------------------------------------------------------------------
-# forecaster: the U-Net's masks of frames 1-11 rolled forward by the mask forecaster
+# simvp: the U-Net's masks of frames 1-11 forecast in mask space by SimVP (the field's method)
 
 
-def forecaster_predictor(unet, forecaster, *, restrict_classes: bool = False, min_blob_size: int = 0) -> Predictor:
-    """Frame 22 forecast in mask space: the U-Net segments frames 1-11, the forecaster rolls their masks
-    forward to frame 22's class logits. Post-processing (Unets/postprocess.py): restrict_classes drops
-    classes absent from the U-Net's masks of frames 1-11; min_blob_size > 1 turns same-class blobs
-    smaller than that many pixels into background."""
+def simvp_predictor(unet, simvp) -> Predictor:
+    """Frame 22 forecast in mask space: the U-Net segments frames 1-11, SimVP maps their masks to frame 22's
+    class logits (forecasting/simvp.py)."""
     unet.eval()
-    forecaster.eval()
-    device = next(forecaster.parameters()).device
+    simvp.eval()
+    device = next(simvp.parameters()).device
 
     @torch.no_grad()
     def predictor(frames: torch.Tensor) -> torch.Tensor:
         B, T, _, H, W = frames.shape
-        inputs = segment(unet, frames.flatten(0, 1)).reshape(B, T, H, W).to(device)  # (B*T, H, W) -> (B, T, H, W)
+        masks = segment(unet, frames.flatten(0, 1)).reshape(B, T, H, W).to(device)  # (B*T, H, W) -> (B, T, H, W)
         with autocast(device):
-            logits = forecaster(inputs)[:, -1].float()  # (B, 49, H, W): frame 22
-        if restrict_classes:
-            logits = restrict_to_input_classes(logits, inputs)
-        preds = logits.argmax(dim=1)
-        return remove_small_blobs(preds, min_blob_size) if min_blob_size > 1 else preds
+            return simvp.predict(masks)
 
     return predictor
 
 
-def add_forecaster_args(parser: argparse.ArgumentParser) -> None:
-    """The flags of the two inference scripts with the forecaster."""
-    parser.add_argument("--saved_forecaster_model_dir", default="checkpoints/forecaster/best.pt",
-                        help="mask forecaster checkpoint (forecasting/train_forecaster.py)")
-    parser.add_argument("--restrict_classes", action="store_true",
-                        help="post-processing: never predict a class absent from the U-Net's masks of frames 1-11")
-    parser.add_argument("--min_blob_size", type=int, default=0,
-                        help="post-processing: same-class blobs smaller than this many pixels become background (0: off)")
+def add_simvp_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--saved_simvp_model_dir", default="checkpoints/simvp/best.pt",
+                        help="SimVP checkpoint or run folder (forecasting/train_simvp.py)")
 
 
-
-@register_predictor("forecaster", add_args=add_forecaster_args,
-                    help="the U-Net's masks of frames 1-11 rolled forward by the mask forecaster")
-def build_forecaster_predictor(args, device) -> Predictor:
-    """U-Net (--saved_seg_model_dir) + forecaster (--saved_forecaster_model_dir), each rebuilt from its checkpoint."""
-    if args.min_blob_size < 0:
-        raise ValueError(f"--min_blob_size must be >= 0, got {args.min_blob_size}")
-    unet = load_unet(args, device)
-    forecaster = load_for_flag(args.saved_forecaster_model_dir, MaskForecaster, "--saved_forecaster_model_dir", device)
-    return forecaster_predictor(unet, forecaster, restrict_classes=args.restrict_classes,
-                                min_blob_size=args.min_blob_size)
-
+@register_predictor("simvp", add_args=add_simvp_args,
+                    help="the U-Net's masks of frames 1-11 forecast in mask space by SimVP (gSTA)")
+def build_simvp_predictor(args, device) -> Predictor:
+    """U-Net (--saved_seg_model_dir) + SimVP (--saved_simvp_model_dir), each rebuilt from its checkpoint."""
+    simvp = load_for_flag(args.saved_simvp_model_dir, SimVP, "--saved_simvp_model_dir", device)
+    return simvp_predictor(load_unet(args, device), simvp)
 
 
 # ---------------------------------------------------------------------------------------------

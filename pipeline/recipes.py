@@ -4,8 +4,9 @@
 (stage and row: see pipeline/stages.py). To add a stage, add its dict where it runs in order; to add a row to
 the results table, give the stage a "scores" path and add {"label", "scores", "key"} to "rows".
 
-QUICKSTART is the README's main-job command (scripts/quickstart.py); bench_pipeline_recipe, bench_forecaster_recipe
-and bench_unet_recipe build the benchmarks' recipes from their scripts' flags (scripts/bench_*.py).
+QUICKSTART is the README's main-job command (scripts/quickstart.py); bench_pipeline_recipe and bench_unet_recipe
+build the benchmarks' recipes from their scripts' flags (scripts/bench_*.py); field_stages the field benchmark's
+(scripts/bench_field.py).
 """
 import os
 
@@ -99,7 +100,7 @@ QUICKSTART = {
         pseudo_labels(UNET, num_videos=40),
         # 4. Reconstructor: frames 1-11 -> frame 22, as a change of frame 11 with its objects moved along their
         #    velocities; the U-Net segments its prediction. (Fine-tuning the U-Net on predicted frames lowered
-        #    the score, and the mask forecaster adds nothing to its motion-model start: README, both left out.)
+        #    the score: README, left out. SimVP, the mask-space method, is measured by scripts/bench_field.py.)
         train("train reconstructor", "SSL_convLSTM_Reconstructor/train_reconstructor.py", "{out}/reconstructor",
               "--epochs", "6", "--batch_size", "4", "--downsample", "4", "--intermediate_weight", "0",
               "--reference", "extrapolated", "--pseudo_labels", "{out}/pseudo_labels", "--saved_seg_model_dir", UNET,
@@ -218,56 +219,6 @@ def bench_pipeline_recipe(args) -> dict:
     }
 
 
-def bench_forecaster_recipe(args) -> dict:
-    """scripts/bench_forecaster.py: the mask forecaster on the U-Net's masks against the motion model (its start)
-    and the references; --segmentation oracle keeps only the rows on true masks (scripts/reference_scores.py)."""
-    unet = user_path(args.unet_checkpoint) if args.unet_checkpoint else UNET
-    one = ("--num_workers", "1")
-    motion = ("--motion", "{out}/motion.json")
-    stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, args.hidden, args.seed)]
-    stages += [fit_motion(), references(*motion)]
-    rows = [row("copy the true frame-11 mask", REFS, "copy_frame_11")]
-    if args.segmentation != "oracle":
-        seg = ("--saved_seg_model_dir", unet)
-        fc = ("--saved_forecaster_model_dir", "{out}/forecaster/best.pt")
-        if not args.unet_checkpoint:
-            stages.append(train("train U-Net", "Unets/train.py", "{out}/unet", "--epochs", str(args.unet_epochs), *one))
-        stages += [
-            val("val U-Net", "Unets/inference_val_without_reconstructor.py", "unet", *seg, *one),
-            pseudo_labels(unet, num_videos=args.pseudo_videos),
-            train("train forecaster", "forecasting/train_forecaster.py", "{out}/forecaster",
-                  *args.forecaster_args.split(), *motion, *one, "--pseudo_labels", "{out}/pseudo_labels", *seg),
-            val("val forecaster", "Unets/inference_val_with_forecaster.py", "forecaster", *seg, *fc, *one),
-            val("val forecaster restrict", "Unets/inference_val_with_forecaster.py", "forecaster_restrict", *seg, *fc,
-                *one, "--restrict_classes"),
-            val("val forecaster blobs", "Unets/inference_val_with_forecaster.py", "forecaster_blobs", *seg, *fc, *one,
-                "--min_blob_size", str(args.min_blob_size)),
-            # the forecaster's start alone (the motion model on the U-Net's masks, no learning), with and without
-            # collisions: what the ConvLSTM's change is measured against
-            val("val motion model", "scripts/predict.py", "motion", "--method", "motion", *seg, *motion, *one),
-            val("val motion model, no collisions", "scripts/predict.py", "motion_no_collisions", "--method", "motion",
-                *seg, *motion, "--contact", "0", *one),
-        ]
-        rows += [
-            row("U-Net on frame 11 (no motion model)", "unet"),
-            row("forecaster on the U-Net's masks", "forecaster"),
-            row("forecaster on the U-Net's masks --restrict_classes", "forecaster_restrict"),
-            row(f"forecaster on the U-Net's masks --min_blob_size {args.min_blob_size}", "forecaster_blobs"),
-            row("motion model on the U-Net's masks (the forecaster's start, no learning)", "motion"),
-            row("motion model on the U-Net's masks, without collisions", "motion_no_collisions"),
-        ]
-    rows += [
-        row("motion model on the true frame-11 mask (forecasting/motion.py, no learning)", REFS, "extrapolate",
-            why="the forecaster's start with perfect segmentation"),
-        row("motion model on the true frame-11 mask, without collisions", REFS, "no_collisions", optional=True),
-        row("ceiling", REFS, "ceiling", why="true frame 22, objects absent from frame 11 removed"),
-    ]
-    return {"names": {"data": user_path(args.root_dir)} if args.root_dir else {},
-            "env": threads_env(args.threads, "OMP_NUM_THREADS", "MKL_NUM_THREADS"),
-            "stages": stages,
-            "table": {"title": "val", "header": ("prediction of frame 22 (val)", "Jaccard"), "rows": rows}}
-
-
 # train.py flags bench_unet.py can override, and that it reports as the recipe
 UNET_RECIPE_FLAGS = ("epochs", "base_channels", "batch_size", "learning_rate", "crop_size", "head", "val_every")
 
@@ -312,3 +263,45 @@ def bench_unet_recipe(args) -> dict:
 
 
 RECIPES = {"quickstart": QUICKSTART}
+
+
+# scripts/bench_field.py's presets (its flags win): the smoke run that proves the recipe end to end on a 2-core CPU,
+# the issue's CPU scale, and the competition's scale on a GPU (the published SimVP configuration).
+FIELD_PRESETS = {
+    "smoke": {"train": 60, "val": 20, "unlabeled": 60, "budget_min": 4.0, "unet_epochs": 3,
+              "unet_args": "--preset small", "simvp_args": "--preset cpu", "device": "cpu", "threads": 1},
+    "cpu": {"train": 2000, "val": 200, "unlabeled": 4000, "budget_min": 30.0, "unet_epochs": 6,
+            "unet_args": "--preset small", "simvp_args": "--preset cpu", "device": "cpu", "threads": 1},
+    "gpu": {"train": 1000, "val": 1000, "unlabeled": 13000, "budget_min": 60.0, "unet_epochs": 20,
+            "unet_args": "--num_workers 4", "simvp_args": "--preset published --num_workers 4", "device": "cuda",
+            "threads": 0},
+}
+FIELD_MODELS = {"dynamics": "forecasting/train_dynamics.py", "simvp": "forecasting/train_simvp.py"}
+
+
+def field_unet(args) -> str:
+    return user_path(args.unet_checkpoint) if args.unet_checkpoint else UNET
+
+
+def field_data_stages(args) -> list:
+    """scripts/bench_field.py, before the learned models: the dataset (unless --root_dir), the motion model fitted
+    on the train masks, the U-Net (unless --unet_checkpoint) and its pseudo-labels of the unlabeled videos."""
+    stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, 2, args.seed, workers=1)]
+    stages.append(fit_motion())
+    if not args.unet_checkpoint:
+        stages.append(train("train U-Net", "Unets/train.py", "{out}/unet", *args.unet_args.split(), "--train_videos",
+                            str(args.train), "--epochs", str(args.unet_epochs), "--val_every", str(args.unet_epochs)))
+    stages.append(pseudo_labels(field_unet(args), num_videos=args.unlabeled))
+    return stages
+
+
+def field_train_stage(args, model: str, epochs: int, calibrate: bool = False) -> dict:
+    """A learned model of the field trained for `epochs` on the pseudo-labels and the train masks, validated after
+    its last epoch only (best.pt is then the last epoch: nothing is chosen on the val videos the table scores);
+    calibrate: the 1-epoch run whose cost sets the epochs that fit the budget, in OUT/calibrate/MODEL."""
+    folder = f"{{out}}/calibrate/{model}" if calibrate else f"{{out}}/{model}"
+    extra = (args.simvp_args if model == "simvp" else args.dynamics_args).split()
+    return train(f"{'calibrate' if calibrate else 'train'} {model}", FIELD_MODELS[model], folder, "--pseudo_labels",
+                 "{out}/pseudo_labels", "--saved_seg_model_dir", field_unet(args), "--unlabeled_videos",
+                 str(args.unlabeled), "--train_videos", str(args.train), *extra, "--epochs", str(epochs),
+                 "--val_every", str(epochs))

@@ -67,7 +67,7 @@ class TrueValInputs(Dataset):
 
 
 def add_mask_video_args(parser) -> None:
-    """The flags of a trainer on mask videos (the forecaster, the learned dynamics): where its training videos
+    """The flags of a trainer on mask videos (SimVP, the learned dynamics): where its training videos
     come from (pseudo-labels of the unlabeled split, true masks of the train split) and its val inputs."""
     parser.add_argument("--root_dir", default="Dataset_Student", help="dataset root holding train/ and val/")
     parser.add_argument("--pseudo_labels", default="checkpoints/pseudo_labels",

@@ -2,7 +2,7 @@
 
     python scripts/bench_device.py --root_dir D --out runs/device [--device cuda] [--epochs 2]
 
-For each model (U-Net, reconstructor, mask forecaster, learned dynamics) it runs the model's train script on D
+For each model (U-Net, reconstructor, SimVP, learned dynamics) it runs the model's train script on D
 (which needs train, val and unlabeled videos), then the val inference script of the U-Net and of the dynamics,
 each as a stage of the one stage runner (pipeline/stages.py), and writes OUT/results.json: seconds of each
 command, training samples/s of the last epoch, the validation figures, and whether the checkpoint loads with
@@ -34,7 +34,8 @@ def stages(epochs: int) -> list:
         pseudo_labels(UNET),
         train("reconstructor", "SSL_convLSTM_Reconstructor/train_reconstructor.py", "{out}/reconstructor",
               "--batch_size", "4", *run),
-        train("forecaster", "forecasting/train_forecaster.py", "{out}/forecaster", *pl, "--batch_size", "4", *run),
+        train("simvp", "forecasting/train_simvp.py", "{out}/simvp", *pl, "--preset", "published", "--batch_size", "4",
+              *run),
         train("dynamics", "forecasting/train_dynamics.py", "{out}/dynamics", *pl, "--batch_size", "8", *run),
         val("val U-Net frame 11", "Unets/inference_val_without_reconstructor.py", "unet", "--saved_seg_model_dir",
             UNET),

@@ -40,7 +40,7 @@ def parse_args(argv=None):
     p.add_argument("--val", type=int, default=30, help="synthetic val videos to generate")
     p.add_argument("--hidden", type=int, default=50, help="synthetic hidden videos to generate (inference speed)")
     p.add_argument("--unlabeled", type=int, default=0,
-                   help="synthetic unlabeled videos to generate too (so that scripts/bench_forecaster.py --root_dir can reuse the set)")
+                   help="synthetic unlabeled videos to generate too (so that scripts/bench_field.py --root_dir can reuse the set)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed")
     p.add_argument("--epochs", type=int, default=None, help="override train.py's --epochs (default: its default)")
     p.add_argument("--base_channels", type=int, default=None, help="override train.py's --base_channels")

@@ -1,7 +1,7 @@
 """Fit the motion model (forecasting/motion.py) on a split's true masks once, and write it where --motion FILE reads it.
 
     python scripts/fit_motion.py --root_dir DATASET --out runs/motion.json
-    python forecasting/train_forecaster.py ... --motion runs/motion.json
+    python scripts/predict.py --method motion ... --motion runs/motion.json
 
 The train scripts and scripts/reference_scores.py fit the same model at start by default (--motion
 fit, a minute or two for 200 videos on a CPU); a file saves doing it again in every stage, and records what was used.

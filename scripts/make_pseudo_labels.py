@@ -4,9 +4,9 @@
         --split unlabeled --out checkpoints/pseudo_labels
 
 Writes OUT/<split>/masks.npy, uint8 (videos, frames, 160, 240), memory-mapped, with ids.npy,
-done.npy and meta.json (see data/pseudo_labels.py): all 22 frames of an unlabeled video (the mask
-forecaster's training targets), frames 1-11 of a val or hidden video (inputs). The train split
-needs none: the forecaster reads its true masks. Resumable: re-running the same command continues
+done.npy and meta.json (see data/pseudo_labels.py): all 22 frames of an unlabeled video (the mask-space
+models' training targets), frames 1-11 of a val or hidden video (inputs). The train split
+needs none: the trainers read its true masks. Resumable: re-running the same command continues
 with the videos not done; a store made by another U-Net is refused. Keep OUT outside the dataset.
 """
 import argparse

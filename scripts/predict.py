@@ -1,12 +1,12 @@
 """Predict frame 22 with any registered method (pipeline/predictors.py): score it on val, or write a submission.
 
     python scripts/predict.py --method motion --root_dir D --saved_seg_model_dir runs/unet --scores_json s.json
-    python scripts/predict.py --method forecaster --split hidden --root_dir D --saved_seg_model_dir runs/unet \
-        --saved_forecaster_model_dir runs/forecaster --output submission.pt
+    python scripts/predict.py --method simvp --split hidden --root_dir D --saved_seg_model_dir runs/unet \
+        --saved_simvp_model_dir runs/simvp --output submission.pt
     python scripts/predict.py --method motion --help       # the method's own flags too
 
 Methods: copy (the U-Net's frame 11, also named unet), motion (frame 11's objects moved by the motion model),
-reconstructor (two stages), forecaster (mask ConvLSTM); the Unets/inference_* scripts are this command with
+reconstructor (two stages), dynamics (learned object dynamics), simvp (SimVP in mask space); the Unets/inference_* scripts are this command with
 the method fixed.
 """
 import argparse

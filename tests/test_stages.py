@@ -55,7 +55,6 @@ def test_the_recipe_env_reaches_every_stage(tmp_path):
 
 BENCHES = [  # (script, its flags): each bench script's recipe, in the variants its flags choose
     ("bench_pipeline", []), ("bench_pipeline", ["--root_dir", "d", "--unet_checkpoint", "u.pt", "--reference", "frame11"]),
-    ("bench_forecaster", []), ("bench_forecaster", ["--segmentation", "oracle", "--root_dir", "d"]),
     ("bench_unet", []), ("bench_unet", ["--skip_quality"]), ("bench_unet", ["--checkpoint_dir", "r", "--speed_widths"]),
 ]
 
@@ -77,3 +76,27 @@ def test_each_bench_recipe_runs_existing_scripts_and_its_rows_are_written(script
     assert all(row["scores"] in written for row in recipe["table"]["rows"])
     if script != "bench_unet" or "--skip_quality" not in argv:
         assert recipe["table"]["rows"]
+
+
+@pytest.mark.parametrize("preset", ["smoke", "cpu", "gpu"])
+def test_the_field_bench_runs_existing_scripts_and_fits_its_budget(preset, tmp_path):
+    """scripts/bench_field.py: every stage of each preset is a command of the repository; a trained model is
+    validated after its last epoch only; the epochs of a budget come from the calibration epoch's cost."""
+    import json
+
+    from pipeline.recipes import FIELD_MODELS, field_data_stages, field_train_stage
+    from pipeline.stages import REPO
+    from scripts import bench_field
+
+    args = bench_field.parse_args(["--preset", preset])
+    stages = field_data_stages(args) + [field_train_stage(args, model, 3, calibrate=calibrate)
+                                        for model in FIELD_MODELS for calibrate in (True, False)]
+    for stage in stages:
+        assert stage["cmd"][0] == "{py}" and (REPO / stage["cmd"][1]).is_file(), stage
+    cmd = stages[-1]["cmd"]
+    assert cmd[cmd.index("--epochs") + 1] == cmd[cmd.index("--val_every") + 1] == "3"
+    (tmp_path / "log.jsonl").write_text(json.dumps({"epoch": 1, "train_seconds": 60.0}) + "\n")
+    # 100 s of CPU for the 1-epoch run, 60% of its wall time training: 60 s an epoch, 40 s once
+    assert bench_field.epochs_in_budget(tmp_path, {"cpu_s": 100.0, "wall_s": 100.0}, 400.0, gpu=False) == 6
+    assert bench_field.epochs_in_budget(tmp_path, {"cpu_s": 50.0, "wall_s": 100.0}, 400.0, gpu=False) == 12  # shared CPU: 30 s an epoch
+    assert bench_field.epochs_in_budget(tmp_path, {"cpu_s": 100.0, "wall_s": 100.0}, 50.0, gpu=False) == 1

@@ -1,7 +1,7 @@
-"""Score the mask forecaster on val: the U-Net segments frames 1-11, the forecaster predicts frame 22's mask.
+"""Score SimVP on val: the U-Net segments frames 1-11, SimVP forecasts frame 22's mask from their masks.
 
-    python Unets/inference_val_with_forecaster.py --root_dir Dataset_Student \
-        --saved_seg_model_dir U/best.pt --saved_forecaster_model_dir F/best.pt [--restrict_classes] [--min_blob_size 20]
+    python Unets/inference_val_with_simvp.py --root_dir Dataset_Student \
+        --saved_seg_model_dir U/best.pt --saved_simvp_model_dir S/best.pt
 
 Prints `Jaccard: 0.xxxx` (the competition's dataset-level score of frame 22) and the per-class IoU
 table; --visualize DIR draws frame 11 | prediction | true frame 22 for a few videos.
@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import run_cli  # noqa: E402
 from pipeline.cli import script_main  # noqa: E402
 
-main = script_main("forecaster", "val", __doc__.split("\n\n")[0])
+main = script_main("simvp", "val", __doc__.split("\n\n")[0])
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))
