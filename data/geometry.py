@@ -1,9 +1,11 @@
 """How big objects look where they stand: per-object observations from masks, and the per-shape
 geometry that compares a camera and object sizes across datasets (real against synthetic).
 
-An observation is one object in one frame, wholly inside the frame (its mask touches no edge) and
-of at least MIN_AREA pixels: its shape, centroid (row, column), sqrt(area) and mask box (width,
-height). Perspective makes an object's apparent size proportional to its distance below the
+An observation is one object in one frame, wholly visible (its mask touches neither the frame's
+edge nor another object's mask, so nothing in front of it cuts it) and of at least MIN_AREA pixels:
+its shape, centroid (row, column), sqrt(area) and mask box (width, height). Objects that touch
+another one are left out because how often objects overlap depends on the scenes, not on the
+camera, and a cut object looks smaller than it is. Perspective makes an object's apparent size proportional to its distance below the
 horizon: sqrt(area) ~ k x (row - h), so h (the row where objects would shrink to nothing) and k
 (size growth per row) describe the camera and the object's true size together.
 """
@@ -14,7 +16,7 @@ import numpy as np
 from data.classes import NUM_CLASSES, SHAPES
 from data.format import LABELED_SPLITS, MASK_FILE, list_videos
 
-MIN_AREA = 20  # pixels: smaller pieces are mostly objects cut by another one in front
+MIN_AREA = 20  # pixels: smaller pieces are mostly objects cut by the frame's edge
 # observation columns
 SHAPE, ROW, COL, SIZE, BOX_W, BOX_H = range(6)
 
@@ -39,7 +41,8 @@ def load_labeled_masks(root) -> list:
 
 def observations(masks) -> np.ndarray:
     """(n, 6) float64 observations [shape index, row, col, sqrt(area), box width, box height] of
-    every wholly visible object of MIN_AREA pixels or more in a list of (T, H, W) masks."""
+    every wholly visible object (see the module's help) of MIN_AREA pixels or more in a list of
+    (T, H, W) masks."""
     rows = []
     for m in masks:
         m = np.asarray(m)
@@ -48,6 +51,10 @@ def observations(masks) -> np.ndarray:
             frame = m[f]
             edge = np.zeros(NUM_CLASSES, bool)
             edge[np.concatenate([frame[0], frame[-1], frame[:, 0], frame[:, -1]])] = True
+            for a, b in ((frame[1:], frame[:-1]), (frame[:, 1:], frame[:, :-1])):  # 4-neighbours of two objects
+                meet = (a != b) & (a > 0) & (b > 0)
+                edge[a[meet]] = True
+                edge[b[meet]] = True
             area = np.bincount(frame.ravel(), minlength=NUM_CLASSES)
             for k in np.nonzero((area >= MIN_AREA) & ~edge)[0]:
                 if k == 0:

@@ -102,5 +102,5 @@ def test_reproduces_the_real_figures():
     assert round(k["abrupt change (share)"], 2) == 0.43 and round(k["still then hit (share)"], 2) == 0.53
     assert round(k["speed ratio median"], 2) == 0.92
     # the real camera: where objects would shrink to nothing, and how big each shape looks
-    assert [round(g[s]["horizon h (row)"]) for s in ("cube", "sphere", "cylinder")] == [-76, -80, -73]
-    assert [round(g[s]["size median (px)"], 1) for s in ("cube", "sphere", "cylinder")] == [22.8, 18.7, 23.7]
+    assert [round(g[s]["horizon h (row)"]) for s in ("cube", "sphere", "cylinder")] == [-80, -80, -76]
+    assert [round(g[s]["size median (px)"], 1) for s in ("cube", "sphere", "cylinder")] == [22.4, 18.9, 23.1]
