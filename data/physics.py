@@ -68,6 +68,11 @@ class Physics:
     # "bullet": the floor is a Bullet plane under gravity (generator version 2's videos; chaotic
     # free motion, see the module's help); "smooth": the floor's friction in closed form
     floor: str = "bullet"
+    # the smooth floor only: its Coulomb friction (None: `friction`, which object-object contacts
+    # keep), and a drag that takes this share of a body's speed per second (rolling resistance and
+    # air together: sliding slows gradually, as the real objects do, instead of at one rate to a stop)
+    floor_friction: float = None
+    drag: float = 0.0
 
 
 @dataclass
@@ -147,6 +152,32 @@ def spin_radius(shape: str, sizes: ObjectSizes = SIZES) -> float:
         return (2 / 3 * a * a) / (0.7652 * a)
     r = sizes.cylinder_radius  # disc: mean distance 2/3 r, I = 1/2 m r^2
     return (0.5 * r * r) / (2 / 3 * r)
+
+
+def floor_deceleration(phys: Physics) -> float:
+    """The floor's Coulomb deceleration, floor units per second^2: mu g."""
+    mu = phys.friction if phys.floor == "bullet" or phys.floor_friction is None else phys.floor_friction
+    return mu * phys.gravity
+
+
+def launch_speed(distance: float, arrival: float, phys: Physics) -> float:
+    """The speed (units per frame) that brings a sliding body `distance` units with `arrival` left,
+    under the floor's friction and drag (no drag: v0^2 = u^2 + 2 a d)."""
+    a = floor_deceleration(phys) * phys.frame_time**2  # units per frame^2
+    c = (phys.drag if phys.floor == "smooth" else 0.0) * phys.frame_time  # per frame
+    if c <= 0:
+        return float(np.sqrt(arrival**2 + 2 * a * distance))
+
+    def covered(v0):  # dv/dt = -a - c v: distance until the speed is down to `arrival`
+        t = np.log((v0 + a / c) / (arrival + a / c)) / c
+        return (v0 - arrival) / c - a / c * t
+    lo, hi = arrival, arrival + 1.0
+    while covered(hi) < distance:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if covered(mid) < distance else (lo, mid)
+    return float(hi)
 
 
 def _shrink(v: np.ndarray, by: float) -> np.ndarray:
@@ -268,7 +299,8 @@ class World:
     def _floor(self):
         """One step of the floor's friction on every body (see the module's help)."""
         pb, cid, phys, dt = self.pb, self.cid, self.phys, self.dt
-        mu_g_dt = phys.friction * phys.gravity * dt
+        mu_g_dt = floor_deceleration(phys) * dt
+        keep = np.exp(-phys.drag * dt)
         for key, uid in self.uid.items():
             lin, ang = pb.getBaseVelocity(uid, physicsClientId=cid)
             v = np.array(lin[:2])
@@ -285,12 +317,13 @@ class World:
                     v = _shrink((2 * v + 5 * roll) / 7 if slip_speed > 0 else v,
                                 5 / 7 * phys.gravity * phys.rolling_friction / self.sizes.sphere_radius * dt)
                     roll = v.copy()
+                v, roll = v * keep, roll * keep
                 self.roll[key] = roll
                 spin = 0.0  # a sphere's own turning is not drawn; its rolling is kept in roll
             else:
                 rho = self.rho[key]
                 v3 = _shrink(np.array([v[0], v[1], spin * rho]), mu_g_dt)
-                v, spin = v3[:2], float(v3[2] / rho)
+                v, spin = v3[:2] * keep, float(v3[2] / rho) * keep
             pb.resetBaseVelocity(uid, linearVelocity=[v[0], v[1], 0.0], angularVelocity=[0.0, 0.0, spin],
                                  physicsClientId=cid)
 

@@ -24,7 +24,7 @@ from engine.io import atomic_write
 from data.format import (
     HEIGHT, MASK_FILE, NUM_FRAMES, SPLIT_FRAMES, SPLIT_HAS_MASK, SPLITS, WIDTH, frame_name, video_dir_name,
 )
-from data.physics import NEAR_LIMIT, Body, Physics, simulate_bodies
+from data.physics import NEAR_LIMIT, Body, Physics, launch_speed, simulate_bodies
 from data.render import Camera, CameraSpec, ObjectSizes, Renderer, SceneObject
 
 GENERATOR_VERSION = 2  # raise it whenever the same (seed, id) would draw another video
@@ -75,13 +75,11 @@ def _off_screen_start(rng, target, camera, heading, sizes: ObjectSizes):
 
 
 def _launch(rng, cfg: SceneConfig, start, aim) -> np.ndarray:
-    """The velocity that brings a body from start to aim with arrival_speed left under Coulomb
-    friction (deceleration mu g per second, so v0^2 = u^2 + 2 a d), spread by aim_jitter."""
-    phys = cfg.physics
-    decel = phys.friction * phys.gravity * phys.frame_time**2  # floor units per frame^2
+    """The velocity that brings a body from start to aim with arrival_speed left under the floor's
+    friction (data/physics.py: launch_speed), spread by aim_jitter."""
     delta = aim - start
     dist = float(np.hypot(*delta))
-    speed = np.sqrt(rng.uniform(*cfg.arrival_speed) ** 2 + 2 * decel * dist)
+    speed = launch_speed(dist, rng.uniform(*cfg.arrival_speed), cfg.physics)
     heading = np.arctan2(delta[1], delta[0]) + rng.uniform(-cfg.aim_jitter, cfg.aim_jitter)
     return speed * np.array([np.cos(heading), np.sin(heading)])
 

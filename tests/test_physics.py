@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from data.classes import class_id, class_parts
-from data.physics import Body, Physics, mass, simulate_bodies
+from data.physics import Body, Physics, launch_speed, mass, simulate_bodies
 from data.render import Renderer, SceneObject
 from data.synthetic import render_video
 
@@ -152,3 +152,16 @@ def test_state_round_trip_continues_identically():
     plain, rewritten = _final_places(bodies), _final_places(bodies, 5, 0.0)  # eps 0: states read and written back
     for k in (0, 1):
         assert np.array_equal(plain[k], rewritten[k])
+
+
+@pytest.mark.parametrize("drag", [0.0, 0.6])
+def test_launch_speed_arrives_with_the_speed_asked(drag):
+    """A cube launched at launch_speed(d, u) on the smooth floor passes distance d at about speed u
+    (Coulomb friction, with and without drag)."""
+    phys = Physics(floor="smooth", floor_friction=0.4, drag=drag)
+    d, u = 3.0, 0.2
+    v0 = launch_speed(d, u, phys)
+    x = track(simulate_bodies([Body(CUBE, np.array([-3.0, 0.0]), np.array([v0, 0.0]))], 22, phys), CUBE)[:, 0] + 3.0
+    k = int(np.argmax(x >= d))
+    assert 0 < k < 21
+    assert np.diff(x)[k - 1] == pytest.approx(u, abs=0.04)  # the speed over the frame that crosses d
