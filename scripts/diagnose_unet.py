@@ -22,7 +22,7 @@ from data.format import NUM_FRAMES  # noqa: E402
 from data.metric import jaccard, object_outcomes  # noqa: E402
 from data.readers import LabeledFrameDataset, to_float  # noqa: E402
 from engine import choose_device, run_cli  # noqa: E402
-from pipeline.cli import add_scores_json_arg, write_scores  # noqa: E402
+from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores  # noqa: E402
 from pipeline.models import load_for_flag  # noqa: E402
 from Unets.objects import CLASS_KIND, MIN_OBJECT_PIXELS, boxes_of, head_kinds  # noqa: E402
 from Unets.postprocess import color_pieces  # noqa: E402
@@ -84,6 +84,7 @@ def main(argv=None) -> dict:
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: CUDA if present)")
     add_scores_json_arg(p)
     args = p.parse_args(argv)
+    check_scores_json(args)  # before any work: never over a checkpoint, a mask or an input
     device = choose_device(args.device)
     model = load_for_flag(args.saved_seg_model_dir, UNet, "--saved_seg_model_dir", device).eval()
     data = LabeledFrameDataset(args.root_dir, args.split)

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.format import LABELED_SPLITS  # noqa: E402
 from forecasting.motion_args import add_motion_args, resolve_motion, save_motion  # noqa: E402
-from engine import check_writable, make_folder, run_cli  # noqa: E402
+from engine import check_output, make_folder, run_cli  # noqa: E402
 
 
 def main(argv=None):
@@ -27,7 +27,7 @@ def main(argv=None):
     add_motion_args(p)
     args = p.parse_args(argv)
     make_folder(Path(args.out).parent, "--out's folder")  # created as before, when missing
-    check_writable(args.out, "--out")  # before fitting, which takes a while
+    check_output(args.out, "--out", "json", args)  # before fitting; never over a mask, a checkpoint or an input
     motion = resolve_motion(args, args.root_dir, split=args.split)
     print(f"wrote {save_motion(motion, args.out)}")
     return motion

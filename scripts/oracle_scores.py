@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.format import TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from engine import choose_device, run_cli  # noqa: E402
-from pipeline.cli import add_scores_json_arg, write_scores  # noqa: E402
+from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores  # noqa: E402
 from pipeline.evaluate import predict, video_loader  # noqa: E402
 from pipeline.models import load_for_flag  # noqa: E402
 from pipeline.predictors import segmentation_predictor  # noqa: E402
@@ -43,6 +43,7 @@ def main(argv=None) -> dict:
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: CUDA if present)")
     add_scores_json_arg(p)
     args = p.parse_args(argv)
+    check_scores_json(args)  # before any work: never over a checkpoint, a mask or an input
     device = choose_device(args.device)
     model = load_for_flag(args.saved_seg_model_dir, UNet, "--saved_seg_model_dir", device)
     runs = {"oracle": {}, **({"no_vote": {"vote": False}, "no_refine": {"refine": False}} if args.ablations else {})}

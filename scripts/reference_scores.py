@@ -25,7 +25,7 @@ from forecasting.motion import extrapolate_mask  # noqa: E402
 from forecasting.motion_args import add_motion_args, resolve_motion  # noqa: E402
 from data.readers import SplitIndex  # noqa: E402
 from engine import run_cli  # noqa: E402
-from pipeline.cli import add_scores_json_arg, write_scores  # noqa: E402
+from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores  # noqa: E402
 
 
 def reference_scores(root, split: str = "val", progress: bool = True, motions: dict = None):
@@ -53,6 +53,7 @@ def main():
     add_motion_args(parser)
     add_scores_json_arg(parser)
     args = parser.parse_args()
+    check_scores_json(args)  # before any work: never over a checkpoint, a mask or an input
 
     motions, motion = {}, None
     if args.motion != "none":  # copy and ceiling alone: no fit
