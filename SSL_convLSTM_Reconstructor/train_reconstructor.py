@@ -48,7 +48,7 @@ from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_I
 from forecasting.motion import Motion, extrapolate_frames, future_horizons  # noqa: E402
 from forecasting.motion_args import add_motion_args, resolve_motion  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
-from data.readers import VideoDataset, add_exclude_args, read_exclusions, to_float  # noqa: E402
+from data.readers import VideoDataset, add_exclude_args, check_before_training, read_exclusions, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import DEFAULT, OUTPUT_MODES, REFERENCES, Reconstructor  # noqa: E402
 from pipeline.val_inputs import prepare_val_inputs  # noqa: E402
 from engine import (  # noqa: E402
@@ -194,6 +194,7 @@ def datasets(args, ctx):
     val_set = VideoDataset(args.root_dir, "val", frame_indices=val_frames, mask_indices=[], exclude=exclude)
     for v in videos + [val_set]:
         print0(f"{v.index.split}: {v.index.describe()}", ctx=ctx)
+    check_before_training(*videos, val_set, progress=ctx.is_main)  # every file by header, before epoch 1
     if args.reference == "extrapolated":
         if ctx.is_main:
             prepare_val_inputs(args.root_dir, args.pseudo_labels, args.saved_seg_model_dir, ctx.device,

@@ -44,7 +44,7 @@ from tqdm import tqdm  # noqa: E402
 from data.classes import NUM_CLASSES  # noqa: E402
 from data.format import NUM_FRAMES  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
-from data.readers import LabeledFrameDataset, add_exclude_args, read_exclusions, to_float  # noqa: E402
+from data.readers import LabeledFrameDataset, add_exclude_args, check_before_training, read_exclusions, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import Reconstructor  # noqa: E402
 from pipeline.models import load_for_flag  # noqa: E402
 from pipeline.predictors import needs_segmenter, reconstruct_split  # noqa: E402
@@ -175,6 +175,9 @@ def main(argv=None) -> RunState:
         run_args = start_run(args, ctx)
 
         train_set, score_name = LabeledFrameDataset(args.root_dir, "train", exclude=exclude), "val_jaccard"
+        # every train and val file by header now: a bad frame in the last val video stops the run before epoch 1
+        check_before_training(train_set, LabeledFrameDataset(args.root_dir, "val", exclude=exclude),
+                              progress=ctx.is_main)
         print0(f"train: {train_set.index.describe()}"
                + (f"; the first {args.train_videos} used" if args.train_videos else ""), ctx=ctx)
         if args.train_videos:  # items are video-major: a video's 22 frames follow each other

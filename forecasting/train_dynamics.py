@@ -30,7 +30,7 @@ from tqdm import tqdm  # noqa: E402
 from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, WIDTH  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
-from data.readers import add_exclude_args, read_exclusions  # noqa: E402
+from data.readers import SplitIndex, add_exclude_args, check_before_training, read_exclusions  # noqa: E402
 from forecasting.dynamics import ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample, video_tracks  # noqa: E402,E501
 from engine import (  # noqa: E402
     add_optimizer_args, add_run_args, count_parameters, fit, prepare_optimization, print0, resume_guard, run_cli,
@@ -128,6 +128,12 @@ def main(argv=None):
                                print_fn=lambda m: print0(m, ctx=ctx), exclude=exclude)
         if ctx.distributed:
             dist.barrier()
+        # every file this run reads, by header, before the tracks are made and before epoch 1
+        train_masks = TrueMaskVideos(args.root_dir, "train", exclude=exclude) if args.train_videos != 0 else None
+        if train_masks is not None:
+            print0(f"train: {train_masks.index.describe()}", ctx=ctx)
+        check_before_training(train_masks, SplitIndex(args.root_dir, "val", frame_indices=range(NUM_INPUT_FRAMES),
+                                                      need_mask=True, exclude=exclude), progress=ctx.is_main)
         train_set = training_videos(args, exclude, show=ctx.is_main)
         val_set = (ValInputs(args.root_dir, args.pseudo_labels, args.val_videos, exclude) if args.val_inputs == "unet"
                    else TrueValInputs(args.root_dir, args.val_videos, exclude))
