@@ -204,11 +204,8 @@ def dataset_fingerprint(paths, split: str, video_ids) -> str:
 EXCLUDABLE_SPLITS = ("train", "val", "unlabeled")  # hidden is not: a submission needs every hidden video
 
 
-def read_exclusions(values, root) -> list:
-    """--exclude_videos: video names (video_1370) and/or files holding one name a line -> sorted video ids,
-    after checking each is a video of ROOT/<one of EXCLUDABLE_SPLITS>: a name that matches nothing is a
-    typo. Every script takes the same list and leaves out those of the splits it reads."""
-    splits = EXCLUDABLE_SPLITS
+def exclusion_ids(values) -> list:
+    """The video numbers --exclude_videos names: video names and/or files of one name a line."""
     names = []
     for value in values or ():
         if not value.startswith("video_") and Path(value).is_file():
@@ -221,6 +218,15 @@ def read_exclusions(values, root) -> list:
         if m is None:
             raise ValueError(f"--exclude_videos {name}: not a video name (video_N) nor a file of such names")
         ids.append(int(m.group(1)))
+    return ids
+
+
+def read_exclusions(values, root) -> list:
+    """--exclude_videos: video names (video_1370) and/or files holding one name a line -> sorted video ids,
+    after checking each is a video of ROOT/<one of EXCLUDABLE_SPLITS>: a name that matches nothing is a
+    typo. Every script takes the same list and leaves out those of the splits it reads."""
+    splits = EXCLUDABLE_SPLITS
+    ids = exclusion_ids(values)
     if not ids:
         return []
     present = {split: {vid for vid, _ in list_videos(Path(root) / split)} for split in (*splits, "hidden")

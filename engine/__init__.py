@@ -13,6 +13,7 @@ from engine.device import (  # noqa: F401
     teardown_distributed, unwrap, wrap_ddp,
 )
 from engine.errors import CheckpointError, OutputPathError, ResumeError  # noqa: F401
+from engine.flags import OPTIMIZER_RULES, RUN_RULES, above, at_least, between, check_flags  # noqa: F401
 from engine.lock import LOCK_FILE, RunLock, lock_folder  # noqa: F401
 from engine.loop import (  # noqa: F401
     FREE_ON_RESUME, Optimization, add_optimizer_args, fit, prepare_optimization, resume_guard, train_epoch,

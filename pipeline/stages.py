@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine import OutputPathError, RunLock, atomic_write, make_folder
+from engine import OutputPathError, RunLock, atomic_write, choose_device, make_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,6 +123,8 @@ def run_recipe(recipe: dict, out, device: str = None, fresh: bool = False) -> li
     """Run every stage of `recipe` into folder `out` (skipping finished ones), write OUT/results.md, print the
     table and the stage times; returns the table's rows. --fresh (fresh=True) deletes only a folder this
     runner made (claim_folder)."""
+    if device:
+        choose_device(device)  # a device this machine lacks is refused before the first stage, not at the U-Net's
     out = Path(out).resolve()
     if fresh:  # refused while another runner uses the folder, before anything is deleted
         RunLock(path=out.parent / f".{out.name}.lock", flag="--out").acquire()
