@@ -143,6 +143,7 @@ class RunState:
             raise ResumeError(f"--checkpoint_dir {checkpoint_dir} is a file, not a folder: give a folder path")
         check_not_an_input(checkpoint_dir, "--checkpoint_dir", args)  # not --root_dir, not an --init_from folder
         run = cls(checkpoint_dir=checkpoint_dir, mode=mode)
+        created = not checkpoint_dir.exists()
         if ctx.is_main:  # a second run on this folder is refused here, before it writes anything
             make_folder(checkpoint_dir, "--checkpoint_dir")
             run.lock = RunLock(checkpoint_dir, "--checkpoint_dir").acquire()
@@ -150,6 +151,8 @@ class RunState:
             return run._start(resume, model, optimizer, scheduler, args, ctx, must_match)
         except BaseException:
             run.release()
+            if created and ctx.is_main and checkpoint_dir.is_dir() and not any(checkpoint_dir.iterdir()):
+                checkpoint_dir.rmdir()  # a refused run leaves no folder behind
             raise
 
     def _start(self, resume, model, optimizer, scheduler, args, ctx, must_match) -> "RunState":

@@ -34,10 +34,12 @@ def _alive(pid: int) -> bool:
 
 
 class RunLock:
-    """The lock of `folder` (its file `name` inside it, or `path` given whole); acquire() or refuse."""
+    """The lock of `folder`: its file LOCK_FILE inside it, or `path` (a file beside the folder, for a folder that
+    must stay empty until the run writes it); acquire() or refuse."""
 
     def __init__(self, folder=None, flag: str = "--checkpoint_dir", path=None):
         self.path = Path(path) if path is not None else Path(folder) / LOCK_FILE
+        self.folder = Path(folder) if folder is not None else self.path.parent
         self.flag = flag
 
     def _record(self) -> dict:
@@ -75,21 +77,21 @@ class RunLock:
                         self.path.unlink()
                     continue
                 if host == here and isinstance(pid, int) and not _alive(pid):
-                    warnings.warn(f"{self.path.parent}: taking over the lock of pid {pid} (started {holder.get('started')}), "
+                    warnings.warn(f"{self.folder}: taking over the lock of pid {pid} (started {holder.get('started')}), "
                                   f"which no longer runs on {here}", stacklevel=2)
                     with contextlib.suppress(FileNotFoundError):
                         self.path.unlink()
                     continue
                 who = f"pid {pid} on host {host}" if pid else "an unknown process"
                 raise OutputPathError(
-                    f"{self.flag} {self.path.parent} is in use by {who} since {holder.get('started', '?')} "
+                    f"{self.flag} {self.folder} is in use by {who} since {holder.get('started', '?')} "
                     f"({holder.get('command', '?')}): wait for it to finish, or choose another {self.flag}; if that "
                     f"process is gone, delete {self.path}")
             with os.fdopen(fd, "w") as f:
                 json.dump(self._record(), f)
             _HELD[self.path] = self
             return self
-        raise OutputPathError(f"{self.flag} {self.path.parent}: could not take its lock {self.path}; try again")
+        raise OutputPathError(f"{self.flag} {self.folder}: could not take its lock {self.path}; try again")
 
     def release(self) -> None:
         if _HELD.pop(self.path, None) is not None:

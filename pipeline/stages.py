@@ -127,7 +127,7 @@ def run_recipe(recipe: dict, out, device: str = None, fresh: bool = False) -> li
         choose_device(device)  # a device this machine lacks is refused before the first stage, not at the U-Net's
     out = Path(out).resolve()
     if fresh:  # refused while another runner uses the folder, before anything is deleted
-        RunLock(path=out.parent / f".{out.name}.lock", flag="--out").acquire()
+        RunLock(out, "--out", path=out.parent / f".{out.name}.lock").acquire()
     claim_folder(out, fresh)
     RunLock(out, "--out").acquire()  # a second runner on this folder is refused; released at exit
     names = {"out": out, "data": out / "data", "py": sys.executable, **recipe.get("names", {})}

@@ -46,7 +46,7 @@ def main(argv=None):
         p.error(f"--out {args.out} is a file: give a folder (new, or a dataset this script made)")
     out = Path(args.out).resolve()
     # beside the folder, not in it: a second generator on one --out is refused, naming the first
-    RunLock(path=out.parent / f".{out.name}.lock", flag="--out").acquire()
+    RunLock(out, "--out", path=out.parent / f".{out.name}.lock").acquire()
     print(f"args: {vars(args)}")
     for split, ids in split_ids(counts).items():
         if len(ids):
