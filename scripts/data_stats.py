@@ -35,7 +35,6 @@ import numpy as np  # noqa: E402
 
 from data.classes import NUM_CLASSES  # noqa: E402
 from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, TARGET_INDEX, list_videos  # noqa: E402
-from data.readers import add_exclude_args, exclusion_ids  # noqa: E402
 from engine import run_cli  # noqa: E402
 
 MOVING_PX = 0.5  # a displacement above this counts as moving
@@ -44,8 +43,8 @@ HIT_PX = 1.5  # an object still at the start that later moves faster than this w
 SMOOTH_PX = 1.0  # speeds above this enter the slow-down ratio
 
 
-def load_masks(root, exclude=()) -> list:
-    """[(22, H, W) uint8 masks] of every video in the root's labeled splits, but the video numbers `exclude`."""
+def load_masks(root) -> list:
+    """[(22, H, W) uint8 masks] of every video in the root's labeled splits."""
     root = Path(root)
     splits = [root / s for s in LABELED_SPLITS if (root / s).is_dir()]
     if not splits:
@@ -54,9 +53,7 @@ def load_masks(root, exclude=()) -> list:
         )
     masks = []
     for split_dir in splits:
-        for vid, video in list_videos(split_dir):
-            if vid in exclude:
-                continue
+        for _, video in list_videos(split_dir):
             path = video / MASK_FILE
             if not path.exists():
                 raise FileNotFoundError(f"labeled video without {MASK_FILE}: {path}")
@@ -64,9 +61,9 @@ def load_masks(root, exclude=()) -> list:
     return masks
 
 
-def dataset_stats(root, exclude=()) -> tuple:
-    """(mask_stats, kinematic_stats) of a root's labeled videos (but `exclude`)."""
-    masks = load_masks(root, exclude)
+def dataset_stats(root) -> tuple:
+    """(mask_stats, kinematic_stats) of a root's labeled videos."""
+    masks = load_masks(root)
     return mask_stats(masks), kinematic_stats(masks)
 
 
@@ -176,12 +173,8 @@ def format_table(names, stats) -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("roots", nargs="+", help="dataset roots (holding train/ and/or val/ with masks)")
-    add_exclude_args(p)
     args = p.parse_args(argv)
-    exclude = set(exclusion_ids(args.exclude_videos))
-    if exclude:  # by number, in whichever root holds it
-        print("excluded: " + " ".join(f"video_{v}" for v in sorted(exclude)))
-    stats = [dataset_stats(r, exclude) for r in args.roots]
+    stats = [dataset_stats(r) for r in args.roots]
     names = [Path(r).name or str(r) for r in args.roots]
     print(format_table(names, [s for s, _ in stats]))
     print()
