@@ -46,13 +46,13 @@ from tqdm import tqdm  # noqa: E402
 
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
 from forecasting.motion import Motion, extrapolate_frames, future_horizons  # noqa: E402
-from forecasting.motion_args import add_motion_args, resolve_motion  # noqa: E402
+from forecasting.motion_args import MOTION_RULES, add_motion_args, resolve_motion  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
-from data.readers import VideoDataset, add_exclude_args, read_exclusions, to_float  # noqa: E402
+from data.readers import VideoDataset, add_exclude_args, check_before_training, read_exclusions, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import DEFAULT, OUTPUT_MODES, REFERENCES, Reconstructor  # noqa: E402
 from pipeline.val_inputs import prepare_val_inputs  # noqa: E402
 from engine import (  # noqa: E402
-    add_optimizer_args, resume_guard,
+    OPTIMIZER_RULES, RUN_RULES, add_optimizer_args, at_least, check_flags, resume_guard,
     add_run_args, count_parameters, start_run, RandomFlips, RunState, autocast, fit, print0, run_cli, setup_distributed,
     teardown_distributed, unwrap, prepare_optimization, wrap_ddp,
 )
@@ -96,12 +96,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_exclude_args(p)
     add_run_args(p, checkpoint_default="checkpoints/reconstructor")
     args = p.parse_args(argv)
-    for name in ("epochs", "batch_size", "kernel_size", "downsample"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1")
-    if args.learning_rate <= 0 or min(args.ssim_weight, args.gradient_weight, args.intermediate_weight,
-                                      args.grad_clip, args.val_videos, args.num_workers) < 0:
-        p.error("--learning_rate must be > 0; the weights, --grad_clip, --val_videos and --num_workers >= 0")
+    check_flags(p, args, {**RUN_RULES, **OPTIMIZER_RULES, **MOTION_RULES, "kernel_size": at_least(1),
+                          "downsample": at_least(1), "ssim_weight": at_least(0), "gradient_weight": at_least(0),
+                          "intermediate_weight": at_least(0), "val_videos": at_least(0)})
     if (args.reference == "extrapolated") != bool(args.pseudo_labels and args.saved_seg_model_dir):
         p.error("--reference extrapolated needs --pseudo_labels and --saved_seg_model_dir, and they are for it alone")
     if args.reference == "extrapolated" and args.output_mode == "direct":
@@ -194,6 +191,7 @@ def datasets(args, ctx):
     val_set = VideoDataset(args.root_dir, "val", frame_indices=val_frames, mask_indices=[], exclude=exclude)
     for v in videos + [val_set]:
         print0(f"{v.index.split}: {v.index.describe()}", ctx=ctx)
+    check_before_training(*videos, val_set, progress=ctx.is_main)  # every file by header, before epoch 1
     if args.reference == "extrapolated":
         if ctx.is_main:
             prepare_val_inputs(args.root_dir, args.pseudo_labels, args.saved_seg_model_dir, ctx.device,
@@ -215,7 +213,8 @@ def main(argv=None) -> RunState:
     args = parse_args(argv)
     ctx = setup_distributed(args.device)
     try:
-        args.motion = (resolve_motion(args, args.root_dir, print_fn=lambda m: print0(m, ctx=ctx)).to_config()
+        args.motion = (resolve_motion(args, args.root_dir, print_fn=lambda m: print0(m, ctx=ctx),
+                                      exclude=read_exclusions(args.exclude_videos, args.root_dir)).to_config()
                        if args.reference == "extrapolated" else None)  # fitted before the run's arguments are recorded
         run_args = start_run(args, ctx)
 

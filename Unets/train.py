@@ -42,15 +42,15 @@ from torch.utils.data import ConcatDataset, Dataset, Subset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data.classes import NUM_CLASSES  # noqa: E402
-from data.format import NUM_FRAMES  # noqa: E402
+from data.format import HEIGHT, NUM_FRAMES  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
-from data.readers import LabeledFrameDataset, add_exclude_args, read_exclusions, to_float  # noqa: E402
+from data.readers import LabeledFrameDataset, add_exclude_args, check_before_training, read_exclusions, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import Reconstructor  # noqa: E402
 from pipeline.models import load_for_flag  # noqa: E402
 from pipeline.predictors import needs_segmenter, reconstruct_split  # noqa: E402
 from Unets.segment import segment  # noqa: E402
 from engine import (  # noqa: E402
-    add_optimizer_args, resume_guard,
+    OPTIMIZER_RULES, RUN_RULES, add_optimizer_args, at_least, between, check_flags, resume_guard,
     RandomFlips, RunState, add_run_args, fit, memory_format, prepare_optimization, print0, run_cli,
     setup_distributed, start_run, teardown_distributed, wrap_ddp,
 )
@@ -116,24 +116,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     if preset:
         p.set_defaults(**PRESETS[preset])
     args = p.parse_args(argv)
-    for name in ("epochs", "batch_size", "base_channels"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1")
-    if args.learning_rate <= 0 or min(args.train_videos, args.val_videos, args.dice_weight, args.grad_clip, args.crop_size) < 0:
-        p.error("--learning_rate must be > 0; --train_videos, --val_videos, --dice_weight, --grad_clip and --crop_size >= 0")
-    if args.scale < 1:
-        p.error("--scale must be >= 1")
-    if args.object_head < 0 or (args.object_head and args.dice_weight):
-        p.error("--object_head must be >= 0, and a U-Net with one learns colors, not classes, by pixel: no --dice_weight")
-    if 0 < args.crop_size < MIN_CROP * args.scale:
-        p.error(f"--crop_size must be 0 (whole frames) or >= {MIN_CROP * args.scale}: the U-Net halves its input "
-                f"4 times, at 1/--scale of its resolution")
+    max_scale = HEIGHT // MIN_CROP  # the frame at 1/scale must still be halved 4 times
+    scale = args.scale if 1 <= args.scale <= max_scale else 1
+    crop_ok = args.crop_size == 0 or MIN_CROP * scale <= args.crop_size <= HEIGHT
+    check_flags(p, args, {
+        **RUN_RULES, **OPTIMIZER_RULES, "base_channels": at_least(1), "train_videos": at_least(0),
+        "val_videos": at_least(0), "dice_weight": at_least(0), "object_head": at_least(0),
+        "scale": between(1, max_scale), "predicted_fraction": between(0, 1, lo_open=True),
+    }, more=[
+        None if crop_ok else (f"--crop_size must be 0 (whole frames) or >= {MIN_CROP * scale} (the U-Net halves its "
+                              f"input 4 times, at 1/--scale of its resolution) and <= {HEIGHT}, the frame's height; "
+                              f"got {args.crop_size}"),
+        "--object_head: a U-Net with one learns colors, not classes, by pixel: no --dice_weight"
+        if args.object_head > 0 and args.dice_weight else None,
+        "--predicted_fraction only applies with --saved_recon_model_dir (the reconstructor's frames)"
+        if args.predicted_fraction is not None and not args.saved_recon_model_dir else None,
+    ])
     if args.predicted_fraction is None:
         args.predicted_fraction = 0.5
-    elif not args.saved_recon_model_dir:
-        p.error("--predicted_fraction only applies with --saved_recon_model_dir (the reconstructor's frames)")
-    if not 0 < args.predicted_fraction <= 1:
-        p.error("--predicted_fraction must be in (0, 1]")
     return args
 
 
@@ -175,6 +175,9 @@ def main(argv=None) -> RunState:
         run_args = start_run(args, ctx)
 
         train_set, score_name = LabeledFrameDataset(args.root_dir, "train", exclude=exclude), "val_jaccard"
+        # every train and val file by header now: a bad frame in the last val video stops the run before epoch 1
+        check_before_training(train_set, LabeledFrameDataset(args.root_dir, "val", exclude=exclude),
+                              progress=ctx.is_main)
         print0(f"train: {train_set.index.describe()}"
                + (f"; the first {args.train_videos} used" if args.train_videos else ""), ctx=ctx)
         if args.train_videos:  # items are video-major: a video's 22 frames follow each other

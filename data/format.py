@@ -6,8 +6,9 @@ ROOT/unlabeled/video_2000 .. video_14999 22 frames, no mask
 ROOT/hidden/video_15000 .. video_16999   image_0.png .. image_10.png only
 
 Frames are 240 wide x 160 high, 8-bit RGB PNG. mask.npy is uint8 (22, 160, 240) with
-values 0..48 (see data/classes.py). Folder numbers are not zero-padded: videos are
-ordered by their number, never as strings.
+values 0..48 (see data/classes.py). Folder numbers are not zero-padded here; a later public
+release pads them (video_00000 .. video_19999): both read, videos are ordered by their number, never
+as strings, and one number names one video of a root (video_5 beside video_05 is refused).
 """
 import os
 import re
@@ -41,10 +42,25 @@ def video_dir_name(video_id: int) -> str:
     return f"video_{video_id}"
 
 
-def list_videos(split_dir) -> list:
+def duplicate_ids(videos) -> list:
+    """[[path, path, ...]] of the folders of `videos` ([(id, path)]) that share one number (video_5, video_05)."""
+    by_id = {}
+    for vid, path in videos:
+        by_id.setdefault(vid, []).append(path)
+    return [sorted(paths) for _, paths in sorted(by_id.items()) if len(paths) > 1]
+
+
+def duplicate_message(split_dir, groups) -> str:
+    shown = "; ".join(" and ".join(p.name for p in g) for g in groups[:5]) + (" ..." if len(groups) > 5 else "")
+    return (f"{split_dir}: {len(groups)} video numbers name two folders ({shown}): each would be read as the same "
+            f"video; rename or remove one of each")
+
+
+def list_videos(split_dir, duplicates: bool = False) -> list:
     """[(video_id, path)] of the video folders in a split, in numeric order.
 
-    Raises FileNotFoundError when the folder is missing and ValueError when it holds no video.
+    Raises FileNotFoundError when the folder is missing and ValueError when it holds no video, or two folders
+    of one number (video_5 and video_05; with duplicates=True they are all returned, for check_dataset).
     Other entries (a README, .DS_Store) are ignored; a folder named video_<not a number> is an error.
     """
     split_dir = Path(split_dir)
@@ -65,4 +81,7 @@ def list_videos(split_dir) -> list:
     if not videos:
         raise ValueError(f"empty split: no video_N folder in {split_dir}")
     videos.sort()
+    groups = duplicate_ids(videos)
+    if groups and not duplicates:
+        raise ValueError(duplicate_message(split_dir, groups))
     return videos

@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from engine.io import atomic_write
-from data.format import HEIGHT, NUM_FRAMES, NUM_INPUT_FRAMES, WIDTH
+from data.format import HEIGHT, NUM_FRAMES, NUM_INPUT_FRAMES, WIDTH, list_videos
 from data.readers import DatasetFormatError, SplitIndex, _chw, dataset_fingerprint
 
 # The frames a store holds, per split (see the module docstring).
@@ -72,7 +72,8 @@ def _check_store(d: Path, out_dir, split: str, meta: dict, ids: np.ndarray, done
 
 def _check_dataset(d: Path, out_dir, split: str, meta: dict, root, ids) -> None:
     """The store was made from the videos of ROOT/split as they are now (same ids and file sizes)."""
-    paths = [Path(root) / split / f"video_{int(v)}" for v in ids]
+    folders = dict(list_videos(Path(root) / split))  # by number: unpadded and zero-padded names alike
+    paths = [folders.get(int(v), Path(root) / split / f"video_{int(v)}") for v in ids]
     if meta.get("dataset") != dataset_fingerprint(paths, split, ids):
         made = meta.get("root", "an unrecorded dataset") if "dataset" in meta else "a version that recorded no dataset"
         raise ValueError(f"{d} holds pseudo-labels of another dataset than {Path(root) / split} (made from {made}, "

@@ -74,12 +74,21 @@ def _check_png_head(head: bytes, path) -> None:
 _PNG_HEAD = 26
 
 
+# Every PNG ends with its IEND chunk (length 0, type, CRC): a file cut anywhere after its header lacks it.
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
 def check_png_header(path) -> None:
     """Check a frame file by its content, not its name: the PNG signature, then the IHDR chunk's size, bit
-    depth and color type (a 16-bit RGB PNG decodes as RGB, one level off, so the mode alone is not enough)."""
+    depth and color type (a 16-bit RGB PNG decodes as RGB, one level off, so the mode alone is not enough),
+    then its last 12 bytes, the IEND chunk (one seek: a file truncated after its header is found)."""
     path = Path(path)
     with _open_frame(path) as f:
         _check_png_head(f.read(_PNG_HEAD), path)
+        f.seek(-len(PNG_END), os.SEEK_END)
+        if f.read(len(PNG_END)) != PNG_END:
+            raise DatasetFormatError(f"unreadable PNG {path}: truncated (it does not end with the PNG IEND chunk); "
+                                     f"replace the file")
 
 
 def read_frame(path) -> np.ndarray:
@@ -195,11 +204,8 @@ def dataset_fingerprint(paths, split: str, video_ids) -> str:
 EXCLUDABLE_SPLITS = ("train", "val", "unlabeled")  # hidden is not: a submission needs every hidden video
 
 
-def read_exclusions(values, root) -> list:
-    """--exclude_videos: video names (video_1370) and/or files holding one name a line -> sorted video ids,
-    after checking each is a video of ROOT/<one of EXCLUDABLE_SPLITS>: a name that matches nothing is a
-    typo. Every script takes the same list and leaves out those of the splits it reads."""
-    splits = EXCLUDABLE_SPLITS
+def exclusion_ids(values) -> list:
+    """The video numbers --exclude_videos names: video names and/or files of one name a line."""
     names = []
     for value in values or ():
         if not value.startswith("video_") and Path(value).is_file():
@@ -212,15 +218,34 @@ def read_exclusions(values, root) -> list:
         if m is None:
             raise ValueError(f"--exclude_videos {name}: not a video name (video_N) nor a file of such names")
         ids.append(int(m.group(1)))
-    hidden = [v for v in ids if (Path(root) / "hidden" / f"video_{v}").is_dir()]
+    return ids
+
+
+def read_exclusions(values, root) -> list:
+    """--exclude_videos: video names (video_1370) and/or files holding one name a line -> sorted video ids,
+    after checking each is a video of ROOT/<one of EXCLUDABLE_SPLITS>: a name that matches nothing is a
+    typo. Every script takes the same list and leaves out those of the splits it reads."""
+    splits = EXCLUDABLE_SPLITS
+    ids = exclusion_ids(values)
+    if not ids:
+        return []
+    present = {split: {vid for vid, _ in list_videos(Path(root) / split)} for split in (*splits, "hidden")
+               if (Path(root) / split).is_dir()}  # by number: video_13 and video_00013 alike
+    hidden = [v for v in ids if v in present.get("hidden", ())]
     if hidden:
         raise ValueError(f"--exclude_videos video_{hidden[0]}: the hidden split takes no exclusions (a submission "
                          f"needs every hidden video); fix or replace the video instead")
-    unknown = [v for v in ids if not any((Path(root) / split / f"video_{v}").is_dir() for split in splits)]
+    unknown = [v for v in ids if not any(v in present.get(split, ()) for split in splits)]
     if unknown:
         raise ValueError(f"--exclude_videos: {', '.join(f'video_{v}' for v in unknown)} not found in "
                          f"{' or '.join(str(Path(root) / s) for s in splits)}; exclude only videos that exist")
     return sorted(set(ids))
+
+
+def exclusion_fix(names) -> str:
+    """The line that leaves bad videos out, the same in check_dataset and in the trainers' check."""
+    return (f"to train and score without the bad videos, pass --exclude_videos {' '.join(names)} "
+            f"(or a file with one name a line)")
 
 
 def add_exclude_args(parser) -> None:
@@ -307,6 +332,31 @@ class MemmapSplit:
         return cls(paths, has_mask)
 
 
+def check_other_splits(root, split: str, ids) -> None:
+    """One video number names one video of a root: refuse a split folder that resolves to another split's (a
+    symlink val -> train), and a number present in two splits (the same video trained and validated on)."""
+    root, here = Path(root), (Path(root) / split).resolve()
+    ids = set(ids)
+    for other in SPLITS:
+        folder = root / other
+        if other == split or not folder.is_dir():
+            continue
+        if folder.resolve() == here:
+            raise DatasetFormatError(f"{root / split} and {folder} are one folder ({here}): each split needs its "
+                                     f"own videos; point them at separate folders")
+        with os.scandir(folder) as it:
+            shared = sorted(int(m.group(1)) for m in (_VIDEO_NAME.fullmatch(e.name) for e in it) if m and
+                            int(m.group(1)) in ids)
+        if shared:
+            raise DatasetFormatError(
+                f"{len(shared)} video numbers are in both {root / split} and {folder} (video_{shared[0]}"
+                f"{' ...' if len(shared) > 1 else ''}): one video in two splits would be trained and scored on; "
+                f"remove it from one split (python scripts/check_dataset.py --root_dir {root} lists them)")
+
+
+_VIDEO_NAME = re.compile(r"video_(\d+)")
+
+
 class SplitIndex:
     """The validated list of videos of one split, and reads of their frames and masks.
 
@@ -337,7 +387,9 @@ class SplitIndex:
         self.has_mask = SPLIT_HAS_MASK[split] if need_mask is None else need_mask
         if self.has_mask and not SPLIT_HAS_MASK[split]:
             raise ValueError(f"split {split!r} has no masks")
+        self.frame_indices = list(frame_indices)
         videos = list_videos(self.root / split)
+        check_other_splits(self.root, split, [vid for vid, _ in videos])
         exclude = set(exclude)
         if split == "hidden" and any(vid in exclude for vid, _ in videos):
             raise ValueError("--exclude_videos: the hidden split takes no exclusions (a submission needs every "
@@ -382,6 +434,53 @@ class SplitIndex:
                                      self.memmap.paths["masks"])
         path = self.paths[i] / MASK_FILE
         return check_mask_values(np.ascontiguousarray(open_mask(path)[list(indices)]), path)
+
+
+def _split_indexes(dataset):
+    """The SplitIndex objects a dataset reads through, inside the usual wrappers (Subset, ConcatDataset,
+    RandomFlips, crops: anything with .dataset, .datasets or .index)."""
+    if isinstance(dataset, SplitIndex):
+        yield dataset
+        return
+    for name in ("index", "dataset"):
+        inner = getattr(dataset, name, None)
+        if inner is not None and inner is not dataset:
+            yield from _split_indexes(inner)
+    for inner in getattr(dataset, "datasets", None) or ():
+        yield from _split_indexes(inner)
+
+
+def check_before_training(*datasets, progress: bool = True) -> None:
+    """Before the first epoch, every file the datasets will read checked by header (check_dataset's checks
+    without --decode: PNG signature, size, mode and end, extra frames, each mask's shape, dtype and values;
+    seconds for thousands of videos), so a bad file in the last val video stops the run now, not after an
+    epoch. Raises DatasetFormatError listing every problem, then the --exclude_videos line."""
+    from tqdm import tqdm
+
+    seen, indexes = set(), []
+    for ds in datasets:
+        for index in _split_indexes(ds) if ds is not None else ():
+            if id(index) not in seen:
+                seen.add(id(index))
+                indexes.append(index)
+    found = []
+    for index in indexes:
+        if index.memmap is not None:  # the conversion read every file through the same checks
+            continue
+        for path in tqdm(index.paths, desc=f"check {index.split} files", unit="video", leave=False,
+                         disable=not progress, dynamic_ncols=True):
+            found += [(path, e) for e in video_problems(path, index.split, index.frame_indices, index.has_mask,
+                                                       level="headers")]
+    if not found:
+        return
+    bad = sorted({p.name for p, _ in found}, key=lambda n: int(n.split("_")[1]))
+    lines = [f"{len(found)} problems in {len(bad)} videos, found before training (the files this run reads, "
+             f"checked by header):"] + [f"  {e}" for _, e in found[:50]]
+    if len(found) > 50:
+        lines.append(f"  ... and {len(found) - 50} more (python scripts/check_dataset.py --root_dir "
+                     f"{indexes[0].root} lists them all)")
+    lines.append(exclusion_fix(bad))
+    raise DatasetFormatError("\n".join(lines))
 
 
 def _chw(frames: np.ndarray) -> torch.Tensor:

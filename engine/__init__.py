@@ -4,7 +4,8 @@ fit loop, loaders, schedules, run flags, the CLI error wrapper and the one atomi
 Imports no model, forecasting or pipeline module: models register themselves (engine/registry.py).
 """
 from engine.checkpoint import (  # noqa: F401
-    CHECKPOINT_KEYS, RunState, check_finite_weights, checkpoint_file, load_checkpoint, load_model, make_checkpoint,
+    CHECKPOINT_KEYS, RunState, check_finite_weights, checkpoint_file, load_checkpoint, load_model, load_weights,
+    make_checkpoint,
 )
 from engine.data import RandomFlips, make_loader, sample_rng  # noqa: F401
 from engine.device import (  # noqa: F401
@@ -12,11 +13,15 @@ from engine.device import (  # noqa: F401
     teardown_distributed, unwrap, wrap_ddp,
 )
 from engine.errors import CheckpointError, OutputPathError, ResumeError  # noqa: F401
+from engine.flags import OPTIMIZER_RULES, RUN_RULES, above, at_least, between, check_flags  # noqa: F401
+from engine.lock import LOCK_FILE, RunLock, lock_folder  # noqa: F401
 from engine.loop import (  # noqa: F401
     FREE_ON_RESUME, Optimization, add_optimizer_args, fit, prepare_optimization, resume_guard, train_epoch,
     warmup_cosine,
 )
-from engine.io import atomic_save, atomic_write, check_writable, make_folder  # noqa: F401
+from engine.io import (  # noqa: F401
+    atomic_save, atomic_write, check_not_an_input, check_output, check_output_folder, check_writable, file_kind, make_folder,
+)
 from engine.registry import (  # noqa: F401
     MODELS, build_model, count_parameters, model_config, model_kind, model_name, register_model,
 )

@@ -7,7 +7,8 @@ validation score, each to a temporary file that is then renamed over the old one
 leaves a broken checkpoint. Resuming restores every stateful object, so re-running the same command
 with --resume continues exactly where the last complete epoch ended (on CPU, bit for bit: tested).
 """
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,7 +16,8 @@ from torch import nn
 
 from engine.device import DistContext, unwrap
 from engine.errors import CheckpointError, ResumeError
-from engine.io import atomic_save, make_folder
+from engine.io import atomic_save, check_not_an_input, make_folder
+from engine.lock import RunLock
 from engine.registry import MODELS, build_model, model_config, model_name
 from engine.run import BEST, LAST, LOG, print0, rng_state, set_rng_state, trim_log
 
@@ -56,12 +58,29 @@ def load_model(path, kind=None, device="cpu") -> nn.Module:
     path = checkpoint_file(path)
     check_finite_weights(ckpt["model"], path)
     model = build_model(ckpt["model_config"], kind, source=str(path))
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit {type(model).__name__}{ckpt['model_config']['kwargs']}: "
-                              f"{e}") from None
+    load_weights(model, ckpt["model"], path)
     return model.to(device).eval()
+
+
+def load_weights(model: nn.Module, state_dict: dict, path) -> None:
+    """model.load_state_dict(state_dict), with one line naming the file and the first tensor that does not fit
+    (torch lists every mismatch, dozens of lines when a config was edited to another architecture)."""
+    want = model.state_dict()
+    missing = [k for k in want if k not in state_dict]
+    extra = [k for k in state_dict if k not in want]
+    shape = [k for k in want if k in state_dict and tuple(want[k].shape) != tuple(state_dict[k].shape)]
+    what = f"{type(model).__name__}{getattr(model, 'config', '')}"
+    if shape:
+        k = shape[0]
+        raise CheckpointError(f"{path}: weights do not fit {what}, the model its model_config builds: {k} is "
+                              f"{tuple(state_dict[k].shape)} in the file, {tuple(want[k].shape)} in the model "
+                              f"({len(shape)} tensors differ); the file was edited or is damaged: use another checkpoint")
+    if missing or extra:
+        k = (missing or extra)[0]
+        raise CheckpointError(f"{path}: weights do not fit {what}, the model its model_config builds: tensor {k} is "
+                              f"{'missing from the file' if missing else 'not in the model'} "
+                              f"({len(missing)} missing, {len(extra)} unexpected); use another checkpoint")
+    model.load_state_dict(state_dict)
 
 
 def check_finite_weights(state_dict: dict, path) -> None:
@@ -95,6 +114,13 @@ class RunState:
     epoch: int = 0  # epochs completed
     best_score: float = None
     mode: str = "max"  # "max": higher validation score is better (Jaccard); "min": lower (a loss)
+    lock: RunLock = field(default=None, repr=False)  # rank 0's lock of checkpoint_dir, held until release()
+
+    def release(self) -> None:
+        """Let another run use checkpoint_dir (fit() calls it at its end; process exit does too)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def is_better(self, score: float) -> bool:
         if self.best_score is None:
@@ -115,7 +141,22 @@ class RunState:
         checkpoint_dir = Path(checkpoint_dir)
         if checkpoint_dir.exists() and not checkpoint_dir.is_dir():
             raise ResumeError(f"--checkpoint_dir {checkpoint_dir} is a file, not a folder: give a folder path")
+        check_not_an_input(checkpoint_dir, "--checkpoint_dir", args)  # not --root_dir, not an --init_from folder
         run = cls(checkpoint_dir=checkpoint_dir, mode=mode)
+        created = not checkpoint_dir.exists()
+        if ctx.is_main:  # a second run on this folder is refused here, before it writes anything
+            make_folder(checkpoint_dir, "--checkpoint_dir")
+            run.lock = RunLock(checkpoint_dir, "--checkpoint_dir").acquire()
+        try:
+            return run._start(resume, model, optimizer, scheduler, args, ctx, must_match)
+        except BaseException:
+            run.release()
+            if created and ctx.is_main and checkpoint_dir.is_dir() and not any(checkpoint_dir.iterdir()):
+                checkpoint_dir.rmdir()  # a refused run leaves no folder behind
+            raise
+
+    def _start(self, resume, model, optimizer, scheduler, args, ctx, must_match) -> "RunState":
+        run, checkpoint_dir = self, self.checkpoint_dir
         held = [name for name in (LAST, BEST) if (checkpoint_dir / name).is_file()]
         if not resume:
             if held:
@@ -124,7 +165,6 @@ class RunState:
                     f"or choose another --checkpoint_dir"
                 )
             if ctx.is_main:
-                make_folder(checkpoint_dir, "--checkpoint_dir")
                 trim_log(checkpoint_dir / LOG, 0, ctx)  # lines of epochs that no checkpoint kept
             return run
         if not held:
@@ -132,13 +172,27 @@ class RunState:
                 f"--resume: no {LAST} or {BEST} in {checkpoint_dir} (nothing to resume); run without --resume to start"
             )
         # Both are whole checkpoints; fit() writes best.pt before last.pt, so after a crash between the
-        # two, best.pt is the newer and the run continues from it.
-        ckpts = {name: load_checkpoint(checkpoint_dir / name) for name in held}
-        name = max(held, key=lambda n: (ckpts[n].get("epoch", -1), n == LAST))
+        # two, best.pt is the newer and the run continues from it. Each goes through the checks of every load
+        # (readable, finite weights, every key); a damaged one is passed over, with a warning, for the other.
+        ckpts, bad = {}, {}
+        for n in held:
+            try:
+                ckpt = load_checkpoint(checkpoint_dir / n)
+                check_finite_weights(ckpt["model"], checkpoint_dir / n)
+                lacks = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+                if lacks:
+                    raise CheckpointError(f"{checkpoint_dir / n} lacks {lacks}: not a resumable checkpoint")
+                ckpts[n] = ckpt
+            except CheckpointError as e:
+                bad[n] = e
+        if not ckpts:
+            raise CheckpointError(f"--resume: no usable checkpoint in {checkpoint_dir} ({'; '.join(map(str, bad.values()))}); "
+                                  f"the run cannot continue: start it again in a new --checkpoint_dir")
+        name = max(ckpts, key=lambda n: (ckpts[n].get("epoch", -1), n == LAST))
         last, ckpt = checkpoint_dir / name, ckpts[name]
-        missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
-        if missing:
-            raise CheckpointError(f"{last} lacks {missing}: not a resumable checkpoint")
+        for n, e in bad.items():
+            warnings.warn(f"--resume: {checkpoint_dir / n} is unusable ({e}); resuming from {last} "
+                          f"(epoch {ckpt['epoch']})", stacklevel=3)
         want = model_config(model)
         if ckpt["model_config"] != want:
             raise ResumeError(
@@ -152,6 +206,9 @@ class RunState:
             return bool(given.get(k))  # a flag newer than the run: only its empty default continues it
 
         differ = {k: (ckpt["args"].get(k), given.get(k)) for k in must_match if differs(k)}
+        if "global_batch_size" in differ:  # not a flag: name the ones that make it
+            a, b = differ.pop("global_batch_size")
+            differ["batch_size x processes (the global batch)"] = (a, b)
         old_root, new_root = ckpt["args"].get("root_dir"), given.get("root_dir")
         if old_root and new_root and Path(old_root).resolve() != Path(new_root).resolve():
             differ["root_dir"] = (old_root, new_root)  # compared as folders: the same one from another cwd is fine
@@ -160,7 +217,7 @@ class RunState:
                 "--resume: " + ", ".join(f"--{k} was {a} in the run, now {b}" for k, (a, b) in differ.items())
                 + f"; resume {checkpoint_dir} with the same values, or start a new --checkpoint_dir"
             )
-        unwrap(model).load_state_dict(ckpt["model"])
+        load_weights(unwrap(model), ckpt["model"], last)
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
@@ -168,7 +225,7 @@ class RunState:
         run.epoch, run.best_score = ckpt["epoch"], ckpt["best_score"]
         if ctx.is_main:
             trim_log(checkpoint_dir / LOG, run.epoch, ctx)  # a crash after the log line, before the checkpoint
-            if name == BEST:  # a crash after best.pt, before last.pt: last.pt is repaired now, not at the next epoch
+            if name == BEST:  # a crash after best.pt, before last.pt, or a damaged last.pt: last.pt is repaired now
                 atomic_save(ckpt, checkpoint_dir / LAST)
         print0(f"resumed {last}: {run.epoch} epochs done, best score {run.best_score}", ctx=ctx)
         return run

@@ -18,6 +18,13 @@ def choose_device(name: str = None) -> torch.device:
             raise ValueError(f"--device {name}: not a device; use cpu, cuda or cuda:N") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        if device.type == "cpu" and device.index not in (None, 0):
+            raise ValueError(f"--device {name}: there is one CPU device; use --device cpu")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} GPUs (cuda:0 .. "
+                             f"cuda:{torch.cuda.device_count() - 1})")
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"--device {name}: not a device this repository runs on; use cpu, cuda or cuda:N")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

@@ -4,7 +4,9 @@ Depends on nothing of the repository, so that data/ (pseudo-label stores, the ge
 the engine (checkpoints, logs) write files the same way.
 """
 import contextlib
+import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -68,3 +70,99 @@ def make_folder(path, flag: str) -> Path:
         raise OutputPathError(f"cannot create {flag} {path}: {e.strerror or e}") from None
     return path
 
+
+
+# The flags that name what a command writes (never one of its inputs); every other flag whose value is an
+# existing path is an input. Files of these kinds are never replaced by another kind's output.
+OUTPUT_FLAGS = ("output", "scores_json", "out", "out_dir", "visualize", "checkpoint_dir", "tracks_out")
+_VIDEO_FOLDER = re.compile(r"video_\d+")
+_DATASET_SPLITS = ("train", "val", "unlabeled", "hidden")  # data/format.py's SPLITS (engine imports nothing of data/)
+
+
+def _input_paths(args, output_dest: str) -> list:
+    """[(flag, resolved path)] of every existing path an argument names, but the output flags: the command's
+    inputs. A folder also stands for its best.pt (what a --saved_*_model_dir folder loads)."""
+    found = []
+    items = (vars(args) if not isinstance(args, dict) else args).items() if args is not None else ()
+    for dest, value in items:
+        if dest == output_dest or dest in OUTPUT_FLAGS:
+            continue
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(v, (str, Path)) or not str(v):
+                continue
+            p = Path(v)
+            try:
+                if p.exists():
+                    found.append((dest, p.resolve()))
+                    if p.is_dir() and (p / "best.pt").is_file():
+                        found.append((dest, (p / "best.pt").resolve()))
+            except OSError:  # a name too long, say: not a path
+                continue
+    return found
+
+
+def file_kind(path) -> str:
+    """What an existing file holds, by its first bytes: "json" (a JSON object), "png", "checkpoint" (a torch
+    file), "array" (NumPy), or "other"."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save's zip, or a legacy pickle
+        return "checkpoint"
+    if head.startswith(b"\x93NUMPY"):
+        return "array"
+    if head.startswith(b"\x89PNG"):
+        return "png"
+    try:
+        return "json" if isinstance(json.loads(Path(path).read_text()), dict) else "other"
+    except (ValueError, UnicodeDecodeError):
+        return "other"
+
+
+_KIND_NAMES = {"json": "a JSON file", "png": "a PNG picture", "checkpoint": "a checkpoint (torch file)",
+               "array": "a NumPy array (a dataset mask or a store)", "other": "a file of another kind"}
+
+
+def _inside_dataset(path: Path) -> bool:
+    """Whether `path` lies inside a video folder of a dataset split (ROOT/<split>/video_N/...)."""
+    parts = path.parts
+    return any(_VIDEO_FOLDER.fullmatch(a) and b in _DATASET_SPLITS for b, a in zip(parts, parts[1:]))
+
+
+def check_not_an_input(path, flag: str, args, dest: str = None) -> None:
+    """Refuse an output `path` that is an input of the same command (see _input_paths) or lies inside a
+    dataset's video folder."""
+    path, dest = Path(path), dest or flag.lstrip("-")
+    resolved = path.resolve()
+    for other, p in _input_paths(args, dest):
+        if p == resolved:
+            raise OutputPathError(f"{flag} {path} is the input passed as --{other}: writing there would destroy "
+                                  f"it; choose another {flag}")
+    if _inside_dataset(resolved):
+        raise OutputPathError(f"{flag} {path} is inside a dataset's video folder: writing there would change the "
+                              f"dataset; choose a path outside it")
+
+
+def check_output(path, flag: str, kind: str, args=None) -> Path:
+    """The one output guard of a file-writing flag, run before anything expensive: `path` must be writable
+    (check_writable), must not be an input of the same command (any existing path another flag in `args`
+    names, a run folder's best.pt included), must not lie inside a dataset's video folder, and, when it
+    exists, must hold what the flag writes (`kind`: "json", "png", "checkpoint"): a JSON scores file
+    replaces only a JSON file, never a checkpoint or a mask."""
+    path = check_writable(path, flag)
+    check_not_an_input(path, flag, args, flag.lstrip("-"))
+    if path.exists():
+        found = file_kind(path)
+        if found != kind:
+            raise OutputPathError(f"{flag} {path} exists and is {_KIND_NAMES[found]}, not {_KIND_NAMES[kind]} "
+                                  f"this command writes: choose another {flag}, or move that file away first")
+    return path
+
+
+def check_output_folder(path, flag: str, args=None) -> Path:
+    """The output guard of a folder-writing flag (--out_dir, --visualize, --checkpoint_dir, a store's --out):
+    not a file, not an input of the same command, not inside a dataset's video folder; created (make_folder)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{flag} {path} is a file, not a folder: give a folder path")
+    check_not_an_input(path, flag, args, flag.lstrip("-"))
+    return make_folder(path, flag)

@@ -156,6 +156,15 @@ def fit(setup: Optimization, model, compute_loss, validate, ctx: DistContext, *,
     DDP-wrapped; checkpoints hold the unwrapped model. Rank 0 alone writes; the others wait at a
     barrier so no rank runs ahead of a checkpoint.
     """
+    try:
+        return _fit(setup, model, compute_loss, validate, ctx, epochs=epochs, args=args, grad_clip=grad_clip,
+                    score_name=score_name, val_every=val_every)
+    finally:
+        setup.run.release()  # the run folder's lock (RunState.start): another run may use it now
+
+
+def _fit(setup: Optimization, model, compute_loss, validate, ctx: DistContext, *, epochs: int, args,
+         grad_clip: float, score_name: str, val_every: int) -> RunState:
     run, train_loader, optimizer, scheduler = setup.run, setup.train_loader, setup.optimizer, setup.scheduler
     logger = JsonlLogger(run.checkpoint_dir / LOG, ctx)
     scaler = make_grad_scaler(ctx.device)

@@ -87,7 +87,19 @@ def read_log(run_dir) -> list:
     path = Path(run_dir) / LOG
     if not path.is_file():
         raise FileNotFoundError(f"no {LOG} in {run_dir}: pass the --checkpoint_dir of a train script's run")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            record = json.loads(line) if line.strip() else None
+        except ValueError:
+            record = []
+        if record is None:
+            continue
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}, line {n}: not a JSON object (one a line, as the train scripts write): the "
+                             f"log is damaged; remove that line")
+        records.append(record)
+    return records
 
 
 def trim_log(path, epochs: int, ctx: DistContext) -> None:

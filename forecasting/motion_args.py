@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from data.readers import SplitIndex
+from engine.flags import at_least, between
 from engine.io import atomic_write
 from forecasting.motion import Motion, check_horizon_row, fit_motion
 
@@ -49,9 +50,16 @@ def add_motion_args(parser: argparse.ArgumentParser) -> None:
                    help="set, not fit: depth-to-width scale of the floor, in pixels (for collisions in perspective)")
 
 
-def resolve_motion(args, root, split: str = "train", print_fn=print) -> Motion:
-    """The Motion that add_motion_args' flags ask for: fitted on ROOT/split's true masks, or read from a
-    file, with the parameters given on the command line in place of the fitted or read ones."""
+# The range of each motion flag (engine/flags.py: check_flags); --horizon_row checks itself as it parses.
+# (the bounds forecasting/motion.py: Motion enforces, checked here so that a bad flag is not blamed on --motion FILE)
+MOTION_RULES = {"motion_videos": at_least(1), "damping": between(0, 2), "contact": between(0, 5),
+                "focal": between(1, 1e5)}
+
+
+def resolve_motion(args, root, split: str = "train", print_fn=print, exclude=()) -> Motion:
+    """The Motion that add_motion_args' flags ask for: fitted on ROOT/split's true masks (without the videos
+    `exclude`, read_exclusions' ids), or read from a file, with the parameters given on the command line in
+    place of the fitted or read ones."""
     given = {name: getattr(args, name) for name in ("damping", "horizon_row", "contact", "focal")
              if getattr(args, name) is not None}
     if isinstance(given.get("horizon_row"), _NoneArg):
@@ -60,14 +68,18 @@ def resolve_motion(args, root, split: str = "train", print_fn=print) -> Motion:
         if args.motion_videos < 1:
             raise ValueError(f"--motion_videos must be >= 1 (train videos to fit on), got {args.motion_videos}")
 
-        index = SplitIndex(root, split, frame_indices=[], need_mask=True)
+        index = SplitIndex(root, split, frame_indices=[], need_mask=True, exclude=exclude)
         n = min(len(index), args.motion_videos)
         motion = fit_motion((index.masks(i, range(index.num_frames)) for i in range(n)), fixed=given)
-        source = f"fitted on the true masks of {n} {split} videos ({index.root / split})"
+        excluded = f"; excluded: {' '.join(f'video_{v}' for v in index.excluded)}" if index.excluded else ""
+        source = f"fitted on the true masks of {n} {split} videos ({index.root / split}{excluded})"
     else:
         path = Path(args.motion)
         try:
-            motion = Motion.from_config({**json.loads(path.read_text()), **given})
+            config = json.loads(path.read_text())
+            if not isinstance(config, dict):
+                raise ValueError(f"holds a JSON {type(config).__name__}, not an object")
+            motion = Motion.from_config({**config, **given})
         except (OSError, ValueError) as e:
             raise ValueError(f"--motion {path}: {e}; pass 'fit', or a file written by scripts/fit_motion.py") from None
         source = f"from {path}"

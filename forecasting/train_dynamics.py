@@ -30,10 +30,10 @@ from tqdm import tqdm  # noqa: E402
 from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, WIDTH  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
-from data.readers import add_exclude_args, read_exclusions  # noqa: E402
+from data.readers import SplitIndex, add_exclude_args, check_before_training, read_exclusions  # noqa: E402
 from forecasting.dynamics import ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample, video_tracks  # noqa: E402,E501
 from engine import (  # noqa: E402
-    add_optimizer_args, add_run_args, count_parameters, fit, prepare_optimization, print0, resume_guard, run_cli,
+    OPTIMIZER_RULES, RUN_RULES, add_optimizer_args, add_run_args, at_least, between, check_flags, count_parameters, fit, prepare_optimization, print0, resume_guard, run_cli,
     RandomFlips, setup_distributed, start_run, teardown_distributed, wrap_ddp,
 )
 from pipeline.val_inputs import (  # noqa: E402
@@ -60,16 +60,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_run_args(p, checkpoint_default="checkpoints/dynamics")
     p.set_defaults(num_workers=0)  # tracks are held in memory: workers would only copy them
     args = p.parse_args(argv)
-    if not 1 <= args.windows <= NUM_INPUT_FRAMES:
-        p.error(f"--windows is in 1..{NUM_INPUT_FRAMES}")
-    for name in ("epochs", "batch_size", "hidden", "message"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1")
-    if args.learning_rate <= 0 or args.val_videos < 0 or args.grad_clip < 0 or args.final_weight < 0:
-        p.error("--learning_rate must be > 0; --val_videos, --grad_clip and --final_weight >= 0")
+    check_flags(p, args, {**RUN_RULES, **OPTIMIZER_RULES, "windows": between(1, NUM_INPUT_FRAMES),
+                          "hidden": at_least(1), "message": at_least(1), "val_videos": at_least(0),
+                          "final_weight": at_least(0), "teacher_prob": between(0, 1)})
     check_mask_video_args(p, args)
-    if not 0 <= args.teacher_prob <= 1:
-        p.error("--teacher_prob is in [0, 1]")
     return args
 
 
@@ -128,6 +122,12 @@ def main(argv=None):
                                print_fn=lambda m: print0(m, ctx=ctx), exclude=exclude)
         if ctx.distributed:
             dist.barrier()
+        # every file this run reads, by header, before the tracks are made and before epoch 1
+        train_masks = TrueMaskVideos(args.root_dir, "train", exclude=exclude) if args.train_videos != 0 else None
+        if train_masks is not None:
+            print0(f"train: {train_masks.index.describe()}", ctx=ctx)
+        check_before_training(train_masks, SplitIndex(args.root_dir, "val", frame_indices=range(NUM_INPUT_FRAMES),
+                                                      need_mask=True, exclude=exclude), progress=ctx.is_main)
         train_set = training_videos(args, exclude, show=ctx.is_main)
         val_set = (ValInputs(args.root_dir, args.pseudo_labels, args.val_videos, exclude) if args.val_inputs == "unet"
                    else TrueValInputs(args.root_dir, args.val_videos, exclude))

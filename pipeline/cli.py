@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from data.readers import VideoDataset, add_exclude_args, read_exclusions
-from engine import atomic_write, check_writable, choose_device, make_folder
+from engine import at_least, atomic_write, check_flags, check_output, check_output_folder, check_writable, choose_device
+from engine.flags import device as device_rule
 from pipeline.evaluate import evaluate
 from pipeline.predictors import predictor_kind
 from pipeline.submission import check_output_is_not_an_input, predict_hidden, write_submission
@@ -24,9 +25,18 @@ def add_scores_json_arg(parser: argparse.ArgumentParser) -> None:
                         help="also write the scores as JSON to PATH (what scripts/run_recipe.py reads)")
 
 
+def check_scores_json(args) -> None:
+    """--scores_json through the output guard (engine/io.py: check_output), before any work: never an input of
+    the command, never a checkpoint, a mask or another file that is not JSON."""
+    if getattr(args, "scores_json", None):
+        check_output(args.scores_json, "--scores_json", "json", args)
+
+
 def write_scores(path, scores: dict) -> None:
-    """The scores as one JSON object, written atomically (a driver never reads half of one)."""
+    """The scores as one JSON object, written atomically (a driver never reads half of one); the output guard
+    runs again here, so a file that appeared meanwhile is not replaced either."""
     if path:
+        check_output(path, "--scores_json", "json")
         atomic_write(Path(path), lambda f: f.write((json.dumps(scores, indent=1, sort_keys=True) + "\n").encode()))
 
 
@@ -53,18 +63,26 @@ def parser_for(method: str, description: str, hidden: bool) -> argparse.Argument
     return p
 
 
+def parse(method: str, description: str, hidden: bool, argv) -> argparse.Namespace:
+    """The flags of parser_for, range-checked (engine/flags.py: one line per bad flag)."""
+    p = parser_for(method, description, hidden)
+    args = p.parse_args(argv)
+    check_flags(p, args, {"batch_size": at_least(1), "num_workers": at_least(0), "num_visualize": at_least(0),
+                          "device": device_rule})
+    return args
+
+
 def val_main(method: str, description: str, argv=None) -> float:
     """Parse arguments, build the predictor, score frame 22 on val; prints `Jaccard: 0.xxxx`, the videos scored
     ("scored 999 of 1000 val videos; excluded: video_1370") and the per-class table; --scores_json writes
     {"method", "jaccard", "videos"}."""
-    args = parser_for(method, description, hidden=False).parse_args(argv)
+    args = parse(method, description, False, argv)
     device = choose_device(args.device)
     exclude = read_exclusions(args.exclude_videos, args.root_dir)
     VideoDataset(args.root_dir, "val", exclude=exclude)  # a missing split fails before the model loads
     if args.visualize:
-        make_folder(args.visualize, "--visualize")  # a file in the way fails before the model loads
-    if args.scores_json:
-        check_writable(args.scores_json, "--scores_json")
+        check_output_folder(args.visualize, "--visualize", args)  # a file in the way fails before the model loads
+    check_scores_json(args)
     predictor = predictor_kind(method).build(args, device)
     score = evaluate(predictor, args.root_dir, batch_size=args.batch_size, device=device,
                      num_workers=args.num_workers, visualize_dir=args.visualize, num_visualize=args.num_visualize,
@@ -81,9 +99,9 @@ def val_main(method: str, description: str, argv=None) -> float:
 
 def hidden_main(method: str, description: str, argv=None) -> torch.Tensor:
     """Parse arguments, check --output is writable, build the predictor, write the checked submission."""
-    args = parser_for(method, description, hidden=True).parse_args(argv)
+    args = parse(method, description, True, argv)
     output = check_writable(args.output)  # before anything expensive
-    check_output_is_not_an_input(output, args)
+    check_output_is_not_an_input(output, args)  # a submission replaces only a submission
     device = choose_device(args.device)
     VideoDataset(args.root_dir, "hidden")  # a missing split fails before the model loads
     predictor = predictor_kind(method).build(args, device)

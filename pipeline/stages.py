@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine import atomic_write
+from engine import OutputPathError, RunLock, atomic_write, choose_device, make_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,13 +93,43 @@ def table_rows(recipe: dict, names: dict) -> list:
     return rows
 
 
+# Written into every folder the runner makes (or finds empty): --fresh deletes only a folder that holds it.
+MARKER = ".made_by_stage_runner"
+
+
+def claim_folder(out: Path, fresh: bool) -> None:
+    """Make `out` the runner's work folder, or refuse: never the checkout, a parent of it or of the current
+    folder. A folder the runner makes (or finds empty) gets MARKER; --fresh deletes only a folder holding it
+    (or a run of an earlier version: nothing but logs/ of stage logs and what the stages wrote), never one
+    that held other files first."""
+    here = {REPO.resolve(), Path.cwd().resolve()}
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"--out {out} is a file, not a folder: give a folder path")
+    if any(out == p or out in p.parents for p in here):
+        raise OutputPathError(f"--out {out} is the checkout, the current folder or a folder above them: "
+                              f"give a folder of its own (e.g. --out quickstart)")
+    ours = not out.is_dir() or (out / MARKER).is_file() or not any(out.iterdir())
+    if fresh and out.is_dir():
+        if not ours:
+            raise OutputPathError(f"--fresh: {out} was not made by the stage runner (it holds no {MARKER}), so it "
+                                  f"is not deleted; choose another --out, or delete it yourself")
+        shutil.rmtree(out)
+    make_folder(out, "--out")
+    if ours:
+        (out / MARKER).write_text("made by pipeline/stages.py: run_recipe; --fresh may delete this folder\n")
+
+
 def run_recipe(recipe: dict, out, device: str = None, fresh: bool = False) -> list:
     """Run every stage of `recipe` into folder `out` (skipping finished ones), write OUT/results.md, print the
-    table and the stage times; returns the table's rows."""
+    table and the stage times; returns the table's rows. --fresh (fresh=True) deletes only a folder this
+    runner made (claim_folder)."""
+    if device:
+        choose_device(device)  # a device this machine lacks is refused before the first stage, not at the U-Net's
     out = Path(out).resolve()
-    if fresh and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if fresh:  # refused while another runner uses the folder, before anything is deleted
+        RunLock(out, "--out", path=out.parent / f".{out.name}.lock").acquire()
+    claim_folder(out, fresh)
+    RunLock(out, "--out").acquire()  # a second runner on this folder is refused; released at exit
     names = {"out": out, "data": out / "data", "py": sys.executable, **recipe.get("names", {})}
     names = {k: str(v).replace("{out}", str(out)) for k, v in names.items()}
     env = {**os.environ, **{k: expand(v, names)[0] for k, v in recipe.get("env", {}).items()}}

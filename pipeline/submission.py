@@ -6,7 +6,7 @@ import torch
 
 from data.classes import NUM_CLASSES
 from data.format import HEIGHT, WIDTH
-from engine import OutputPathError, atomic_save, checkpoint_file
+from engine import OutputPathError, atomic_save, check_not_an_input, checkpoint_file
 from pipeline.evaluate import Predictor, predict, video_loader
 
 
@@ -17,6 +17,7 @@ def check_output_is_not_an_input(output: Path, args) -> None:
         if flag.startswith("saved_") and value and checkpoint_file(value).resolve() == output.resolve():
             raise OutputPathError(f"--output {output} is the checkpoint passed as --{flag}: writing the submission "
                                   f"there would destroy the model; choose another --output")
+    check_not_an_input(output, "--output", args)  # any other input of the command, or a dataset's file
     if not output.exists():
         return
     try:

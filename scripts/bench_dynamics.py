@@ -26,7 +26,7 @@ from forecasting.motion import Motion, extrapolate_mask  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from forecasting.dynamics import ObjectDynamics, predict_masks  # noqa: E402
 from engine import load_model, run_cli  # noqa: E402
-from pipeline.cli import add_scores_json_arg, write_scores  # noqa: E402
+from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores  # noqa: E402
 
 BATCH = 16
 
@@ -72,6 +72,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the speed is quoted per thread count)")
     add_scores_json_arg(parser)  # one flat object, '<inputs>.<row>' keys: 'true.dynamics', 'unet.motion', 'real.copy'
     args = parser.parse_args()
+    check_scores_json(args)  # before any work: never over a checkpoint, a mask or an input
     torch.set_num_threads(args.threads)
 
     dynamics = load_model(args.saved_dynamics_model_dir, ObjectDynamics)

@@ -23,7 +23,7 @@ from data.classes import colorize  # noqa: E402
 from data.classes import PALETTE  # noqa: E402
 from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, SPLITS, TARGET_INDEX, frame_name, list_videos  # noqa: E402
 from data.synthetic import render_video  # noqa: E402
-from engine import run_cli  # noqa: E402
+from engine import check_output, run_cli  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,6 +97,9 @@ def main(argv=None):
     p.add_argument("--videos", type=int, default=4, help="videos per row")
     p.add_argument("--seed", type=int, default=0, help="synthetic dataset seed")
     args = p.parse_args(argv)
+    for flag in ("out", "tracks_out"):
+        Path(getattr(args, flag)).parent.mkdir(parents=True, exist_ok=True)
+        check_output(getattr(args, flag), f"--{flag}", "png", args)
     try:
         real = real_frames(Path(args.real_root), args.videos)
     except (FileNotFoundError, ValueError) as e:

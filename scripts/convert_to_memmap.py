@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from data.format import SPLIT_HAS_MASK, SPLITS  # noqa: E402
 from data.readers import MEMMAP_DIR, add_exclude_args, read_exclusions  # noqa: E402
 from data.memmap import convert_split  # noqa: E402
-from engine import run_cli  # noqa: E402
+from engine import lock_folder, run_cli  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -41,6 +41,9 @@ def main(argv=None) -> None:
     if args.workers < 1:
         p.error("--workers must be >= 1")
     exclude = read_exclusions(args.exclude_videos, args.root_dir)
+    if not Path(args.root_dir).is_dir():
+        raise FileNotFoundError(f"dataset root not found: {args.root_dir} (pass --root_dir)")
+    lock_folder(Path(args.root_dir) / MEMMAP_DIR, "--root_dir's memmap folder")  # one conversion at a time
     for split in args.split:
         start = time.perf_counter()
         paths = convert_split(args.root_dir, split, workers=args.workers, exclude=exclude)

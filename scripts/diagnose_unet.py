@@ -20,9 +20,10 @@ from tqdm import tqdm  # noqa: E402
 from data.classes import MATERIALS, NUM_CLASSES, class_id, class_parts  # noqa: E402
 from data.format import NUM_FRAMES  # noqa: E402
 from data.metric import jaccard, object_outcomes  # noqa: E402
-from data.readers import LabeledFrameDataset, to_float  # noqa: E402
-from engine import choose_device, run_cli  # noqa: E402
-from pipeline.cli import add_scores_json_arg, write_scores  # noqa: E402
+from data.readers import LabeledFrameDataset, add_exclude_args, read_exclusions, to_float  # noqa: E402
+from engine import at_least, check_flags, choose_device, run_cli  # noqa: E402
+from engine.flags import device as device_rule  # noqa: E402
+from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores  # noqa: E402
 from pipeline.models import load_for_flag  # noqa: E402
 from Unets.objects import CLASS_KIND, MIN_OBJECT_PIXELS, boxes_of, head_kinds  # noqa: E402
 from Unets.postprocess import color_pieces  # noqa: E402
@@ -82,11 +83,15 @@ def main(argv=None) -> dict:
                    help="the labeled split to diagnose (train: how well the U-Net fits what it learned from)")
     p.add_argument("--val_videos", type=int, default=0, help="the first N videos of the split only (0: all)")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: CUDA if present)")
+    add_exclude_args(p)
     add_scores_json_arg(p)
     args = p.parse_args(argv)
+    check_flags(p, args, {"val_videos": at_least(0), "device": device_rule})
+    check_scores_json(args)  # before any work: never over a checkpoint, a mask or an input
     device = choose_device(args.device)
     model = load_for_flag(args.saved_seg_model_dir, UNet, "--saved_seg_model_dir", device).eval()
-    data = LabeledFrameDataset(args.root_dir, args.split)
+    data = LabeledFrameDataset(args.root_dir, args.split, exclude=read_exclusions(args.exclude_videos, args.root_dir))
+    print(data.index.describe())
     count = min(len(data), args.val_videos * NUM_FRAMES) if args.val_videos else len(data)
     frames, truth, preds = [], [], []
     for start in tqdm(range(0, count, BATCH), desc="segment", leave=False):

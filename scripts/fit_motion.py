@@ -15,8 +15,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.format import LABELED_SPLITS  # noqa: E402
-from forecasting.motion_args import add_motion_args, resolve_motion, save_motion  # noqa: E402
-from engine import check_writable, make_folder, run_cli  # noqa: E402
+from data.readers import add_exclude_args, read_exclusions  # noqa: E402
+from forecasting.motion_args import MOTION_RULES, add_motion_args, resolve_motion, save_motion  # noqa: E402
+from engine import check_flags, check_output, make_folder, run_cli  # noqa: E402
 
 
 def main(argv=None):
@@ -25,10 +26,13 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="JSON file to write (atomically)")
     p.add_argument("--split", default="train", choices=LABELED_SPLITS, help="labeled split to fit on")
     add_motion_args(p)
+    add_exclude_args(p)
     args = p.parse_args(argv)
+    check_flags(p, args, MOTION_RULES)
     make_folder(Path(args.out).parent, "--out's folder")  # created as before, when missing
-    check_writable(args.out, "--out")  # before fitting, which takes a while
-    motion = resolve_motion(args, args.root_dir, split=args.split)
+    check_output(args.out, "--out", "json", args)  # before fitting; never over a mask, a checkpoint or an input
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
+    motion = resolve_motion(args, args.root_dir, split=args.split, exclude=exclude)
     print(f"wrote {save_motion(motion, args.out)}")
     return motion
 

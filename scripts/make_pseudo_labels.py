@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.pseudo_labels import STORE_FRAMES, label_split  # noqa: E402
 from data.readers import add_exclude_args, read_exclusions  # noqa: E402
 from Unets.segment import segment  # noqa: E402
-from engine import checkpoint_file, choose_device, load_model, run_cli  # noqa: E402
+from engine import check_output_folder, checkpoint_file, lock_folder, choose_device, load_model, run_cli  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 
@@ -40,6 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> Path:
     args = parse_args(argv)
+    check_output_folder(args.out, "--out", args)  # not the dataset, not an input
+    lock_folder(Path(args.out) / args.split, "--out")  # a second run on this store is refused
     exclude = read_exclusions(args.exclude_videos, args.root_dir)
     device = choose_device(args.device)
     segmenter = checkpoint_file(args.saved_seg_model_dir)  # a run folder names its best.pt: that file is hashed

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.format import SPLITS  # noqa: E402
 from data.synthetic import SceneConfig, generate_dataset, split_ids  # noqa: E402
-from engine import run_cli  # noqa: E402
+from engine import RunLock, run_cli  # noqa: E402
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -44,6 +44,9 @@ def main(argv=None):
         p.error(f"--seed must be >= 0, got {args.seed}")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         p.error(f"--out {args.out} is a file: give a folder (new, or a dataset this script made)")
+    out = Path(args.out).resolve()
+    # beside the folder, not in it: a second generator on one --out is refused, naming the first
+    RunLock(out, "--out", path=out.parent / f".{out.name}.lock").acquire()
     print(f"args: {vars(args)}")
     for split, ids in split_ids(counts).items():
         if len(ids):

@@ -23,9 +23,9 @@ from tqdm import tqdm  # noqa: E402
 from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from forecasting.motion import FRAMES_AHEAD, find_objects, paint_objects, trajectories  # noqa: E402
-from forecasting.motion_args import add_motion_args, resolve_motion  # noqa: E402
-from data.readers import SplitIndex  # noqa: E402
-from engine import run_cli  # noqa: E402
+from forecasting.motion_args import MOTION_RULES, add_motion_args, resolve_motion  # noqa: E402
+from data.readers import SplitIndex, add_exclude_args, read_exclusions  # noqa: E402
+from engine import above, check_flags, run_cli  # noqa: E402
 
 
 def whole(pixels: torch.Tensor, H: int, W: int) -> bool:
@@ -33,11 +33,12 @@ def whole(pixels: torch.Tensor, H: int, W: int) -> bool:
                                         or pixels[:, 1].max() == W - 1)
 
 
-def motion_errors(root, split: str, motion, far: float = 4.0, near: float = 25.0, progress: bool = True) -> dict:
+def motion_errors(root, split: str, motion, far: float = 4.0, near: float = 25.0, progress: bool = True,
+                  exclude=()) -> dict:
     """{"model": Jaccard of the motion model, "perfect": of perfect motion, "errors": (n,) centroid errors in px of
     the objects whole in frames 10, 11 and 22, "met": (n,) bool, whether each came within `near` px of another
     object after frame 11} over ROOT/split's true masks."""
-    index = SplitIndex(root, split, frame_indices=[], need_mask=True)
+    index = SplitIndex(root, split, frame_indices=[], need_mask=True, exclude=exclude)
     model, perfect = SegmentationScore(), SegmentationScore()
     errors, met = [], []
     for i in tqdm(range(len(index)), desc=split, leave=False, disable=not progress):
@@ -62,7 +63,8 @@ def motion_errors(root, split: str, motion, far: float = 4.0, near: float = 25.0
                 met.append(came_near(masks, cls, near))
         perfect.update(paint_objects(kept, true_moves, torch.zeros_like(target))[None], target[None])
     return {"model": model.compute(), "perfect": perfect.compute(), "errors": np.array(errors),
-            "met": np.array(met, dtype=bool), "videos": len(index)}
+            "met": np.array(met, dtype=bool), "videos": len(index),
+            "describe": index.describe()}
 
 
 def came_near(masks: torch.Tensor, cls: int, near: float) -> bool:
@@ -81,12 +83,15 @@ def main():
     p.add_argument("--far", type=float, default=4.0, help="a centroid this many pixels off (or more) is badly placed")
     p.add_argument("--near", type=float, default=25.0, help="centroids closer than this many pixels: objects met")
     add_motion_args(p)
+    add_exclude_args(p)
     args = p.parse_args()
-    motion = resolve_motion(args, args.root_dir)
-    r = motion_errors(args.root_dir, args.split, motion, args.far, args.near)
+    check_flags(p, args, {**MOTION_RULES, "far": above(0), "near": above(0)})
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
+    motion = resolve_motion(args, args.root_dir, exclude=exclude)
+    r = motion_errors(args.root_dir, args.split, motion, args.far, args.near, exclude=exclude)
     errors, met = r["errors"], r["met"]
     far = errors >= args.far
-    print(f"{args.split}: {r['videos']} videos; motion: {motion.describe()}")
+    print(f"{r['describe']}; motion: {motion.describe()}")
     print(f"motion model   Jaccard: {r['model']:.4f}")
     print(f"perfect motion Jaccard: {r['perfect']:.4f}  (true frame-22 centroid and size of each frame-11 object)")
     print(f"centroid error over {len(errors)} objects whole in frames 10, 11 and 22: median {np.median(errors):.2f} px, "

@@ -15,17 +15,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.format import TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
-from engine import choose_device, run_cli  # noqa: E402
-from pipeline.cli import add_scores_json_arg, write_scores  # noqa: E402
+from data.readers import VideoDataset, add_exclude_args, read_exclusions  # noqa: E402
+from engine import at_least, check_flags, choose_device, run_cli  # noqa: E402
+from engine.flags import device as device_rule  # noqa: E402
+from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores  # noqa: E402
 from pipeline.evaluate import predict, video_loader  # noqa: E402
 from pipeline.models import load_for_flag  # noqa: E402
 from pipeline.predictors import segmentation_predictor  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 
-def oracle_score(model, root, device, batch_size, num_workers, vote: bool = True, refine: bool = True):
+def oracle_score(model, root, device, batch_size, num_workers, vote: bool = True, refine: bool = True, exclude=()):
     """The U-Net on the true frame 22, scored against frame 22's mask (vote, refine: see Unets/segment.py: segment)."""
-    loader = video_loader(root, "val", batch_size, num_workers, device, frame_indices=[TARGET_INDEX])
+    loader = video_loader(root, "val", batch_size, num_workers, device, frame_indices=[TARGET_INDEX], exclude=exclude)
     score = SegmentationScore()
     for batch, preds in predict(segmentation_predictor(model, frame_index=0, vote=vote, refine=refine), loader, device,
                                 desc="oracle"):
@@ -41,14 +43,19 @@ def main(argv=None) -> dict:
     p.add_argument("--batch_size", type=int, default=8, help="videos per batch")
     p.add_argument("--num_workers", type=int, default=2, help="data-loading workers (0: in the main process)")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: CUDA if present)")
+    add_exclude_args(p)
     add_scores_json_arg(p)
     args = p.parse_args(argv)
+    check_flags(p, args, {"batch_size": at_least(1), "num_workers": at_least(0), "device": device_rule})
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
+    print(VideoDataset(args.root_dir, "val", frame_indices=[TARGET_INDEX], exclude=exclude).index.describe())
+    check_scores_json(args)  # before any work: never over a checkpoint, a mask or an input
     device = choose_device(args.device)
     model = load_for_flag(args.saved_seg_model_dir, UNet, "--saved_seg_model_dir", device)
     runs = {"oracle": {}, **({"no_vote": {"vote": False}, "no_refine": {"refine": False}} if args.ablations else {})}
     scores = {}
     for name, kwargs in runs.items():
-        score = oracle_score(model, args.root_dir, device, args.batch_size, args.num_workers, **kwargs)
+        score = oracle_score(model, args.root_dir, device, args.batch_size, args.num_workers, exclude=exclude, **kwargs)
         scores[name] = score.compute()
         print(f"{name:9} Jaccard: {scores[name]:.4f}  (the U-Net on the true frame 22)")
     write_scores(args.scores_json, scores)

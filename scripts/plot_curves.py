@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import atomic_write, read_log, run_cli  # noqa: E402
+from engine import atomic_write, check_output, check_output_folder, read_log, run_cli  # noqa: E402
 
 
 def plot_run(run_dir, png, title: str = None) -> Path:
@@ -57,8 +57,11 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", help="run folders (each holding log.jsonl)")
     parser.add_argument("--out_dir", default=None, help="write curve_<run>.png here (default: curve.png in each run)")
     args = parser.parse_args(argv)
+    if args.out_dir:
+        check_output_folder(args.out_dir, "--out_dir", args)
     for run in map(Path, args.runs):
         png = Path(args.out_dir) / f"curve_{run.name}.png" if args.out_dir else run / "curve.png"
+        check_output(png, "--out_dir" if args.out_dir else "the run folder's curve.png", "png")
         print(f"{plot_run(run, png)}")
     return 0
 

@@ -22,17 +22,17 @@ from tqdm import tqdm  # noqa: E402
 from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, TARGET_INDEX  # noqa: E402
 from data.metric import SegmentationScore, ceiling_prediction, per_class_table  # noqa: E402
 from forecasting.motion import extrapolate_mask  # noqa: E402
-from forecasting.motion_args import add_motion_args, resolve_motion  # noqa: E402
-from data.readers import SplitIndex  # noqa: E402
-from engine import run_cli  # noqa: E402
-from pipeline.cli import add_scores_json_arg, write_scores  # noqa: E402
+from forecasting.motion_args import MOTION_RULES, add_motion_args, resolve_motion  # noqa: E402
+from data.readers import SplitIndex, add_exclude_args, read_exclusions  # noqa: E402
+from engine import check_flags, run_cli  # noqa: E402
+from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores  # noqa: E402
 
 
-def reference_scores(root, split: str = "val", progress: bool = True, motions: dict = None):
+def reference_scores(root, split: str = "val", progress: bool = True, motions: dict = None, exclude=()):
     """({"copy_frame_11": SegmentationScore, "ceiling": SegmentationScore, name: ... for each of motions
     ({name: forecasting/motion.py Motion})}, number of videos) over a split."""
     motions = motions or {}
-    index = SplitIndex(root, split, frame_indices=[], need_mask=True)
+    index = SplitIndex(root, split, frame_indices=[], need_mask=True, exclude=exclude)
     scores = {"copy_frame_11": SegmentationScore(), "ceiling": SegmentationScore(),
               **{name: SegmentationScore() for name in motions}}
     for i in tqdm(range(len(index)), desc=f"reference {split}", disable=not progress, leave=False):
@@ -42,7 +42,7 @@ def reference_scores(root, split: str = "val", progress: bool = True, motions: d
         scores["ceiling"].update(ceiling_prediction(masks)[None], target)
         for name, motion in motions.items():
             scores[name].update(extrapolate_mask(masks[:LAST_INPUT_INDEX + 1], motion)[None], target)
-    return scores, len(index)
+    return scores, index
 
 
 def main():
@@ -51,17 +51,22 @@ def main():
     parser.add_argument("--split", default="val", choices=LABELED_SPLITS, help="labeled split to score (default: val)")
     parser.add_argument("--per_class", action="store_true", help="also print the per-class IoU of every reference")
     add_motion_args(parser)
+    add_exclude_args(parser)
     add_scores_json_arg(parser)
     args = parser.parse_args()
+    check_flags(parser, args, MOTION_RULES)
+    exclude = read_exclusions(args.exclude_videos, args.root_dir)
+    check_scores_json(args)  # before any work: never over a checkpoint, a mask or an input
 
     motions, motion = {}, None
     if args.motion != "none":  # copy and ceiling alone: no fit
-        motion = resolve_motion(args, args.root_dir)
+        motion = resolve_motion(args, args.root_dir, exclude=exclude)
         motions["extrapolate"] = motion
         if motion.contact > 0:
             motions["no_collisions"] = dataclasses.replace(motion, contact=0.0)
-    scores, num_videos = reference_scores(args.root_dir, args.split, motions=motions)
-    print(f"{args.split}: {num_videos} videos")
+    scores, index = reference_scores(args.root_dir, args.split, motions=motions, exclude=exclude)
+    num_videos = len(index)
+    print(f"{index.describe()}")
     print(f"copy frame 11 Jaccard: {scores['copy_frame_11'].compute():.4f}")
     print(f"ceiling       Jaccard: {scores['ceiling'].compute():.4f}  (true frame 22, objects absent from frame 11 removed)")
     if motion is not None:

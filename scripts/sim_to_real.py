@@ -26,7 +26,7 @@ from data.metric import SegmentationScore, object_outcomes  # noqa: E402
 from pipeline.models import load_for_flag  # noqa: E402
 from pipeline.evaluate import save_grid, video_loader  # noqa: E402
 from Unets.segment import segment  # noqa: E402
-from engine import choose_device, run_cli  # noqa: E402
+from engine import check_output_folder, choose_device, run_cli  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,6 +68,8 @@ def main(argv=None):
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: CUDA if present)")
     p.add_argument("--visualize", default=None, help="folder for PNG grids of a few real frames (default: none)")
     args = p.parse_args(argv)
+    if args.visualize:
+        check_output_folder(args.visualize, "--visualize", args)
     device = choose_device(args.device)
     real = Path(args.real_root)
     splits = [s for s in LABELED_SPLITS if (real / s).is_dir()]

@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 from engine import choose_device, run_cli  # noqa: E402
 from pipeline.models import load_for_flag  # noqa: E402
-from pipeline.cli import add_scores_json_arg, write_scores  # noqa: E402
+from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores  # noqa: E402
 from pipeline.speed import measure, speed_table  # noqa: E402
 from Unets.unet import UNet  # noqa: E402
 
@@ -32,6 +32,7 @@ def main(argv=None) -> dict:
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: CUDA if present)")
     add_scores_json_arg(p)
     args = p.parse_args(argv)
+    check_scores_json(args)  # before any work: never over a checkpoint, a mask or an input
     device = choose_device(args.device)
     trained = load_for_flag(args.saved_seg_model_dir, UNet, "--saved_seg_model_dir", device) if args.saved_seg_model_dir else None
     speed = {"device": str(device), "threads": torch.get_num_threads(), "batch": args.batch, "crop": args.crop,

@@ -59,3 +59,22 @@ def test_a_missing_split_is_a_problem_not_a_stop(tiny_root, tmp_path):
     assert result.returncode == 1
     out = result.stdout + result.stderr
     assert f"split folder not found: {root / 'unlabeled'}" in out and "truncated header" in out
+
+
+def test_duplicate_numbers_cross_split_copies_and_cut_pngs_are_listed(tiny_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    val = sorted((root / "val").iterdir(), key=lambda p: int(p.name.split("_")[1]))
+    train = sorted((root / "train").iterdir(), key=lambda p: int(p.name.split("_")[1]))
+    number = int(val[0].name.split("_")[1])
+    shutil.copytree(val[0], root / "val" / f"video_0{number}")  # video_N beside video_0N: both read as N
+    shutil.copytree(train[0], root / "val" / "video_90")  # a train video in val under another number
+    frame = val[1] / "image_5.png"
+    frame.write_bytes(frame.read_bytes()[:300])  # cut after its header: the header alone looks fine
+    result = check(root)
+    assert result.returncode == 1
+    out = result.stdout + result.stderr
+    assert f"video numbers name two folders (video_0{number} and {val[0].name})" in out
+    assert f"leakage: {train[0]} and {root / 'val' / 'video_90'} have the same frame 1" in out
+    assert f"unreadable PNG {frame}: truncated" in out
+    assert "--exclude_videos" in result.stderr.splitlines()[-1] and "video_90" in result.stderr.splitlines()[-1]

@@ -59,3 +59,31 @@ def test_train_flags_are_named(tiny_root, tmp_path, flags, message):
                               "--epochs", "1", "--num_workers", "0", *flags))
     assert message in line
     assert not (tmp_path / "c" / "last.pt").exists()
+
+
+def test_every_bad_flag_gets_its_own_line_naming_it(tiny_root, tmp_path):
+    result = run("Unets/train.py", "--root_dir", tiny_root, "--checkpoint_dir", tmp_path / "c", "--learning_rate", "nan",
+                 "--weight_decay", "inf", "--dice_weight", "nan", "--crop_size", "1000", "--device", "cpu:7",
+                 "--scale", "1000")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert [line.split(": error: ")[1].split()[0] for line in lines] == [
+        "--learning_rate", "--weight_decay", "--dice_weight", "--scale", "--device", "--crop_size"]
+    assert "<= 160, the frame's height; got 1000" in lines[-1] and "there is one CPU device" in lines[4]
+    assert "--scale must be in [1, 10], got 1000" in lines[3]
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("script, flags, message", [
+    ("scripts/fit_motion.py", ["--damping", "-3", "--motion", "m.json"], "--damping must be in [0, 2], got -3.0"),
+    ("scripts/diagnose_unet.py", ["--saved_seg_model_dir", "u.pt", "--val_videos", "-3"], "--val_videos must be >= 0"),
+    ("scripts/predict.py", ["--method", "copy", "--batch_size", "0"], "--batch_size must be >= 1, got 0"),
+])
+def test_script_flags_are_range_checked(tiny_root, tmp_path, script, flags, message):
+    out = ["--out", tmp_path / "m.json"] if script.endswith("fit_motion.py") else []
+    assert message in one_error_line(run(script, "--root_dir", tiny_root, *out, *flags))
+
+
+def test_quickstart_checks_its_device_before_its_first_stage(tmp_path):
+    line = one_error_line(run("scripts/quickstart.py", "--out", tmp_path / "q", "--device", "tpu"))
+    assert "--device tpu: not a device" in line and not (tmp_path / "q").exists()

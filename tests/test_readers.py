@@ -178,3 +178,29 @@ def test_reads_the_real_samples_unchanged():
     unl = VideoDataset(REAL, "unlabeled", frame_indices=range(22))
     assert unl.video_ids == [2000, 2002, 2005] and unl[1]["frames"].shape == (22, 3, HEIGHT, WIDTH)
     assert [v for v, _ in list_videos(REAL / "val")] == [1000, 1001, 1002]
+
+
+def test_one_number_names_one_video_of_a_root(root):
+    import shutil
+    write_video(root / "train" / "video_05")
+    assert LabeledFrameDataset(root, "train").index.video_ids == [0, 2, 5, 10]  # a padded name reads by number
+    shutil.copytree(root / "train" / "video_05", root / "train" / "video_5")
+    with pytest.raises(ValueError, match=r"train: 1 video numbers name two folders \(video_05 and video_5\)"):
+        LabeledFrameDataset(root, "train")
+    shutil.rmtree(root / "train" / "video_5")
+    shutil.copytree(root / "val" / "video_11", root / "train" / "video_11")  # a val video in train too
+    with pytest.raises(DatasetFormatError, match="1 video numbers are in both .*val and .*train \\(video_11\\)"):
+        VideoDataset(root, "val")
+    shutil.rmtree(root / "train" / "video_11")
+    shutil.rmtree(root / "val")
+    (root / "val").symlink_to(root / "train", target_is_directory=True)  # val is train
+    with pytest.raises(DatasetFormatError, match="are one folder"):
+        VideoDataset(root, "val")
+
+
+def test_a_png_cut_after_its_header_is_found_by_header(root):
+    from data.readers import check_png_header
+    frame = root / "train" / "video_0" / "image_3.png"
+    frame.write_bytes(frame.read_bytes()[:300])
+    with pytest.raises(DatasetFormatError, match="truncated \\(it does not end with the PNG IEND chunk\\)"):
+        check_png_header(frame)

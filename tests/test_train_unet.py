@@ -3,6 +3,7 @@ processes agreeing with 1 process, metric reduced across ranks, and clear refusa
 import contextlib
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from PIL import Image
 
 from data.format import HEIGHT, WIDTH
 from data.metric import SegmentationScore
@@ -230,7 +232,7 @@ def test_object_crops_hold_objects_match_their_frame_and_are_reproducible():
         ObjectCrops([], size=0, seed=0)
 
 
-def test_validation_every_n_epochs_and_after_the_last(small_root, tmp_path):
+def test_validation_every_n_epochs_and_after_the_last(small_root, tmp_path, capsys):
     with one_thread(), contextlib.redirect_stdout(io.StringIO()) as out:
         train.main(flags(small_root, tmp_path / "c", "--epochs", "3", "--val_every", "2"))
     log = read_log(tmp_path / "c")
@@ -239,8 +241,9 @@ def test_validation_every_n_epochs_and_after_the_last(small_root, tmp_path):
     assert load_ckpt(tmp_path / "c" / "best.pt")["epoch"] in (2, 3)
     with pytest.raises(SystemExit):
         train.parse_args(["--predicted_fraction", "0.3"])  # without --saved_recon_model_dir it would do nothing
-    with pytest.raises(ValueError, match="--val_every must be >= 1"):
+    with pytest.raises(SystemExit):  # refused as the flags are parsed, naming the flag
         train.main(flags(small_root, tmp_path / "d", "--val_every", "0"))
+    assert "--val_every must be >= 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
 
 
@@ -277,3 +280,21 @@ def test_flips_of_items_that_are_not_images_use_the_given_mirror_and_change_with
     first, again, second = drawn(0), drawn(0), drawn(1)
     assert first == again and first != second and 10 < sum(first) < 54  # reproducible, per epoch, about half
     assert all(flips[i]["x"] in (i, -i - 1) for i in range(len(items)))
+
+
+def test_a_bad_file_in_the_last_val_video_stops_the_run_before_training(tiny_root, tmp_path, capsys):
+    root = tmp_path / "data"
+    for split in ("train", "val"):
+        shutil.copytree(tiny_root / split, root / split)
+    val = sorted((root / "val").iterdir(), key=lambda p: int(p.name.split("_")[1]))
+    Image.fromarray(np.zeros((160, 240), np.uint8)).save(val[-1] / "image_20.png")  # grayscale, the last val video
+    Image.fromarray(np.zeros((160, 240, 3), np.uint8)).save(val[-1] / "image_22.png")  # a frame too many
+    ckpt = tmp_path / "c"
+    with pytest.raises(ValueError) as e:
+        train.main(flags(root, ckpt, "--epochs", "1"))
+    message = str(e.value)
+    assert message.startswith("2 problems in 1 videos, found before training")
+    assert f"{val[-1] / 'image_20.png'}: image mode is L" in message and "beyond image_21.png" in message
+    assert message.splitlines()[-1].startswith(f"to train and score without the bad videos, pass --exclude_videos "
+                                               f"{val[-1].name}")
+    assert "epoch 1" not in capsys.readouterr().err and not (ckpt / "log.jsonl").exists()
