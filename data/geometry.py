@@ -21,8 +21,9 @@ MIN_AREA = 20  # pixels: smaller pieces are mostly objects cut by the frame's ed
 SHAPE, ROW, COL, SIZE, BOX_W, BOX_H = range(6)
 
 
-def load_labeled_masks(root) -> list:
-    """[(22, H, W) uint8 masks] of every video in the root's labeled splits (train, val)."""
+def load_labeled_masks(root, exclude=()) -> list:
+    """[(22, H, W) uint8 masks] of every video in the root's labeled splits (train, val), but the
+    video ids in `exclude`."""
     root = Path(root)
     splits = [root / s for s in LABELED_SPLITS if (root / s).is_dir()]
     if not splits:
@@ -31,7 +32,9 @@ def load_labeled_masks(root) -> list:
         )
     masks = []
     for split_dir in splits:
-        for _, video in list_videos(split_dir):
+        for vid, video in list_videos(split_dir):
+            if vid in exclude:
+                continue
             path = video / MASK_FILE
             if not path.exists():
                 raise FileNotFoundError(f"labeled video without {MASK_FILE}: {path}")

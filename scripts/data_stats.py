@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 from data.classes import NUM_CLASSES  # noqa: E402
 from data.format import LAST_INPUT_INDEX, TARGET_INDEX  # noqa: E402
 from data.geometry import MIN_AREA, load_labeled_masks, observations, shape_geometry  # noqa: E402
+from data.readers import read_exclusions  # noqa: E402
 from engine import run_cli  # noqa: E402
 
 MOVING_PX = 0.5  # a displacement above this counts as moving
@@ -44,9 +45,9 @@ HIT_PX = 1.5  # an object still at the start that later moves faster than this w
 SMOOTH_PX = 1.0  # speeds above this enter the slow-down ratio
 
 
-def dataset_stats(root) -> tuple:
-    """(mask_stats, kinematic_stats, per-shape geometry) of a root's labeled videos."""
-    masks = load_labeled_masks(root)
+def dataset_stats(root, exclude=()) -> tuple:
+    """(mask_stats, kinematic_stats, per-shape geometry) of a root's labeled videos (but `exclude`)."""
+    masks = load_labeled_masks(root, exclude)
     return mask_stats(masks), kinematic_stats(masks), shape_geometry(observations(masks))
 
 
@@ -171,8 +172,15 @@ def format_geometry(names, geometries) -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("roots", nargs="+", help="dataset roots (holding train/ and/or val/ with masks)")
+    p.add_argument("--exclude_videos", nargs="+", default=[], metavar="NAME_OR_FILE",
+                   help="videos to leave out (e.g. video_1370), or a file with one name a line; with several "
+                        "roots each name must be a video of every root")
     args = p.parse_args(argv)
-    stats = [dataset_stats(r) for r in args.roots]
+    excluded = [read_exclusions(args.exclude_videos, r) if args.exclude_videos else [] for r in args.roots]
+    for r, ids in zip(args.roots, excluded):
+        if ids:
+            print(f"{r}: left out {', '.join(f'video_{v}' for v in ids)} (--exclude_videos)")
+    stats = [dataset_stats(r, ids) for r, ids in zip(args.roots, excluded)]
     names = [Path(r).name or str(r) for r in args.roots]
     print(format_table(names, [s for s, _, _ in stats]))
     print()

@@ -78,6 +78,15 @@ def test_prints_the_fields_for_a_synthetic_root_side_by_side(tiny_root):
     lines = result.stdout.splitlines()
     assert lines[0].split() == [tiny_root.name, tiny_root.name]
     assert lines[1].split() == ["videos", "4", "4"]  # train + val
+    assert any(l.startswith("cube horizon h (row)") for l in lines)  # the per-shape geometry table
+
+
+def test_exclude_videos_leaves_them_out_and_names_them(tiny_root):
+    first = sorted(p.name for p in (tiny_root / "train").iterdir())[0]
+    result = run(tiny_root, "--exclude_videos", first)
+    assert result.returncode == 0, result.stderr
+    assert f"left out {first}" in result.stdout
+    assert next(l for l in result.stdout.splitlines() if l.startswith("videos")).split() == ["videos", "3"]
 
 
 def test_root_without_labels_is_an_error_naming_it(tmp_path):
