@@ -35,9 +35,9 @@ _TMP_PREFIX = ".tmp_"  # half-written videos; list_videos ignores names not star
 
 @dataclass(frozen=True)
 class SceneConfig:
-    """How scenes are drawn; the defaults are calibrated on the real videos' statistics
-    (scripts/data_stats.py). Floor units: the camera stands 10 units behind the origin; an
-    object's radius is 0.52. Speeds are floor units per frame."""
+    """How scenes are drawn (the defaults: the "clevr" world of WORLDS below). Floor units: the
+    camera stands 10 units behind the origin; CLEVR's objects have a radius of 0.52. Speeds are
+    floor units per frame."""
 
     initial_objects: tuple = (2, 4)  # objects on the floor at frame 1, uniform in [lo, hi]
     entering_objects: tuple = (1, 3)  # objects that slide in from outside the view, uniform in [lo, hi]
@@ -58,6 +58,24 @@ class SceneConfig:
     png_compress_level: int = 1  # zlib level of the PNGs: 1 is 4x faster than 6 ...
     png_zlib_strategy: int = 2  # ... and Huffman-only coding (Pillow's compress_type) is faster still
     # and, on noisy frames, as small as level 6 (~43 kB a frame, the real ones are ~31 kB)
+
+
+# The worlds the generator draws (make_synthetic_dataset.py --world):
+#  - "clevr": CLEVR's camera and one size for all shapes, Bullet's floor; the videos of generator
+#    version 2, and the default while the rest of the project's figures are measured on it;
+#  - "real": the camera and each shape's dimensions fitted on the real videos' masks
+#    (scripts/fit_camera.py), the smooth floor (data/physics.py: free motion is not chaotic), its
+#    friction, drag, bounce and the scene script's launches calibrated on the real videos' tracks
+#    (scripts/data_stats.py), and an arena that puts objects at the real rows.
+WORLDS = {
+    "clevr": SceneConfig(),
+    "real": SceneConfig(
+        p_static=0.85, arena_x=3.0, arena_y=(-2.6, 4.3),
+        physics=Physics(floor="smooth", floor_friction=0.12, drag=0.45, restitution=0.9),
+        camera=CameraSpec(height=4.977, distance=10.1, hfov_deg=42.69, look_y=-0.467),
+        sizes=ObjectSizes(cube_half=0.3583, sphere_radius=0.3730, cylinder_radius=0.3841, cylinder_height=0.7209),
+    ),
+}
 
 
 # ---------------------------------------------------------------- scene script

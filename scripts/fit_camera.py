@@ -30,6 +30,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.max_obs < 3:
         p.error("--max_obs must be at least 3")
+    from pipeline.cli import check_scores_json
+
+    check_scores_json(args)  # before any work: never over a checkpoint, a mask or an input
     from data.camera_fit import fit_camera, predict
     from data.geometry import load_labeled_masks, observations, shape_geometry
     from data.render import Camera, Renderer

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.format import SPLITS  # noqa: E402
-from data.synthetic import SceneConfig, generate_dataset, split_ids  # noqa: E402
+from data.synthetic import WORLDS, generate_dataset, split_ids  # noqa: E402
 from engine import RunLock, run_cli  # noqa: E402
 
 
@@ -34,6 +34,10 @@ def main(argv=None):
     p.add_argument("--unlabeled", type=int, default=200, help="unlabeled videos (22 frames, no mask)")
     p.add_argument("--hidden", type=int, default=50, help="hidden test videos (frames 1-11 only, no mask)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed; video i is drawn from (seed, i) alone")
+    p.add_argument("--world", choices=sorted(WORLDS), default="clevr",
+                   help="'clevr': CLEVR's camera and sizes, Bullet's floor (the default, generator version 2's videos); "
+                        "'real': the camera, sizes and kinematics fitted on the real videos, smooth free motion "
+                        "(data/synthetic.py: WORLDS); recorded in the dataset's manifest")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="parallel processes: min(2, CPUs) on this machine")
     args = p.parse_args(argv)
@@ -52,7 +56,7 @@ def main(argv=None):
         if len(ids):
             print(f"  {split:<9} video_{ids.start} .. video_{ids.stop - 1}")
     t0 = time.time()
-    n = generate_dataset(args.out, counts, seed=args.seed, workers=args.workers, cfg=SceneConfig())
+    n = generate_dataset(args.out, counts, seed=args.seed, workers=args.workers, cfg=WORLDS[args.world])
     print(f"wrote {n} videos to {args.out} in {time.time() - t0:.1f}s "
           f"({sum(counts.values()) - n} were already there)")
 

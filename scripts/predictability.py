@@ -2,7 +2,8 @@
 
     python scripts/predictability.py                       # 200 videos of seed 3 (ids 0..199)
     python scripts/predictability.py --seed 0 --first_id 100 --videos 50
-    python scripts/predictability.py --floor smooth         # the floor's friction in closed form
+    python scripts/predictability.py --world real           # the world fitted on the real videos
+    python scripts/predictability.py --floor smooth         # CLEVR's world on the smooth floor
 
 Each video is drawn as make_synthetic_dataset.py draws it (same seed and id give the same video),
 then frame 22 is re-simulated in the generator's own engine from frame 11, with only the bodies
@@ -131,18 +132,26 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=3, help="dataset seed of the videos (as make_synthetic_dataset.py --seed)")
     p.add_argument("--first_id", type=int, default=0, help="id of the first video")
     p.add_argument("--videos", type=int, default=200, help="how many videos, ids first_id, first_id + 1, ...")
-    p.add_argument("--floor", choices=("bullet", "smooth"), default="bullet",
-                   help="the floor of data/physics.py: 'bullet' (the generator's default, version 2's videos) or "
-                        "'smooth' (the floor's friction in closed form)")
+    p.add_argument("--world", choices=("clevr", "real"), default="clevr",
+                   help="the generator's world (make_synthetic_dataset.py --world; data/synthetic.py: WORLDS)")
+    p.add_argument("--floor", choices=("bullet", "smooth"), default=None,
+                   help="replace the world's floor (data/physics.py): 'bullet' (chaotic free motion) or 'smooth' "
+                        "(the floor's friction in closed form); default: the world's own")
     p.add_argument("--scores_json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
     args = p.parse_args(argv)
     if args.videos < 1 or args.first_id < 0:
         p.error("--videos must be at least 1 and --first_id at least 0")
-    from data.physics import Physics
-    from data.synthetic import SceneConfig
+    from pipeline.cli import check_scores_json
+
+    check_scores_json(args)  # before any work: never over a checkpoint, a mask or an input
+    import dataclasses
+
+    from data.synthetic import WORLDS
     from pipeline.cli import write_scores
 
-    cfg = SceneConfig(physics=Physics(floor=args.floor))
+    cfg = WORLDS[args.world]
+    if args.floor:
+        cfg = dataclasses.replace(cfg, physics=dataclasses.replace(cfg.physics, floor=args.floor))
     res = predictability(args.seed, range(args.first_id, args.first_id + args.videos), cfg)
     print(format_report(res))
     write_scores(args.scores_json, res)

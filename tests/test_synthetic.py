@@ -4,6 +4,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from data.classes import COLORS, class_id, class_parts
 from data.format import HEIGHT, MASK_FILE, NUM_FRAMES, NUM_INPUT_FRAMES, WIDTH, frame_name, list_videos
 from data.render import Renderer, SceneObject, albedo
 from data.synthetic import (
-    MANIFEST_FILE, SceneConfig, generate_dataset, render_video, sample_bodies, simulate, split_ids,
+    MANIFEST_FILE, WORLDS, SceneConfig, generate_dataset, render_video, sample_bodies, simulate, split_ids,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +67,7 @@ def test_split_ids_follow_the_real_numbering():
 def test_cli_runs_from_its_own_folder_and_documents_flags():
     result = run_cli("--help", cwd=REPO / "scripts")
     assert result.returncode == 0, result.stderr
-    for flag in ("--out", "--train", "--val", "--unlabeled", "--hidden", "--seed", "--workers"):
+    for flag in ("--out", "--train", "--val", "--unlabeled", "--hidden", "--seed", "--workers", "--world"):
         assert flag in result.stdout
 
 
@@ -221,3 +222,18 @@ def test_objects_enter_the_view_between_frames_11_and_22():
         _, masks = render_video(0, vid)
         entered += bool(set(np.unique(masks[21])) - set(np.unique(masks[10])))
     assert entered >= 1
+
+
+def test_the_real_world_is_recorded_deterministic_and_its_own(tmp_path):
+    """--world real writes its settings (camera, sizes, the smooth floor) into the manifest, draws the same
+    bytes again for the same (seed, id), and draws other videos than the default world."""
+    out = tmp_path / "real"
+    result = run_cli("--out", out, "--train", 1, "--val", 0, "--unlabeled", 0, "--hidden", 0, "--world", "real",
+                     "--workers", 1)
+    assert result.returncode == 0, result.stderr
+    settings = json.loads((out / MANIFEST_FILE).read_text())["settings"]
+    assert settings["physics"]["floor"] == "smooth" and settings["camera"] == asdict(WORLDS["real"].camera)
+    frames, masks = render_video(0, 0, NUM_FRAMES, WORLDS["real"])
+    assert np.array_equal(np.load(out / "train" / "video_0" / MASK_FILE), masks)
+    assert np.array_equal(render_video(0, 0, NUM_FRAMES, WORLDS["real"])[0], frames)
+    assert not np.array_equal(render_video(0, 0, NUM_FRAMES, WORLDS["clevr"])[1], masks)
