@@ -10,6 +10,7 @@ Every random choice of a video comes from np.random.default_rng([seed, video_id]
 simulation is deterministic, so videos can be made in any order, by any number of processes, and
 a dataset can be extended later without touching the videos it already has.
 """
+import dataclasses
 import json
 import os
 import shutil
@@ -55,6 +56,10 @@ class SceneConfig:
     sizes: ObjectSizes = ObjectSizes()  # each shape's dimensions (data/render.py)
     noise_std: float = 1.05  # render noise in 8-bit levels, the same in R, G and B (the real frames'
     noise_chroma: float = 0.35  # noise is 1.2-1.35 and 0.9 correlated across channels), plus a little per channel
+    # > 0: each video draws its own world around this one (randomized_world): camera, sizes, the
+    # floor's friction and drag, bounce, densities, launches, entry times and noise; 1 is the
+    # spread of the "random" world, 0 draws every video in this very world
+    randomize: float = 0.0
     png_compress_level: int = 1  # zlib level of the PNGs: 1 is 4x faster than 6 ...
     png_zlib_strategy: int = 2  # ... and Huffman-only coding (Pillow's compress_type) is faster still
     # and, on noisy frames, as small as level 6 (~43 kB a frame, the real ones are ~31 kB)
@@ -76,6 +81,45 @@ WORLDS = {
         sizes=ObjectSizes(cube_half=0.3583, sphere_radius=0.3730, cylinder_radius=0.3841, cylinder_height=0.7209),
     ),
 }
+#  - "random": every video in a world of its own, drawn around "real" (randomized_world), so that
+#    what is learned on it does not hang on one camera, one friction or one set of sizes.
+WORLDS["random"] = dataclasses.replace(WORLDS["real"], randomize=1.0)
+
+
+def randomized_world(cfg: SceneConfig, rng) -> SceneConfig:
+    """A world drawn around cfg, with spreads scaled by cfg.randomize: the camera (height and field
+    of view +-15%, aim +-0.5 units), each shape's dimensions (+-15%, independently), the floor's
+    friction (x 0.5..2) and drag (x 0.5..1.5), bounce (0.6..0.95), each material's density (metal
+    1..3, rubber 0.5..1.5), launch speeds (x 0.7..1.3), how late objects enter (x 0.7..1.3) and the
+    noise (x 0.5..2). The result has randomize 0: it is one world."""
+    k = cfg.randomize
+
+    def scale(lo, hi):  # a factor in [1 - k (1 - lo), 1 + k (hi - 1)], log-uniform
+        return float(np.exp(rng.uniform(np.log(1 - k * (1 - lo)), np.log(1 + k * (hi - 1)))))
+
+    def around(value, lo, hi):  # a value drawn between value + k (lo - value) and value + k (hi - value)
+        return float(value + k * rng.uniform(lo - value, hi - value))
+
+    cam, sz, ph = cfg.camera, cfg.sizes, cfg.physics
+    camera = dataclasses.replace(cam, height=cam.height * scale(0.85, 1.15), hfov_deg=cam.hfov_deg * scale(0.85, 1.15),
+                                 look_y=cam.look_y + k * rng.uniform(-0.5, 0.5))
+    sizes = ObjectSizes(*(v * scale(0.85, 1.15) for v in dataclasses.astuple(sz)))
+    friction = ph.friction if ph.floor_friction is None else ph.floor_friction
+    physics = dataclasses.replace(ph, floor_friction=friction * scale(0.5, 2.0), drag=ph.drag * scale(0.5, 1.5),
+                                  restitution=around(ph.restitution, 0.6, 0.95),
+                                  density=(around(ph.density[0], 1.0, 3.0), around(ph.density[1], 0.5, 1.5)))
+    launch = scale(0.7, 1.3)
+    return dataclasses.replace(cfg, camera=camera, sizes=sizes, physics=physics, randomize=0.0,
+                               arrival_speed=tuple(launch * v for v in cfg.arrival_speed),
+                               enter_by=min(cfg.enter_by * scale(0.7, 1.3), 0.9), noise_std=cfg.noise_std * scale(0.5, 2.0))
+
+
+def video_config(cfg: SceneConfig, seed: int, video_id: int) -> SceneConfig:
+    """The world video `video_id` of dataset `seed` is drawn in: cfg itself, or with cfg.randomize
+    > 0 its own world, from (seed, video_id) alone (a stream apart from the scene's)."""
+    if cfg.randomize <= 0:
+        return cfg
+    return randomized_world(cfg, np.random.default_rng([seed, video_id, 1]))
 
 
 # ---------------------------------------------------------------- scene script
@@ -162,6 +206,8 @@ def renderer_for(cfg: SceneConfig) -> Renderer:
     pixel rays are computed once)."""
     key = (cfg.camera, cfg.sizes)
     if key not in _RENDERERS:
+        if len(_RENDERERS) >= 8:  # randomized worlds: a camera per video, so keep only the newest few
+            _RENDERERS.pop(next(iter(_RENDERERS)))
         _RENDERERS[key] = Renderer(Camera(cfg.camera), cfg.sizes)
     return _RENDERERS[key]
 
@@ -170,6 +216,7 @@ def render_video(seed: int, video_id: int, n_frames: int = NUM_FRAMES, cfg: Scen
     """(frames (T, H, W, 3) uint8, masks (T, H, W) uint8) of video `video_id` of dataset `seed`.
     A shorter video (hidden split: 11 frames) is the start of the same full video."""
     rng = np.random.default_rng([seed, video_id])
+    cfg = video_config(cfg, seed, video_id)
     renderer = renderer_for(cfg)
     scene = simulate(rng, cfg, NUM_FRAMES, renderer.camera)[:n_frames]
     pad = 8

@@ -37,7 +37,8 @@ def main(argv=None):
     p.add_argument("--world", choices=sorted(WORLDS), default="clevr",
                    help="'clevr': CLEVR's camera and sizes, Bullet's floor (the default, generator version 2's videos); "
                         "'real': the camera, sizes and kinematics fitted on the real videos, smooth free motion "
-                        "(data/synthetic.py: WORLDS); recorded in the dataset's manifest")
+                        "(data/synthetic.py: WORLDS); 'random': each video in its own world drawn around 'real' (camera, sizes, "
+                        "friction, bounce, densities, launches, noise); recorded in the dataset's manifest")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="parallel processes: min(2, CPUs) on this machine")
     args = p.parse_args(argv)

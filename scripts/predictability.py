@@ -45,8 +45,9 @@ def video_rows(seed: int, video_id: int, cfg, nudges=NUDGES) -> dict:
     from data.format import NUM_FRAMES
     from data.metric import ceiling_prediction
     from data.physics import simulate_bodies
-    from data.synthetic import renderer_for, sample_bodies
+    from data.synthetic import renderer_for, sample_bodies, video_config
 
+    cfg = video_config(cfg, seed, video_id)
     renderer = renderer_for(cfg)
     bodies = sample_bodies(np.random.default_rng([seed, video_id]), cfg, NUM_FRAMES, renderer.camera)
     seen = {}
@@ -132,7 +133,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=3, help="dataset seed of the videos (as make_synthetic_dataset.py --seed)")
     p.add_argument("--first_id", type=int, default=0, help="id of the first video")
     p.add_argument("--videos", type=int, default=200, help="how many videos, ids first_id, first_id + 1, ...")
-    p.add_argument("--world", choices=("clevr", "real"), default="clevr",
+    p.add_argument("--world", choices=("clevr", "real", "random"), default="clevr",
                    help="the generator's world (make_synthetic_dataset.py --world; data/synthetic.py: WORLDS)")
     p.add_argument("--floor", choices=("bullet", "smooth"), default=None,
                    help="replace the world's floor (data/physics.py): 'bullet' (chaotic free motion) or 'smooth' "

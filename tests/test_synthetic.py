@@ -16,6 +16,7 @@ from data.format import HEIGHT, MASK_FILE, NUM_FRAMES, NUM_INPUT_FRAMES, WIDTH, 
 from data.render import Renderer, SceneObject, albedo
 from data.synthetic import (
     MANIFEST_FILE, WORLDS, SceneConfig, generate_dataset, render_video, sample_bodies, simulate, split_ids,
+    video_config,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -237,3 +238,17 @@ def test_the_real_world_is_recorded_deterministic_and_its_own(tmp_path):
     assert np.array_equal(np.load(out / "train" / "video_0" / MASK_FILE), masks)
     assert np.array_equal(render_video(0, 0, NUM_FRAMES, WORLDS["real"])[0], frames)
     assert not np.array_equal(render_video(0, 0, NUM_FRAMES, WORLDS["clevr"])[1], masks)
+
+
+def test_randomized_worlds_are_deterministic_per_video_and_differ_between_videos():
+    cfg = WORLDS["random"]
+    one, again, other = video_config(cfg, 0, 5), video_config(cfg, 0, 5), video_config(cfg, 0, 6)
+    assert one == again and one.randomize == 0
+    assert one.camera != other.camera and one.sizes != other.sizes and one.physics != other.physics
+    assert video_config(cfg, 1, 5) != one  # another dataset seed, another world
+    assert video_config(WORLDS["real"], 0, 5) is WORLDS["real"]  # no spread: the world itself
+    base = WORLDS["real"]
+    assert 0.8 * base.camera.hfov_deg < one.camera.hfov_deg < 1.2 * base.camera.hfov_deg
+    frames, masks = render_video(0, 5, NUM_FRAMES, cfg)
+    again_frames, again_masks = render_video(0, 5, NUM_FRAMES, cfg)
+    assert np.array_equal(frames, again_frames) and np.array_equal(masks, again_masks)
