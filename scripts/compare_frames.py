@@ -6,6 +6,13 @@ Top row: frame 11 of a few real videos; bottom row: frame 11 of synthetic videos
 generator's defaults (rendered in memory, nothing else is written). A third row shows the synthetic
 masks in data/classes.py's palette.
 
+A third picture (--crops_out) puts objects side by side, one row per shape and material: real
+objects (wholly visible, at rows spread over the frame) on the left, and on the right synthetic
+objects of the same shape and material found at the nearest rows, each crop 40 px wide, shown twice
+as large: how the renderer's shading, highlights, shadows, edges and colors compare.
+
+The synthetic rows are drawn in --world (make_synthetic_dataset.py's worlds).
+
 A second picture (--tracks_out) shows how objects move: frame 22 of the real labeled videos (top)
 and of as many synthetic ones (bottom), with each object's mask centroid in frames 1-22 drawn as a
 trail in its palette color (a dot per frame: widely spaced dots are fast motion, a bend is a hit).
@@ -22,7 +29,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from data.classes import colorize  # noqa: E402
 from data.classes import PALETTE  # noqa: E402
 from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, SPLITS, TARGET_INDEX, frame_name, list_videos  # noqa: E402
-from data.synthetic import render_video  # noqa: E402
+from data.synthetic import WORLDS, render_video  # noqa: E402
 from engine import check_output, run_cli  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,6 +64,12 @@ def real_labeled(root: Path) -> list:
     return out
 
 
+def real_labeled_paths(root: Path) -> list:
+    """[(video folder, masks (22, H, W))] of every real labeled video under root."""
+    return [(v, np.load(v / MASK_FILE)) for split in LABELED_SPLITS if (root / split).is_dir()
+            for _, v in list_videos(root / split)]
+
+
 def with_tracks(img: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """img with each object's centroid trail over the frames of masks (T, H, W)."""
     pil = Image.fromarray(img)
@@ -83,6 +96,55 @@ def grid(rows: list) -> np.ndarray:
     return np.concatenate(sum(([line, hgap] for line in lines), [])[:-1], 0)
 
 
+CROP = 40  # pixels around an object's centroid
+
+
+def object_crops(frames_and_masks, frames_at=(0, 5, 10, 15, 21)) -> list:
+    """[(shape, material, row, crop (CROP, CROP, 3))] of the wholly visible objects (no edge, no other object
+    touching) of [(frames (T, H, W, 3), masks (T, H, W))], at the frames frames_at."""
+    from data.classes import class_parts
+
+    out = []
+    half = CROP // 2
+    for frames, masks in frames_and_masks:
+        for t in frames_at:
+            m = masks[t]
+            edge = set(np.concatenate([m[0], m[-1], m[:, 0], m[:, -1]]).tolist())
+            for a, b in ((m[1:], m[:-1]), (m[:, 1:], m[:, :-1])):
+                meet = (a != b) & (a > 0) & (b > 0)
+                edge |= set(a[meet].tolist()) | set(b[meet].tolist())
+            for cid in set(np.unique(m).tolist()) - edge - {0}:
+                ys, xs = np.nonzero(m == cid)
+                if len(ys) < 20:
+                    continue
+                cy, cx = int(ys.mean()), int(xs.mean())
+                padded = np.pad(frames[t], ((half, half), (half, half), (0, 0)), mode="edge")
+                shape, material, _ = class_parts(cid)
+                out.append((shape, material, float(ys.mean()), padded[cy:cy + CROP, cx:cx + CROP]))
+    return out
+
+
+def crops_picture(real: list, synthetic: list, per_row: int = 6) -> np.ndarray:
+    """One row per shape and material: per_row real crops, then the synthetic crop at the nearest row of each."""
+    rows = []
+    for shape in ("cube", "sphere", "cylinder"):
+        for material in ("metal", "rubber"):
+            r = sorted((c for c in real if c[:2] == (shape, material)), key=lambda c: c[2])
+            s = [c for c in synthetic if c[:2] == (shape, material)]
+            if not r or not s:
+                continue
+            picks = [r[i] for i in np.linspace(0, len(r) - 1, min(per_row, len(r))).round().astype(int)]
+            match = [min(s, key=lambda c: abs(c[2] - p[2])) for p in picks]
+            big = lambda c: np.kron(c[3], np.ones((2, 2, 1), np.uint8))  # noqa: E731
+            blank = np.full((2 * CROP, 2 * CROP, 3), 255, np.uint8)
+            cells = [big(c) for c in picks] + [blank] * (per_row - len(picks)) + [big(c) for c in match]
+            cells += [blank] * (2 * per_row - len(cells))
+            cells[0] = label(cells[0], f"real {material} {shape}")
+            cells[per_row] = label(cells[per_row], "synthetic")
+            rows.append(cells)
+    return grid(rows)
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """The module docstring as written, and each flag's default after its help."""
 
@@ -94,10 +156,13 @@ def main(argv=None):
     p.add_argument("--out", default=str(REPO / "data" / "figures" / "synthetic_vs_real.png"), help="PNG to write")
     p.add_argument("--tracks_out", default=str(REPO / "data" / "figures" / "tracks_real_vs_synthetic.png"),
                    help="PNG of the object tracks to write")
+    p.add_argument("--crops_out", default=str(REPO / "data" / "figures" / "crops_real_vs_synthetic.png"),
+                   help="PNG of real and synthetic objects side by side, per shape and material, to write")
+    p.add_argument("--world", choices=sorted(WORLDS), default="clevr", help="the generator's world of the synthetic rows")
     p.add_argument("--videos", type=int, default=4, help="videos per row")
     p.add_argument("--seed", type=int, default=0, help="synthetic dataset seed")
     args = p.parse_args(argv)
-    for flag in ("out", "tracks_out"):
+    for flag in ("out", "tracks_out", "crops_out"):
         Path(getattr(args, flag)).parent.mkdir(parents=True, exist_ok=True)
         check_output(getattr(args, flag), f"--{flag}", "png", args)
     try:
@@ -106,7 +171,7 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     syn, masks = [], []
     for i in range(args.videos):
-        frames, m = render_video(args.seed, i)
+        frames, m = render_video(args.seed, i, cfg=WORLDS[args.world])
         syn.append(frames[LAST_INPUT_INDEX])
         masks.append(colorize(m[LAST_INPUT_INDEX]))
     picture = grid([[label(real[0], "real")] + real[1:], [label(syn[0], "synthetic")] + syn[1:],
@@ -119,12 +184,19 @@ def main(argv=None):
     real_row = [with_tracks(img, m) for img, m in labeled]
     syn_row = []
     for i in range(len(labeled)):
-        frames, m = render_video(args.seed, i)
+        frames, m = render_video(args.seed, i, cfg=WORLDS[args.world])
         syn_row.append(with_tracks(frames[TARGET_INDEX], m))
     picture = grid([[label(real_row[0], "real, frame 22 and tracks")] + real_row[1:],
                     [label(syn_row[0], "synthetic")] + syn_row[1:]])
     Image.fromarray(picture).save(args.tracks_out, optimize=True)
     print(f"wrote {args.tracks_out} ({picture.shape[1]}x{picture.shape[0]})")
+
+    real_crops = object_crops([(np.stack([np.array(Image.open(v / frame_name(t)).convert("RGB")) for t in range(22)]), m)
+                               for v, m in real_labeled_paths(Path(args.real_root))])
+    syn_crops = object_crops([render_video(args.seed, i, cfg=WORLDS[args.world]) for i in range(40)])
+    picture = crops_picture(real_crops, syn_crops)
+    Image.fromarray(picture).save(args.crops_out, optimize=True)
+    print(f"wrote {args.crops_out} ({picture.shape[1]}x{picture.shape[0]})")
 
 
 if __name__ == "__main__":
