@@ -147,6 +147,10 @@ def check_not_an_input(path, flag: str, args, dest: str = None) -> None:
     if _inside_dataset(resolved):
         raise OutputPathError(f"{flag} {path} is inside a dataset's video folder: writing there would change the "
                               f"dataset; choose a path outside it")
+    if resolved.name in _DATASET_SPLITS and resolved.is_dir() and any(
+            _VIDEO_FOLDER.fullmatch(c.name) and c.is_dir() for c in resolved.iterdir()):
+        raise OutputPathError(f"{flag} {path} is a dataset's split folder (it holds video folders): writing there "
+                              f"would change the dataset; choose a path outside it")
 
 
 def check_output(path, flag: str, kind: str, args=None) -> Path:

@@ -93,6 +93,16 @@ def test_a_scores_file_never_replaces_a_run_log_or_a_dataset_manifest(tmp_path):
         assert target.read_bytes() == before
 
 
+def test_no_output_folder_is_a_dataset_split(tmp_path):
+    """--checkpoint_dir D/train once wrote best.pt, last.pt and log.jsonl among the train videos."""
+    from engine import check_output_folder
+    split = tmp_path / "D" / "train"
+    (split / "video_0").mkdir(parents=True)
+    with pytest.raises(OutputPathError, match="is a dataset's split folder"):
+        check_output_folder(split, "--checkpoint_dir")
+    assert [p.name for p in split.iterdir()] == ["video_0"]
+
+
 def test_fresh_deletes_only_a_folder_the_runner_made(tmp_path):
     decoy = tmp_path / "decoy"
     (decoy / "thesis").mkdir(parents=True)
