@@ -117,7 +117,8 @@ def open_mask(path, num_frames: int = NUM_FRAMES) -> np.ndarray:
     except FileNotFoundError:
         raise FileNotFoundError(f"missing mask: {path}") from None
     except (OSError, ValueError) as e:
-        raise DatasetFormatError(f"unreadable mask {path}: {e}") from None
+        raise DatasetFormatError(f"unreadable mask {path}: {str(e).rstrip('.')}; a mask is a NumPy uint8 array "
+                                 f"{(num_frames, HEIGHT, WIDTH)} saved with np.save: write it again") from None
     if mask.shape != (num_frames, HEIGHT, WIDTH):
         raise DatasetFormatError(f"{path}: mask shape {mask.shape}, expected {(num_frames, HEIGHT, WIDTH)}")
     if mask.dtype != np.uint8:

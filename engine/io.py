@@ -103,7 +103,13 @@ def _input_paths(args, output_dest: str) -> list:
 
 def file_kind(path) -> str:
     """What an existing file holds, by its first bytes: "json" (a JSON object), "png", "checkpoint" (a torch
-    file), "array" (NumPy), or "other"."""
+    file), "array" (NumPy), or "other". A run's log (`*.jsonl`: its first line alone is a JSON object) is "log",
+    and a file at the top of a dataset root (its manifest, beside train/ or val/) is "dataset", whatever they hold."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        return "log"
+    if any((path.parent / split).is_dir() for split in _DATASET_SPLITS):
+        return "dataset"
     with open(path, "rb") as f:
         head = f.read(8)
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save's zip, or a legacy pickle
@@ -119,7 +125,8 @@ def file_kind(path) -> str:
 
 
 _KIND_NAMES = {"json": "a JSON file", "png": "a PNG picture", "checkpoint": "a checkpoint (torch file)",
-               "array": "a NumPy array (a dataset mask or a store)", "other": "a file of another kind"}
+               "array": "a NumPy array (a dataset mask or a store)", "other": "a file of another kind",
+               "log": "a run's log (JSON lines)", "dataset": "a file of a dataset root (beside its split folders)"}
 
 
 def _inside_dataset(path: Path) -> bool:
@@ -140,6 +147,10 @@ def check_not_an_input(path, flag: str, args, dest: str = None) -> None:
     if _inside_dataset(resolved):
         raise OutputPathError(f"{flag} {path} is inside a dataset's video folder: writing there would change the "
                               f"dataset; choose a path outside it")
+    if resolved.name in _DATASET_SPLITS and resolved.is_dir() and any(
+            _VIDEO_FOLDER.fullmatch(c.name) and c.is_dir() for c in resolved.iterdir()):
+        raise OutputPathError(f"{flag} {path} is a dataset's split folder (it holds video folders): writing there "
+                              f"would change the dataset; choose a path outside it")
 
 
 def check_output(path, flag: str, kind: str, args=None) -> Path:

@@ -47,7 +47,7 @@ from data.metric import SegmentationScore  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import add_exclude_args, read_exclusions  # noqa: E402
 from engine import (  # noqa: E402
-    RandomFlips, add_optimizer_args, add_run_args, autocast, count_parameters, fit, prepare_optimization, print0,
+    OPTIMIZER_RULES, RUN_RULES, at_least, between, check_flags, RandomFlips, add_optimizer_args, add_run_args, autocast, count_parameters, fit, prepare_optimization, print0,
     resume_guard, run_cli, setup_distributed, start_run, teardown_distributed, unwrap, wrap_ddp,
 )
 from forecasting.simvp import DEFAULT, FUTURE_FRAMES, NORMS, PRESETS, SimVP  # noqa: E402
@@ -106,15 +106,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     if preset:
         p.set_defaults(**PRESETS[preset], **TRAIN_PRESETS[preset])
     args = p.parse_args(argv)
-    for name in ("epochs", "batch_size", "downsample", "hid_S", "hid_T", "N_S", "out_frames", "sampling_steps"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1")
-    if args.N_T < 2 or args.embed < 0 or args.out_frames > NUM_INPUT_FRAMES:
-        p.error(f"--N_T must be >= 2, --embed >= 0, --out_frames <= {NUM_INPUT_FRAMES}")
-    if args.learning_rate <= 0 or min(args.grad_clip, args.final_weight, args.iou_weight) < 0:
-        p.error("--learning_rate must be > 0; --grad_clip, --final_weight and --iou_weight >= 0")
-    if not 0 <= args.sampling_max <= 1:
-        p.error("--sampling_max is in [0, 1]")
+    # every bad flag at once, one line each (engine/flags.py), as every trainer does
+    check_flags(p, args, {**RUN_RULES, **OPTIMIZER_RULES, **{name: at_least(1) for name in (
+                    "downsample", "hid_S", "hid_T", "N_S", "out_frames", "sampling_steps")},
+                          "N_T": at_least(2), "embed": at_least(0), "out_frames": between(1, NUM_INPUT_FRAMES),
+                          "final_weight": at_least(0), "iou_weight": at_least(0), "sampling_max": between(0, 1)})
     check_mask_video_args(p, args)
     return args
 

@@ -44,6 +44,10 @@ def check_split(root: Path, split: str, decode: bool, report=print) -> dict:
     padded = {p.name != f"video_{vid}" for vid, p in videos}
     if len(padded) > 1:
         report(f"note: {root / split} mixes zero-padded and plain folder names (both read, by number)")
+    others = sorted(e.name for e in (root / split).iterdir() if e.is_dir() and not e.name.startswith("video_"))
+    if others:  # the readers skip them: a misnamed video would be left out silently
+        report(f"note: {root / split} holds {len(others)} folders not named video_<number>, which no script reads: "
+               f"{' '.join(others[:10])}{' ...' if len(others) > 10 else ''}")
     for vid, path in tqdm(videos, desc=f"check {split}", unit="video", dynamic_ncols=True, leave=False):
         found = [str(e) for e in video_problems(path, split, level="decode" if decode else "headers")]
         for message in found:

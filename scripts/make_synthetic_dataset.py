@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.format import SPLITS  # noqa: E402
 from data.synthetic import WORLDS, generate_dataset, split_ids  # noqa: E402
-from engine import RunLock, run_cli  # noqa: E402
+from engine import RunLock, at_least, check_flags, run_cli  # noqa: E402
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -43,10 +43,8 @@ def main(argv=None):
                    help="parallel processes: min(2, CPUs) on this machine")
     args = p.parse_args(argv)
     counts = {s: getattr(args, s) for s in SPLITS}
-    if any(n < 0 for n in counts.values()):
-        p.error(f"counts must be >= 0, got {counts}")
-    if args.seed < 0:
-        p.error(f"--seed must be >= 0, got {args.seed}")
+    # one line per bad flag, naming it (engine/flags.py); --workers 0 is the main process
+    check_flags(p, args, {**{s: at_least(0) for s in SPLITS}, "seed": at_least(0), "workers": at_least(0)})
     if Path(args.out).exists() and not Path(args.out).is_dir():
         p.error(f"--out {args.out} is a file: give a folder (new, or a dataset this script made)")
     out = Path(args.out).resolve()

@@ -59,6 +59,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.out_dir:
         check_output_folder(args.out_dir, "--out_dir", args)
+    for run in map(Path, args.runs):  # every run checked before the first picture
+        if not (run / "log.jsonl").is_file():
+            raise FileNotFoundError(f"run {run}: no {run / 'log.jsonl'} (pass a --checkpoint_dir of a train script "
+                                    f"that finished an epoch)")
     for run in map(Path, args.runs):
         png = Path(args.out_dir) / f"curve_{run.name}.png" if args.out_dir else run / "curve.png"
         check_output(png, "--out_dir" if args.out_dir else "the run folder's curve.png", "png")

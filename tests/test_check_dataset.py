@@ -78,3 +78,14 @@ def test_duplicate_numbers_cross_split_copies_and_cut_pngs_are_listed(tiny_root,
     assert f"leakage: {train[0]} and {root / 'val' / 'video_90'} have the same frame 1" in out
     assert f"unreadable PNG {frame}: truncated" in out
     assert "--exclude_videos" in result.stderr.splitlines()[-1] and "video_90" in result.stderr.splitlines()[-1]
+
+
+def test_a_misnamed_video_folder_is_noted(tiny_root, tmp_path):
+    """The readers skip a folder not named video_<number> (by design: a README, a .git): check_dataset names it."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    first = sorted((root / "train").iterdir())[0]
+    first.rename(root / "train" / "vid2")
+    result = check(root, "--split", "train")
+    assert f"note: {root / 'train'} holds 1 folders not named video_<number>, which no script reads: vid2" in (
+        result.stdout + result.stderr)

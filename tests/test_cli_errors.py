@@ -40,6 +40,7 @@ def test_fit_motion_checks_out_before_fitting(tiny_root, tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--out", "FILE"], "is a file: give a folder"),
+    (["--val", "-1"], "--val must be >= 0, got -1"),
 ])
 def test_make_synthetic_dataset_names_the_flag_and_writes_nothing(tmp_path, flags, message):
     (tmp_path / "FILE").write_text("")
@@ -87,3 +88,12 @@ def test_script_flags_are_range_checked(tiny_root, tmp_path, script, flags, mess
 def test_quickstart_checks_its_device_before_its_first_stage(tmp_path):
     line = one_error_line(run("scripts/quickstart.py", "--out", tmp_path / "q", "--device", "tpu"))
     assert "--device tpu: not a device" in line and not (tmp_path / "q").exists()
+
+
+def test_train_simvp_names_every_bad_flag_on_its_own_line(tmp_path):
+    result = run("forecasting/train_simvp.py", "--checkpoint_dir", tmp_path / "c", "--downsample", "0", "--hid_S", "-4",
+                 "--N_T", "1", "--sampling_max", "2", "--device", "cpu")
+    assert result.returncode == 2
+    lines = [line.split(": error: ")[1] for line in result.stderr.splitlines() if ": error: " in line]
+    assert sorted(line.split()[0] for line in lines) == ["--N_T", "--downsample", "--hid_S", "--sampling_max"]
+    assert not (tmp_path / "c").exists()

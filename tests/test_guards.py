@@ -78,6 +78,31 @@ def test_a_scores_file_replaces_a_scores_file(tmp_path):
     assert check_output(tmp_path / "s.json", "--scores_json", "json") == tmp_path / "s.json"
 
 
+def test_a_scores_file_never_replaces_a_run_log_or_a_dataset_manifest(tmp_path):
+    """A one-epoch log.jsonl and a dataset's manifest are JSON objects too: both are refused, not replaced."""
+    log = tmp_path / "run" / "log.jsonl"
+    log.parent.mkdir()
+    log.write_text(json.dumps({"epoch": 1, "val_jaccard": 0.1}) + "\n")
+    manifest = tmp_path / "D" / "synthetic_manifest.json"
+    (tmp_path / "D" / "train").mkdir(parents=True)
+    manifest.write_text(json.dumps({"settings": {}}))
+    for target, message in [(log, "is a run's log"), (manifest, "is a file of a dataset root")]:
+        before = target.read_bytes()
+        with pytest.raises(OutputPathError, match=message):
+            check_output(target, "--scores_json", "json")
+        assert target.read_bytes() == before
+
+
+def test_no_output_folder_is_a_dataset_split(tmp_path):
+    """--checkpoint_dir D/train once wrote best.pt, last.pt and log.jsonl among the train videos."""
+    from engine import check_output_folder
+    split = tmp_path / "D" / "train"
+    (split / "video_0").mkdir(parents=True)
+    with pytest.raises(OutputPathError, match="is a dataset's split folder"):
+        check_output_folder(split, "--checkpoint_dir")
+    assert [p.name for p in split.iterdir()] == ["video_0"]
+
+
 def test_fresh_deletes_only_a_folder_the_runner_made(tmp_path):
     decoy = tmp_path / "decoy"
     (decoy / "thesis").mkdir(parents=True)
