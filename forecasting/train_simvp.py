@@ -56,7 +56,7 @@ from pipeline.val_inputs import (  # noqa: E402
     TrueValInputs, ValInputs, add_mask_video_args, check_mask_video_args, prepare_val_inputs,
 )
 
-MODEL_FLAGS = ("downsample", "hid_S", "hid_T", "N_S", "N_T", "out_frames", "embed", "translator_norm")
+MODEL_FLAGS = ("downsample", "hid_S", "hid_T", "N_S", "N_T", "out_frames", "embed", "translator_norm", "copy_prior")
 # --preset NAME: the model's preset (forecasting/simvp.py: PRESETS) and the schedule it was meant with; flags given
 # on the command line still win.
 TRAIN_PRESETS = {"cpu": {"batch_size": 8, "learning_rate": 2e-3, "num_workers": 0},
@@ -100,6 +100,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="width of a learned embedding of the 49 classes (0: one-hot class fractions go in)")
     p.add_argument("--translator_norm", choices=NORMS, default=DEFAULT["translator_norm"],
                    help="normalisation in the gSTA blocks: batch (published) or group (small batches)")
+    p.add_argument("--copy_prior", type=float, default=DEFAULT["copy_prior"],
+                   help="start from 'copy the last input frame': logits = this scale x its class fractions (learned "
+                        "from there) + the network's output, whose readout starts at zero (0: no prior, the papers)")
     add_exclude_args(p)
     add_run_args(p, checkpoint_default="checkpoints/simvp")
     preset = p.parse_known_args(argv)[0].preset
@@ -111,8 +114,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--{name} must be >= 1")
     if args.N_T < 2 or args.embed < 0 or args.out_frames > NUM_INPUT_FRAMES:
         p.error(f"--N_T must be >= 2, --embed >= 0, --out_frames <= {NUM_INPUT_FRAMES}")
-    if args.learning_rate <= 0 or min(args.grad_clip, args.final_weight, args.iou_weight) < 0:
-        p.error("--learning_rate must be > 0; --grad_clip, --final_weight and --iou_weight >= 0")
+    if args.learning_rate <= 0 or min(args.grad_clip, args.final_weight, args.iou_weight, args.copy_prior) < 0:
+        p.error("--learning_rate must be > 0; --grad_clip, --final_weight, --iou_weight and --copy_prior >= 0")
     if not 0 <= args.sampling_max <= 1:
         p.error("--sampling_max is in [0, 1]")
     check_mask_video_args(p, args)
@@ -199,7 +202,8 @@ def simvp_loss(model, masks: torch.Tensor, own_steps: torch.Tensor = None, final
     target = x[torch.arange(B)[:, None], frames]  # (B, K, C, h, w)
     loss = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(0, 1))
     if final_weight > 0 or iou_weight > 0:
-        last = plain.upsample(logits[:, -1].float(), masks.shape[-2:])  # (B, C, H, W)
+        # (B, C, H, W), as inference makes frame 22 (with the copy prior's full-resolution detail of frame 11)
+        last = plain.full_resolution(logits[:, -1], masks[:, T - 1], x[:, T - 1])
         truth = masks[torch.arange(B), frames[:, -1]].long()  # (B, H, W)
         if final_weight > 0:
             loss = loss + final_weight * F.cross_entropy(last, truth)
