@@ -29,7 +29,11 @@ Deviations from the papers, each for a reason of this repository: the input is c
 embedding of them), not RGB; logits at H/d x W/d are bilinearly upsampled to the frame for frame 22; no
 stochastic depth (its per-process random draws would break "2 processes equal 1"); translator_norm
 "group" (GroupNorm, one group) is offered beside the published "batch" because the CPU preset's batches are
-small.
+small; and the copy prior (copy_prior > 0, every preset): each predicted frame's logits are scale x the class
+fractions of the window's last frame plus the decoder's output, whose readout starts at zero, and frame 22 at
+full resolution keeps frame 11's one-hot detail (full_resolution), so that the untrained model is "copy frame
+11" exactly and the network learns only the change. Without it a small model on a small budget sits for its
+first hundred steps predicting background everywhere (90%+ of the pixels), far below copying.
 """
 import math
 
