@@ -15,8 +15,9 @@ target, the competition's metric; best.pt keeps the best val Jaccard.
 
 Loss: cross-entropy of every predicted frame against its class fractions at the network's resolution (soft
 targets; plain cross-entropy at --downsample 1), plus --final_weight x the cross-entropy of the window's last
-frame (frame 22 in one shot) upsampled to full resolution, plus --iou_weight x (1 - its soft Jaccard), the
-optional IoU fine-tuning. Random left-right flips; AdamW with warm-up and cosine decay per batch; gradient
+frame (frame 22 in one shot) at full resolution as inference makes it (upsampled, plus the copy prior's
+full-resolution detail of frame 11), plus --iou_weight x (1 - its soft Jaccard), the optional IoU fine-tuning.
+The model starts as "copy frame 11" (--copy_prior, forecasting/simvp.py), so the loss starts at the copy's. Random left-right flips; AdamW with warm-up and cosine decay per batch; gradient
 clipping; autocast on CUDA.
 
 Scheduled sampling (--sampling_max, for --out_frames < 11, which roll forward on their own predictions at
