@@ -29,7 +29,11 @@ Deviations from the papers, each for a reason of this repository: the input is c
 embedding of them), not RGB; logits at H/d x W/d are bilinearly upsampled to the frame for frame 22; no
 stochastic depth (its per-process random draws would break "2 processes equal 1"); translator_norm
 "group" (GroupNorm, one group) is offered beside the published "batch" because the CPU preset's batches are
-small.
+small; and the copy prior (copy_prior > 0, every preset): each predicted frame's logits are scale x the class
+fractions of the window's last frame plus the decoder's output, whose readout starts at zero, and frame 22 at
+full resolution keeps frame 11's one-hot detail (full_resolution), so that the untrained model is "copy frame
+11" exactly and the network learns only the change. Without it a small model on a small budget sits for its
+first hundred steps predicting background everywhere (90%+ of the pixels), far below copying.
 """
 import math
 
@@ -49,15 +53,15 @@ NORMS = ("batch", "group")
 PRESETS = {
     # A few CPU-minutes: quarter resolution (40 x 60, the translator at 20 x 30), narrow, one shot.
     "cpu": {"downsample": 4, "hid_S": 16, "hid_T": 64, "N_S": 2, "N_T": 4, "out_frames": 11, "embed": 0,
-            "translator_norm": "group"},
+            "translator_norm": "group", "copy_prior": 6.0},
     # The published gSTA configuration (OpenSTL's Moving MNIST SimVP-gSTA: hid_S 64, hid_T 512, N_S 4, N_T 8),
     # at full resolution, one shot: for a GPU.
     "published": {"downsample": 1, "hid_S": 64, "hid_T": 512, "N_S": 4, "N_T": 8, "out_frames": 11, "embed": 0,
-                  "translator_norm": "batch"},
+                  "translator_norm": "batch", "copy_prior": 6.0},
     # The same network as the competition's second-place entry used it: a learned embedding of the 49 classes,
     # one frame at a time, rolled forward 11 times (train with --sampling_max > 0): for a GPU.
     "second_place": {"downsample": 1, "hid_S": 64, "hid_T": 512, "N_S": 4, "N_T": 8, "out_frames": 1, "embed": 32,
-                     "translator_norm": "batch"},
+                     "translator_norm": "batch", "copy_prior": 6.0},
 }
 DEFAULT = PRESETS["cpu"]
 
@@ -211,7 +215,8 @@ class SimVP(nn.Module):
     def __init__(self, num_classes: int = NUM_CLASSES, in_frames: int = NUM_INPUT_FRAMES,
                  downsample: int = DEFAULT["downsample"], hid_S: int = DEFAULT["hid_S"], hid_T: int = DEFAULT["hid_T"],
                  N_S: int = DEFAULT["N_S"], N_T: int = DEFAULT["N_T"], out_frames: int = DEFAULT["out_frames"],
-                 embed: int = DEFAULT["embed"], translator_norm: str = DEFAULT["translator_norm"]):
+                 embed: int = DEFAULT["embed"], translator_norm: str = DEFAULT["translator_norm"],
+                 copy_prior: float = DEFAULT["copy_prior"]):
         super().__init__()
         for name, value in (("num_classes", num_classes), ("in_frames", in_frames), ("downsample", downsample),
                             ("hid_S", hid_S), ("hid_T", hid_T), ("N_S", N_S), ("out_frames", out_frames)):
@@ -224,9 +229,11 @@ class SimVP(nn.Module):
             raise ValueError(f"embed must be an integer >= 0, got {embed!r}")
         if translator_norm not in NORMS:
             raise ValueError(f"translator_norm must be one of {NORMS}, got {translator_norm!r}")
+        if isinstance(copy_prior, bool) or not isinstance(copy_prior, (int, float)) or not copy_prior >= 0:
+            raise ValueError(f"copy_prior must be a number >= 0 (0: no prior), got {copy_prior!r}")
         self.config = {"num_classes": num_classes, "in_frames": in_frames, "downsample": downsample, "hid_S": hid_S,
                        "hid_T": hid_T, "N_S": N_S, "N_T": N_T, "out_frames": out_frames, "embed": embed,
-                       "translator_norm": translator_norm}
+                       "translator_norm": translator_norm, "copy_prior": float(copy_prior)}
         self.num_classes, self.in_frames, self.downsample = num_classes, in_frames, downsample
         self.out_frames, self.hid_S = out_frames, hid_S
         self.multiple = downsample * 2 ** (N_S // 2)  # the masks' sides must divide by this
@@ -235,6 +242,15 @@ class SimVP(nn.Module):
         self.encoder = Encoder(embed or num_classes, hid_S, N_S)
         self.translator = Translator(in_frames * hid_S, hid_T, out_frames * hid_S, N_T, translator_norm)
         self.decoder = Decoder(hid_S, num_classes, N_S)
+        if copy_prior:
+            # The copy prior: logits = scale x (the window's last frame) + the decoder's output, which starts at
+            # zero, so that the untrained model predicts "copy the last frame" and learns only what changes.
+            # A parameter (not a buffer), so that a checkpoint made without the prior refuses to load into it.
+            self.copy_scale = nn.Parameter(torch.tensor(float(copy_prior)))
+            nn.init.zeros_(self.decoder.readout.weight)
+            nn.init.zeros_(self.decoder.readout.bias)
+        else:
+            self.copy_scale = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, C, h, w) class fractions (or one-hot frames) -> logits (B, K, C, h, w) of the next K frames.
@@ -247,7 +263,10 @@ class SimVP(nn.Module):
         z = self.translator(z.reshape(B, T * self.hid_S, *z.shape[-2:]))  # (B, K*hid_S, h', w')
         skip = skip.reshape(B, T, *skip.shape[1:])[:, T - K:].reshape(B * K, *skip.shape[1:])  # the last K frames'
         out = self.decoder(z.reshape(B * K, self.hid_S, *z.shape[-2:]), skip)  # (B*K, C, h, w)
-        return out.reshape(B, K, self.num_classes, h, w)
+        out = out.reshape(B, K, self.num_classes, h, w)
+        if self.copy_scale is not None:
+            out = out + self.copy_scale * x[:, -1:]  # each of the K frames starts as a copy of the last input frame
+        return out
 
     def inputs(self, masks: torch.Tensor) -> torch.Tensor:
         """(B, T, H, W) class ids -> (B, T, C, H/d, W/d) class fractions, the network's input (sizes checked)."""
@@ -285,10 +304,24 @@ class SimVP(nn.Module):
             return logits
         return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
 
+    def full_resolution(self, logits: torch.Tensor, last_masks: torch.Tensor, last_fractions: torch.Tensor):
+        """A predicted frame's logits (B, C, h, w) -> (B, C, H, W): upsampled, and, for a one-shot model with the
+        copy prior, plus the prior's detail lost to the pooling: scale x (the one-hot of the last input frame,
+        last_masks (B, H, W) ids, minus its upsampled class fractions last_fractions (B, C, h, w)). The logits
+        are then scale x one-hot(frame 11) + the upsampled learned change, so the untrained model reproduces
+        the copy of frame 11 pixel for pixel rather than its blurred quarter-resolution version. A rolled-forward
+        model's last window frame is its own low-resolution prediction, which has no detail to add."""
+        out = self.upsample(logits.float(), last_masks.shape[-2:])
+        if self.copy_scale is None or self.downsample == 1 or self.steps != 1:
+            return out
+        onehot = F.one_hot(last_masks.long(), self.num_classes).permute(0, 3, 1, 2).to(out.dtype)  # (B, C, H, W)
+        return out + self.copy_scale.float() * (onehot - self.upsample(last_fractions.float(), last_masks.shape[-2:]))
+
     def frame22_logits(self, masks: torch.Tensor) -> torch.Tensor:
         """Input masks (B, 11, H, W) ids -> frame 22's logits (B, C, H, W) at full resolution."""
-        logits = self.rollout(self.inputs(masks))  # (B, steps*K, C, h, w): frame 12 onwards
-        return self.upsample(logits[:, FUTURE_FRAMES - 1].float(), masks.shape[-2:])
+        x = self.inputs(masks)
+        logits = self.rollout(x)  # (B, steps*K, C, h, w): frame 12 onwards
+        return self.full_resolution(logits[:, FUTURE_FRAMES - 1], masks[:, -1], x[:, -1])
 
     @torch.no_grad()
     def predict(self, masks: torch.Tensor) -> torch.Tensor:

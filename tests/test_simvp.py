@@ -68,6 +68,26 @@ def test_bad_inputs_and_configs_raise_with_the_reason():
         SimVP(out_frames=12)
     with pytest.raises(ValueError, match="translator_norm"):
         SimVP(translator_norm="layer")
+    with pytest.raises(ValueError, match="copy_prior"):
+        SimVP(copy_prior=-1.0)
+
+
+@pytest.mark.parametrize("kw", [dict(TINY), dict(TINY, downsample=1), dict(TINY, downsample=1, out_frames=1, embed=5)])
+def test_untrained_model_with_the_copy_prior_is_copy_frame_11(kw):
+    """The copy prior (logits = scale x the last input frame + a readout that starts at zero): before any training
+    frame 22 is frame 11, pixel for pixel, also at half resolution (its full-resolution detail is kept)
+    and when rolled forward one frame at a time; without the prior an untrained model predicts noise."""
+    torch.manual_seed(0)
+    masks = moving_squares(batch=4, size=3)  # 3-pixel squares: not aligned with the 2 x 2 cells
+    model = SimVP(**kw).eval()
+    assert model.config["copy_prior"] == PRESETS["cpu"]["copy_prior"] > 0
+    assert torch.equal(model.predict(masks[:, :11]), masks[:, 10].long())
+    x = model.inputs(masks[:, :11])
+    assert torch.equal(model(x), model.copy_scale * x[:, -1:].expand(-1, model.out_frames, -1, -1, -1))
+    plain = SimVP(**dict(kw, copy_prior=0.0)).eval()
+    assert plain.copy_scale is None and not torch.equal(plain.predict(masks[:, :11]), masks[:, 10].long())
+    with pytest.raises(RuntimeError, match="copy_scale"):  # a checkpoint made without the prior does not load
+        model.load_state_dict(plain.state_dict())
 
 
 def test_class_fractions_are_the_pooled_one_hot():
@@ -77,10 +97,11 @@ def test_class_fractions_are_the_pooled_one_hot():
     assert torch.allclose(class_fractions(masks, 49, 2), pooled)
 
 
-@pytest.mark.parametrize("out_frames, own, iou", [(11, False, 0.0), (1, True, 0.0), (11, False, 1.0)])
-def test_a_few_steps_lower_the_loss(out_frames, own, iou):
+@pytest.mark.parametrize("out_frames, own, iou, prior", [(11, False, 0.0, 0.0), (1, True, 0.0, 0.0),
+                                                       (11, False, 1.0, 0.0), (11, False, 0.0, 6.0)])
+def test_a_few_steps_lower_the_loss(out_frames, own, iou, prior):
     torch.manual_seed(0)
-    model = SimVP(**TINY, out_frames=out_frames)
+    model = SimVP(**TINY, out_frames=out_frames, copy_prior=prior)
     masks = moving_squares()
     steps = torch.tensor([0, 2, 5]) if own else None  # videos first rolled 0, 2 and 5 steps on their own output
     opt = torch.optim.Adam(model.parameters(), lr=2e-2)
