@@ -5,22 +5,22 @@ floor (floor units, z = 0). Collisions between objects are Bullet's (pybullet, n
 bodies with masses by volume, restitution and friction at the contact, so a glancing hit turns a
 cube about the vertical axis. The floor is one of two (Physics.floor):
 
-"bullet" (the generator's default; generator version 2 made its videos with it): a Bullet plane
-under gravity, with Coulomb friction at its contact points, rolling friction for spheres, and a very
-large inertia about the horizontal axes that keeps cubes and cylinders upright.
+"bullet" (the "clevr" world's, data/synthetic.py: WORLDS; generator version 2 made its videos
+with it): a Bullet plane under gravity, with Coulomb friction at its contact points, rolling
+friction for spheres, and a very large inertia about the horizontal axes that keeps cubes and
+cylinders upright.
 
-"smooth": the floor is not a Bullet body: bodies are kept upright at their resting height, and the
-floor's friction is applied here, in closed form, at every step:
+"smooth" (the "real" and "random" worlds'): the floor is not a Bullet body: bodies are kept upright
+at their resting height, and the floor's friction is applied here, in closed form, at every step:
   - cubes and cylinders slide with Coulomb friction (speed falls by mu g per second until they
     stop), and friction shares itself between their sliding and their spin about the vertical
     axis, so that both stop together (spin_radius);
   - a sphere slides until friction has matched its rolling to its speed (its rolling speed rises
-    by 5/2 mu g per second while it slides), then rolls on, slowed by rolling friction.
-Why: Bullet's floor contacts (a cylinder's rim, a box's four corners, their friction anchors,
-bodies put to sleep) make bodies that touch nothing chaotic: a 1e-9 change of a body's state moves
-where it stops by up to half a unit. On the smooth floor a body alone moves as a smooth function of
-its state (scripts/predictability.py measures both). Its kinematics are not yet calibrated against
-the real videos, so the generator does not use it by default.
+    by 5/2 mu g per second while it slides), then rolls on, slowed by rolling friction;
+  - a drag takes a share of every speed per second, so that sliding slows gradually.
+Why: Bullet's floor contacts (a cylinder's rim, a box's corners, their friction anchors) make
+some bodies that touch nothing sensitive to tiny changes of their state; on the smooth floor a
+body alone moves as a smooth function of its state (scripts/predictability.py measures both).
 
 Every scene runs in a fresh simulation with a fixed time step and a fixed order of calls, so the
 same bodies give bit-identical motion, in any process. One DIRECT client serves each process.
