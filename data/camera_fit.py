@@ -51,7 +51,7 @@ def draw_alone(renderer: Renderer, shape: int, x: float, y: float, yaw: float = 
         return None
     y0, y1, x0, x1 = box
     d = renderer.camera.rays[y0:y1, x0:x1].reshape(-1, 3).astype(np.float64)
-    t, _ = renderer._intersect(obj, renderer.camera.origin, d)
+    t, _ = renderer.intersect(obj, renderer.camera.origin, d)
     hit = np.isfinite(t).reshape(y1 - y0, x1 - x0)
     if not hit.any():
         return None
@@ -162,7 +162,7 @@ def fit_camera(obs: np.ndarray, start=None, distance: float = CameraSpec().dista
         if best is None or res.cost < best.cost:
             best = res
     cam, sizes = split(best.x, distance)
-    err = np.abs(fun(best.x))[:3 * len(used)].reshape(-1, 3)
+    err = np.abs(best.fun)[:3 * len(used)].reshape(-1, 3)  # the residuals at the end, as least_squares left them
     summary = {name: {"size": float(np.median(err[used[:, SHAPE] == s, 0])),
                       "box w": float(np.median(err[used[:, SHAPE] == s, 1])),
                       "box h": float(np.median(err[used[:, SHAPE] == s, 2]))}

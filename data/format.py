@@ -33,6 +33,12 @@ MASK_FILE = "mask.npy"
 _VIDEO_RE = re.compile(r"^video_(\d+)$")
 
 
+def video_number(name: str):
+    """The number of a video folder's name (video_12 and video_0012: 12), or None for any other name."""
+    m = _VIDEO_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
 def frame_name(i: int) -> str:
     """File name of frame index i (0-based): frame 1 is image_0.png."""
     return f"image_{i}.png"
@@ -74,10 +80,10 @@ def list_videos(split_dir, duplicates: bool = False) -> list:
         for entry in it:
             if not entry.name.startswith("video_"):
                 continue
-            m = _VIDEO_RE.match(entry.name)
-            if m is None or not entry.is_dir():
+            number = video_number(entry.name)
+            if number is None or not entry.is_dir():
                 raise ValueError(f"unexpected entry {Path(entry.path)}: video folders are named video_<number>")
-            videos.append((int(m.group(1)), Path(entry.path)))
+            videos.append((number, Path(entry.path)))
     if not videos:
         raise ValueError(f"empty split: no video_N folder in {split_dir}")
     videos.sort()

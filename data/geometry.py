@@ -42,26 +42,27 @@ def load_labeled_masks(root, exclude=()) -> list:
     return masks
 
 
+def whole_objects(frame: np.ndarray) -> list:
+    """The class ids of one (H, W) mask's wholly visible objects (see the module's help) of MIN_AREA
+    pixels or more."""
+    cut = np.zeros(NUM_CLASSES, bool)
+    cut[np.concatenate([frame[0], frame[-1], frame[:, 0], frame[:, -1]])] = True
+    for a, b in ((frame[1:], frame[:-1]), (frame[:, 1:], frame[:, :-1])):  # 4-neighbours of two objects
+        meet = (a != b) & (a > 0) & (b > 0)
+        cut[a[meet]] = True
+        cut[b[meet]] = True
+    cut[0] = True  # background is no object
+    area = np.bincount(frame.ravel(), minlength=NUM_CLASSES)
+    return np.nonzero((area >= MIN_AREA) & ~cut)[0].tolist()
+
+
 def observations(masks) -> np.ndarray:
     """(n, 6) float64 observations [shape index, row, col, sqrt(area), box width, box height] of
-    every wholly visible object (see the module's help) of MIN_AREA pixels or more in a list of
-    (T, H, W) masks."""
+    every wholly visible object (whole_objects) in a list of (T, H, W) masks."""
     rows = []
     for m in masks:
-        m = np.asarray(m)
-        t, h, w = m.shape
-        for f in range(t):
-            frame = m[f]
-            edge = np.zeros(NUM_CLASSES, bool)
-            edge[np.concatenate([frame[0], frame[-1], frame[:, 0], frame[:, -1]])] = True
-            for a, b in ((frame[1:], frame[:-1]), (frame[:, 1:], frame[:, :-1])):  # 4-neighbours of two objects
-                meet = (a != b) & (a > 0) & (b > 0)
-                edge[a[meet]] = True
-                edge[b[meet]] = True
-            area = np.bincount(frame.ravel(), minlength=NUM_CLASSES)
-            for k in np.nonzero((area >= MIN_AREA) & ~edge)[0]:
-                if k == 0:
-                    continue
+        for frame in np.asarray(m):
+            for k in whole_objects(frame):
                 ys, xs = np.nonzero(frame == k)
                 rows.append(((k - 1) // 16, ys.mean(), xs.mean(), np.sqrt(len(ys)),
                              xs.max() - xs.min() + 1, ys.max() - ys.min() + 1))

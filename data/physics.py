@@ -74,6 +74,11 @@ class Physics:
     floor_friction: float = None
     drag: float = 0.0
 
+    @property
+    def floor_mu(self) -> float:
+        """The floor's Coulomb friction: floor_friction on the smooth floor when given, else friction."""
+        return self.friction if self.floor == "bullet" or self.floor_friction is None else self.floor_friction
+
 
 @dataclass
 class Body:
@@ -156,8 +161,7 @@ def spin_radius(shape: str, sizes: ObjectSizes = SIZES) -> float:
 
 def floor_deceleration(phys: Physics) -> float:
     """The floor's Coulomb deceleration, floor units per second^2: mu g."""
-    mu = phys.friction if phys.floor == "bullet" or phys.floor_friction is None else phys.floor_friction
-    return mu * phys.gravity
+    return phys.floor_mu * phys.gravity
 
 
 def launch_speed(distance: float, arrival: float, phys: Physics) -> float:
@@ -234,32 +238,27 @@ class World:
             izz = m * (sz.sphere_radius**2 * 2 / 5)
         else:
             izz = m * (sz.cylinder_radius**2 / 2)
-        if not self.smooth:  # as generator version 2 made its videos, call for call
-            dyn = dict(lateralFriction=phys.friction, restitution=phys.restitution, linearDamping=0.0,
-                       angularDamping=0.0, contactProcessingThreshold=0.0, physicsClientId=cid)
+        # contactProcessingThreshold 0: Bullet's speculative contacts (made before bodies touch) would
+        # otherwise take the bounce out of every hit but box-box ones
+        dyn = dict(lateralFriction=phys.friction, restitution=phys.restitution, linearDamping=0.0,
+                   angularDamping=0.0, contactProcessingThreshold=0.0, physicsClientId=cid)
+        if self.smooth:
+            # upright for good: a huge inertia about x and y (and their spin is cleared every step);
+            # no sleeping: a body put to sleep stops at a moment that a tiny change of its state moves
+            dyn.update(localInertiaDiagonal=[1e6 * m, 1e6 * m, izz], activationState=pb.ACTIVATION_STATE_DISABLE_SLEEPING)
             if shape == "sphere":
-                dyn["rollingFriction"] = phys.rolling_friction
+                self.roll[key] = np.zeros(2)
             else:
-                dyn["localInertiaDiagonal"] = [1e6 * m, 1e6 * m, izz]
-            pb.changeDynamics(uid, -1, **dyn)
-            fps = 1.0 / phys.frame_time
-            pb.resetBaseVelocity(uid, linearVelocity=[body.vel[0] * fps, body.vel[1] * fps, 0.0],
-                                 angularVelocity=[0, 0, body.spin * fps], physicsClientId=cid)
-            self.uid[key], self.shape[key], self.z[key] = uid, shape, z
-            return
-        # upright for good: a huge inertia about x and y (and their spin is cleared every step);
-        # contactProcessingThreshold 0: Bullet's speculative contacts (made before bodies touch)
-        # would otherwise take the bounce out of every hit but box-box ones; no sleeping: a body
-        # put to sleep stops at a moment that a tiny change of its state moves
-        pb.changeDynamics(uid, -1, lateralFriction=phys.friction, restitution=phys.restitution, linearDamping=0.0,
-                          angularDamping=0.0, contactProcessingThreshold=0.0, localInertiaDiagonal=[1e6 * m, 1e6 * m, izz],
-                          activationState=pb.ACTIVATION_STATE_DISABLE_SLEEPING, physicsClientId=cid)
-        self.uid[key], self.shape[key], self.z[key] = uid, shape, z
-        if shape != "sphere":
-            self.rho[key] = spin_radius(shape, sz)
+                self.rho[key] = spin_radius(shape, sz)
+        elif shape == "sphere":
+            dyn["rollingFriction"] = phys.rolling_friction
+        else:  # upright for good on the Bullet floor too; spheres keep their true inertia to roll
+            dyn["localInertiaDiagonal"] = [1e6 * m, 1e6 * m, izz]
+        pb.changeDynamics(uid, -1, **dyn)
         fps = 1.0 / phys.frame_time
-        self.set_state(key, BodyState(np.asarray(body.pos, float), float(body.angle), np.asarray(body.vel, float) * fps,
-                                      float(body.spin) * fps, np.zeros(2)))
+        pb.resetBaseVelocity(uid, linearVelocity=[body.vel[0] * fps, body.vel[1] * fps, 0.0],
+                             angularVelocity=[0, 0, body.spin * fps], physicsClientId=cid)
+        self.uid[key], self.shape[key], self.z[key] = uid, shape, z
 
     def remove(self, key):
         self.pb.removeBody(self.uid.pop(key), physicsClientId=self.cid)

@@ -18,7 +18,6 @@ problem it finds, scripts/check_dataset.py lists them all.
 """
 import hashlib
 import os
-import re
 import struct
 import warnings
 from pathlib import Path
@@ -31,7 +30,7 @@ from torch.utils.data import Dataset
 from data.classes import NUM_CLASSES
 from data.format import (
     HEIGHT, MASK_FILE, NUM_FRAMES, NUM_INPUT_FRAMES, SPLIT_FRAMES, SPLIT_HAS_MASK,
-    SPLITS, TARGET_INDEX, WIDTH, frame_name, list_videos,
+    SPLITS, TARGET_INDEX, WIDTH, frame_name, list_videos, video_number,
 )
 
 
@@ -215,10 +214,10 @@ def exclusion_ids(values) -> list:
             names.append(value)
     ids = []
     for name in names:
-        m = re.fullmatch(r"video_(\d+)", name)
-        if m is None:
+        number = video_number(name)
+        if number is None:
             raise ValueError(f"--exclude_videos {name}: not a video name (video_N) nor a file of such names")
-        ids.append(int(m.group(1)))
+        ids.append(number)
     return ids
 
 
@@ -346,16 +345,12 @@ def check_other_splits(root, split: str, ids) -> None:
             raise DatasetFormatError(f"{root / split} and {folder} are one folder ({here}): each split needs its "
                                      f"own videos; point them at separate folders")
         with os.scandir(folder) as it:
-            shared = sorted(int(m.group(1)) for m in (_VIDEO_NAME.fullmatch(e.name) for e in it) if m and
-                            int(m.group(1)) in ids)
+            shared = sorted(n for n in (video_number(e.name) for e in it) if n is not None and n in ids)
         if shared:
             raise DatasetFormatError(
                 f"{len(shared)} video numbers are in both {root / split} and {folder} (video_{shared[0]}"
                 f"{' ...' if len(shared) > 1 else ''}): one video in two splits would be trained and scored on; "
                 f"remove it from one split (python scripts/check_dataset.py --root_dir {root} lists them)")
-
-
-_VIDEO_NAME = re.compile(r"video_(\d+)")
 
 
 class SplitIndex:

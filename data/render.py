@@ -58,7 +58,6 @@ class CameraSpec:
 
 
 SIZES = ObjectSizes()
-OBJECT_RADIUS = SIZES.max_reach  # spacing between objects: no two footprints overlap
 
 # Three lights, as in CLEVR's scene: a key light in front-left of the objects (its shadow falls
 # behind-right of them), a back light behind-right (shadow in front-left) and a low fill light
@@ -376,7 +375,8 @@ class Renderer:
             col = (0.8 * (env + diffuse) + glossy)[:, None] * alb + spec[:, None]
         return col * 255.0
 
-    def _intersect(self, obj: SceneObject, o, d):
+    def intersect(self, obj: SceneObject, o, d):
+        """(hit distance t (N,), inf where missed; unit normals (N, 3)) of rays d (N, 3) from o against obj."""
         sz = self.sizes
         if obj.shape == "sphere":
             return hit_sphere(o, d, np.array([obj.x, obj.y, sz.sphere_radius]), sz.sphere_radius)
@@ -465,7 +465,7 @@ class Renderer:
         y0, y1, x0, x1 = box
         gy, gx = slice(2 * y0, 2 * y1 + 1), slice(2 * x0, 2 * x1 + 1)
         d = self.camera.rays2[gy, gx].reshape(-1, 3)
-        t, n = self._intersect(obj, self.camera.origin, d)
+        t, n = self.intersect(obj, self.camera.origin, d)
         hit = np.isfinite(t)
         colors = np.zeros((len(t), 3), np.float32)
         if hit.any():

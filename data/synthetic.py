@@ -104,8 +104,7 @@ def randomized_world(cfg: SceneConfig, rng) -> SceneConfig:
     camera = dataclasses.replace(cam, height=cam.height * scale(0.85, 1.15), hfov_deg=cam.hfov_deg * scale(0.85, 1.15),
                                  look_y=cam.look_y + k * rng.uniform(-0.5, 0.5))
     sizes = ObjectSizes(*(v * scale(0.85, 1.15) for v in dataclasses.astuple(sz)))
-    friction = ph.friction if ph.floor_friction is None else ph.floor_friction
-    physics = dataclasses.replace(ph, floor_friction=friction * scale(0.5, 2.0), drag=ph.drag * scale(0.5, 1.5),
+    physics = dataclasses.replace(ph, floor_friction=ph.floor_mu * scale(0.5, 2.0), drag=ph.drag * scale(0.5, 1.5),
                                   restitution=around(ph.restitution, 0.6, 0.95),
                                   density=(around(ph.density[0], 1.0, 3.0), around(ph.density[1], 0.5, 1.5)))
     launch = scale(0.7, 1.3)
@@ -185,14 +184,19 @@ def sample_bodies(rng, cfg: SceneConfig, n_frames: int, camera) -> list:
     return bodies
 
 
+def scene_objects(bodies) -> list:
+    """[(class_id, x, y, yaw)] of one frame (simulate_bodies) -> SceneObjects to draw, rounded far below a
+    pixel: a resting body's float noise must not defeat the renderer's per-object cache, which reuses
+    what did not move."""
+    return [SceneObject(c, round(x, 4), round(y, 4), round(a, 4)) for c, x, y, a in bodies]
+
+
 def simulate(rng, cfg: SceneConfig, n_frames: int = NUM_FRAMES, camera=None) -> list:
     """[frame] -> list of SceneObjects: the whole motion of one video's scene."""
     bodies = sample_bodies(rng, cfg, n_frames, camera or renderer_for(cfg).camera)
     frames = []
     for objects in simulate_bodies(bodies, n_frames, cfg.physics, cfg.sizes):
-        # rounded far below a pixel: a resting body's float noise must not defeat the renderer's
-        # per-object cache, which reuses what did not move
-        frames.append([SceneObject(c, round(x, 4), round(y, 4), round(a, 4)) for c, x, y, a in objects])
+        frames.append(scene_objects(objects))
     return frames
 
 

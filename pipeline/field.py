@@ -44,9 +44,9 @@ def field_methods(motion_json=None, dynamics=None, simvp=None, device="cpu") -> 
 
 
 def true_inputs(root, splits) -> tuple:
-    """([masks of frames 1-11 (11, H, W)], [true frame 22 (H, W)], [ceiling prediction (H, W)]) of every video of
-    root's labeled splits, from their true masks."""
-    inputs, targets, ceilings = [], [], []
+    """([masks of frames 1-11 (11, H, W)], [true frame 22 (H, W)], [ceiling prediction (H, W)], [video ids]) of
+    every video of root's splits, from their true masks."""
+    inputs, targets, ceilings, ids = [], [], [], []
     for split in splits:
         videos = TrueMaskVideos(root, split)
         for i in range(len(videos)):
@@ -54,14 +54,16 @@ def true_inputs(root, splits) -> tuple:
             inputs.append(masks[:NUM_INPUT_FRAMES])
             targets.append(masks[TARGET_INDEX])
             ceilings.append(ceiling_prediction(masks))
-    return inputs, targets, ceilings
+        ids += videos.video_ids
+    return inputs, targets, ceilings, ids
 
 
 def unet_inputs(pseudo_labels, root) -> tuple:
     """([the U-Net's masks of val frames 1-11 (11, H, W)], [true frame 22 (H, W)]): the stored val inputs
     (PSEUDO_LABELS/val, made by the trainers) against ROOT/val's truth."""
     stored = StoredMaskVideos(pseudo_labels, "val", root)
-    truth = {v: t for v, t in zip(TrueMaskVideos(root, "val").video_ids, true_inputs(root, ["val"])[1])}
+    _, targets, _, ids = true_inputs(root, ["val"])
+    truth = dict(zip(ids, targets))
     return [stored[i]["masks"][:NUM_INPUT_FRAMES] for i in range(len(stored))], [truth[v] for v in stored.video_ids]
 
 

@@ -20,13 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
+from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from forecasting.motion import Motion, extrapolate_mask  # noqa: E402
-from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
+from data.pseudo_labels import StoredMaskVideos  # noqa: E402
 from forecasting.dynamics import ObjectDynamics, predict_masks  # noqa: E402
 from engine import load_model, run_cli  # noqa: E402
 from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores  # noqa: E402
+from pipeline.field import true_inputs  # noqa: E402
 
 BATCH = 16
 
@@ -47,19 +48,6 @@ def score_inputs(inputs: list, targets: list, dynamics, motion: Motion) -> dict:
             "dynamics_videos_per_s": round(len(inputs) / max(seconds, 1e-9), 1)}
 
 
-def true_inputs(root, splits) -> tuple:
-    """The true masks of frames 1-11 and of frame 22 of every video of root's splits, and the video ids."""
-    inputs, targets, ids = [], [], []
-    for split in splits:
-        videos = TrueMaskVideos(root, split)
-        for i in range(len(videos)):
-            masks = videos[i]["masks"]
-            inputs.append(masks[:NUM_INPUT_FRAMES])
-            targets.append(masks[TARGET_INDEX])
-        ids += videos.video_ids
-    return inputs, targets, ids
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root_dir", required=True, help="synthetic dataset root holding val/")
@@ -78,7 +66,7 @@ def main():
     dynamics = load_model(args.saved_dynamics_model_dir, ObjectDynamics)
     motion = Motion.from_config(json.loads(Path(args.motion).read_text()))
     results = {"threads": args.threads, "motion": motion.to_config()}
-    inputs, targets, ids = true_inputs(args.root_dir, ["val"])
+    inputs, targets, _, ids = true_inputs(args.root_dir, ["val"])
     results["true"] = score_inputs(inputs, targets, dynamics, motion)
     if args.pseudo_labels:
         stored = StoredMaskVideos(args.pseudo_labels, "val", args.root_dir)
@@ -87,7 +75,7 @@ def main():
         results["unet"] = score_inputs(unet_inputs, [by_id[v] for v in stored.video_ids],
                                                              dynamics, motion)
     if args.real_root and Path(args.real_root).is_dir():
-        real_inputs, real_targets, _ = true_inputs(args.real_root, ["train", "val"])
+        real_inputs, real_targets, _, _ = true_inputs(args.real_root, ["train", "val"])
         results["real"] = score_inputs(real_inputs, real_targets, dynamics, motion)
     print("| inputs (frames 1-11) | videos | copy frame 11 | motion model | learned dynamics | dynamics videos/s |")
     print("|---|---|---|---|---|---|")

@@ -41,7 +41,7 @@ from pipeline.field import field_methods, field_table, score, true_inputs, unet_
 from pipeline.recipes import (  # noqa: E402
     FIELD_MODELS, FIELD_PRESETS, field_data_stages, field_train_stage, threads_env, user_path,
 )
-from pipeline.stages import StageFailed, expand, run_stage  # noqa: E402
+from pipeline.stages import StageFailed, run_stage  # noqa: E402
 
 LABELS = {"copy": "copy the frame-11 mask", "motion": "motion model (fitted, no learning)",
           "dynamics": "learned object dynamics", "simvp": "SimVP (gSTA), mask space"}
@@ -134,7 +134,7 @@ def main(argv=None):
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     methods = field_methods(out / "motion.json", out / "dynamics", out / "simvp", device)
     inputs = {"unet": unet_inputs(out / "pseudo_labels", data)}
-    true_in, true_out, ceilings = true_inputs(data, ["val"])
+    true_in, true_out, ceilings, _ = true_inputs(data, ["val"])
     inputs["true"] = (true_in, true_out)
     real = Path(args.real_root) if args.real_root else None
     if real is not None and real.is_dir():

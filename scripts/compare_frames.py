@@ -100,25 +100,19 @@ CROP = 40  # pixels around an object's centroid
 
 
 def object_crops(frames_and_masks, frames_at=(0, 5, 10, 15, 21)) -> list:
-    """[(shape, material, row, crop (CROP, CROP, 3))] of the wholly visible objects (no edge, no other object
-    touching) of [(frames (T, H, W, 3), masks (T, H, W))], at the frames frames_at."""
+    """[(shape, material, row, crop (CROP, CROP, 3))] of the wholly visible objects (data/geometry.py:
+    whole_objects) of [(frames (T, H, W, 3), masks (T, H, W))], at the frames frames_at."""
     from data.classes import class_parts
+    from data.geometry import whole_objects
 
     out = []
     half = CROP // 2
     for frames, masks in frames_and_masks:
         for t in frames_at:
-            m = masks[t]
-            edge = set(np.concatenate([m[0], m[-1], m[:, 0], m[:, -1]]).tolist())
-            for a, b in ((m[1:], m[:-1]), (m[:, 1:], m[:, :-1])):
-                meet = (a != b) & (a > 0) & (b > 0)
-                edge |= set(a[meet].tolist()) | set(b[meet].tolist())
-            for cid in set(np.unique(m).tolist()) - edge - {0}:
-                ys, xs = np.nonzero(m == cid)
-                if len(ys) < 20:
-                    continue
+            padded = np.pad(frames[t], ((half, half), (half, half), (0, 0)), mode="edge")
+            for cid in whole_objects(masks[t]):
+                ys, xs = np.nonzero(masks[t] == cid)
                 cy, cx = int(ys.mean()), int(xs.mean())
-                padded = np.pad(frames[t], ((half, half), (half, half), (0, 0)), mode="edge")
                 shape, material, _ = class_parts(cid)
                 out.append((shape, material, float(ys.mean()), padded[cy:cy + CROP, cx:cx + CROP]))
     return out

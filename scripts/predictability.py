@@ -27,17 +27,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from data.format import LAST_INPUT_INDEX as INPUT_T, TARGET_INDEX as TARGET_T  # noqa: E402  (frames 11 and 22)
 from engine import run_cli  # noqa: E402
 
 NUDGES = (1e-6, 1e-3)
 FREE_MOVE = 0.01  # floor units: a free body moved more than this by a nudge is not smooth
-INPUT_T, TARGET_T = 10, 21  # frames 11 and 22, 0-based
 
 
 def _draw(renderer, frame) -> np.ndarray:
-    from data.render import SceneObject
+    from data.synthetic import scene_objects
 
-    return renderer.render([SceneObject(c, round(x, 4), round(y, 4), round(a, 4)) for c, x, y, a in frame])[1]
+    return renderer.render(scene_objects(frame))[1]
 
 
 def video_rows(seed: int, video_id: int, cfg, nudges=NUDGES) -> dict:

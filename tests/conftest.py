@@ -2,6 +2,7 @@
 generator, an untrained U-Net checkpoint, and what the trainers' tests share (one thread, the JSON log, a
 run killed during its second epoch, torchrun with two CPU processes)."""
 import contextlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -25,6 +26,15 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def load_script(relpath: str):
+    """An entry script (scripts are not a package) as a module, e.g. load_script("scripts/data_stats.py")."""
+    path = REPO / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def read_log(ckpt) -> list:

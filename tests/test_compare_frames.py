@@ -1,23 +1,10 @@
 """scripts/compare_frames.py: object crops per shape and material, side by side."""
-import importlib.util
-from pathlib import Path
-
-import numpy as np
-
+from conftest import load_script
 from data.synthetic import WORLDS, render_video
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("compare_frames", REPO / "scripts" / "compare_frames.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_crops_are_whole_objects_matched_by_shape_material_and_row():
-    mod = load_script()
+    mod = load_script("scripts/compare_frames.py")
     videos = [render_video(0, i, cfg=WORLDS["real"]) for i in range(3)]
     crops = mod.object_crops(videos)
     assert crops and all(c[3].shape == (mod.CROP, mod.CROP, 3) for c in crops)

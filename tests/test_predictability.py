@@ -1,24 +1,13 @@
 """scripts/predictability.py: frame 22 re-simulated in the generator's engine from frame 11."""
-import importlib.util
-from pathlib import Path
-
+from conftest import load_script
 from data.physics import Physics
 from data.synthetic import SceneConfig
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("predictability", REPO / "scripts" / "predictability.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_rows_and_smooth_free_motion():
     """Every row is scored over all videos and both parts; re-simulating from the exact frame-11 state beats
     copying frame 11; on the smooth floor no free body is moved by a 1e-6 nudge."""
-    mod = load_script()
+    mod = load_script("scripts/predictability.py")
     res = mod.predictability(3, range(4), SceneConfig(physics=Physics(floor="smooth")), progress=False)
     s = res["scores"]
     assert set(s) == {"copy 11", "ceiling", "perfect motion", "re-simulated", "nudged 1e-06", "nudged 0.001"}
