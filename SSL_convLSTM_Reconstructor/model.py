@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from forecasting.motion import Motion
 from engine.registry import build_model, register_model
 from SSL_convLSTM_Reconstructor.convlstm import ConvLSTM, positive_int
 
@@ -203,12 +202,13 @@ class Reconstructor(nn.Module):
     norm: "group" (GroupNorm, independent of the batch size) or "none".
     reference: what the output's change is relative to. "frame11" (default): the last input frame.
         "extrapolated": a reference frame per predicted frame that the caller passes as forward's
-        `ref`, the last frame with its objects moved along their velocities (forecasting/motion.py:
-        extrapolate_frames, from the U-Net's masks of frames 10-11). The network then starts from
+        `ref`, the last frame with its objects moved along their velocities (made by the pipeline from
+        the U-Net's masks of frames 10-11). The network then starts from
         objects at their expected place and learns what that misses, instead of having to draw
         moved objects itself (at CPU budgets it only learns to fade them). Not with "direct".
-    motion: the extrapolation's (forecasting/motion.py: a Motion or its config; None: Motion(), plain image-space
-        motion), recorded so that inference makes the same `ref`.
+    motion: the config of the motion that made `ref` (plain data, see forecasting/motion.py), recorded so that
+        inference makes the same `ref`; the model itself never reads it, and computes no reference (the pipeline
+        does: pipeline/references.py, pipeline/predictors.py).
     downsample: run the network on frames area-averaged by this factor (4: 40 x 60 for 160 x 240,
         16 times less compute, what makes CPU training learn motion in minutes). The output stays at
         full resolution: frame 11 plus the network's change bilinearly upsampled (clamped to [0, 1]
@@ -247,7 +247,8 @@ class Reconstructor(nn.Module):
             raise ValueError(f"norm {norm!r} is not one of {NORMS}")
         if reference not in REFERENCES or (reference != "frame11" and output_mode == "direct"):
             raise ValueError(f"reference {reference!r} must be one of {REFERENCES} (and 'frame11' with output_mode 'direct')")
-        motion = Motion.from_config(motion)
+        if motion is not None and not isinstance(motion, dict):
+            raise ValueError(f"motion must be a config dict (forecasting/motion.py: Motion.to_config) or None, got {motion!r}")
         if not isinstance(skip, bool):
             raise ValueError(f"skip must be True or False, got {skip!r}")
         if not isinstance(kernel_size, int):  # plain int: the config stays plain data
@@ -257,7 +258,7 @@ class Reconstructor(nn.Module):
             "enc_channels": enc_channels, "hidden_channels": hidden_channels, "kernel_size": kernel_size,
             "future_steps": future_steps, "skip": skip, "output_mode": output_mode,
             "output_activation": output_activation, "norm": norm, "downsample": downsample, "reference": reference,
-            "motion": motion.to_config(),
+            "motion": dict(motion) if motion is not None else None,
         }
         self.downsample = downsample
         self.future_steps = future_steps

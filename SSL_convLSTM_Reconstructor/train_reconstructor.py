@@ -22,7 +22,7 @@ L1, 26.62 dB with --loss mse, against 24.63 dB for the frame-11 copy. At this bu
 from fading what is about to move, not yet from drawing it at its new place (see the --visualize
 grids of Unets/inference_val_with_reconstructor.py): MSE leaves a halo that costs the U-Net more.
 Motion-compensated reference (--reference extrapolated): each predicted frame is a change of frame
-11 with its objects moved along their velocities (forecasting/motion.py: extrapolate_frames), the objects
+11 with its objects moved along their velocities (pipeline/references.py, with forecasting/motion.py), the objects
 found by the U-Net (--pseudo_labels: scripts/make_pseudo_labels.py's store of the unlabeled videos;
 the train split's true masks with --use_train_frames; the val inputs segmented once with
 --saved_seg_model_dir). The model then starts with objects at their expected place, which a U-Net
@@ -39,17 +39,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
-from torch.utils.data import ConcatDataset, Dataset, Subset  # noqa: E402
+from torch.utils.data import ConcatDataset, Subset  # noqa: E402
 from torchmetrics.functional.image import structural_similarity_index_measure  # noqa: E402
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
-from forecasting.motion import Motion, extrapolate_frames, future_horizons  # noqa: E402
-from forecasting.motion_args import MOTION_RULES, add_motion_args, resolve_motion  # noqa: E402
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
 from data.readers import VideoDataset, add_exclude_args, check_before_training, read_exclusions, to_float  # noqa: E402
 from SSL_convLSTM_Reconstructor.model import DEFAULT, OUTPUT_MODES, REFERENCES, Reconstructor  # noqa: E402
+from pipeline.references import MOTION_RULES, WithExtrapolatedFrames, add_motion_args, resolve_motion  # noqa: E402
 from pipeline.val_inputs import prepare_val_inputs  # noqa: E402
 from engine import (  # noqa: E402
     OPTIMIZER_RULES, RUN_RULES, add_optimizer_args, at_least, check_flags, resume_guard,
@@ -104,30 +103,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.reference == "extrapolated" and args.output_mode == "direct":
         p.error("--reference extrapolated needs --output_mode residual or blend (direct has no reference)")
     return args
-
-
-class WithExtrapolatedFrames(Dataset):
-    """Videos (items {"video_id", "frames": (T >= 11, 3, H, W)}) with masks of the same videos (items
-    {"video_id", "masks": (>= 11, H, W)}), row by row: each item gains "ref" (K, 3, H, W) uint8, frames
-    1-11 extrapolated to the last K future frames (forecasting/motion.py: extrapolate_frames)."""
-
-    def __init__(self, videos: Dataset, masks: Dataset, num_future: int, motion: Motion):
-        self.videos, self.masks, self.motion = videos, masks, Motion.from_config(motion)
-        self.horizons = future_horizons(num_future, NUM_FUTURE)
-        self.n = min(len(videos), len(masks))
-        ids = [int(v) for v in videos.index.video_ids[:self.n]]
-        if ids != [int(v) for v in masks.video_ids[:self.n]]:
-            raise ValueError("the masks are not of the same videos, in the same order, as the frames: "
-                             "make the pseudo-labels again for this dataset (scripts/make_pseudo_labels.py)")
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict:
-        item = self.videos[i]
-        masks = self.masks[i]["masks"][LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1]  # frames 10-11
-        ref = extrapolate_frames(item["frames"][:NUM_INPUT_FRAMES], masks, self.horizons, self.motion)
-        return {**item, "ref": ref}
 
 
 def gradient_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

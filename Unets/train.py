@@ -20,15 +20,8 @@ its class from the head.
 --batch_size is per process: under torchrun the global batch is nproc x batch_size, and N processes
 take the same steps as one process with N times the batch (tested on CPU).
 
-Robust to predicted frames (the two-stage pipeline, Unets/inference_*_with_reconstructor.py):
-    python Unets/train.py ... --init_from checkpoints/unet/best.pt \
-        --saved_recon_model_dir checkpoints/reconstructor/best.pt --checkpoint_dir checkpoints/unet_finetuned
---init_from starts from a U-Net checkpoint (its model_config rebuilds the model; optimizer and schedule
-start fresh). --saved_recon_model_dir adds, for every train video, the pair (the reconstructor's frame
-22, the true mask of frame 22), --predicted_fraction of each epoch's samples, mixed with the real
-frames; validation then scores the U-Net on the reconstructor's frame 22 of each val video, the
-two-stage val Jaccard. The predicted frames are made once at start and kept in memory (115 KB a
-video: fine for the train split's 1,000 videos); the val split is never trained on.
+--init_from fine-tunes from a U-Net checkpoint (its model_config rebuilds the model; optimizer and schedule
+start fresh).
 """
 import argparse
 import sys
@@ -38,18 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
-from torch.utils.data import ConcatDataset, Dataset, Subset  # noqa: E402
+from torch.utils.data import Dataset, Subset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data.classes import NUM_CLASSES  # noqa: E402
 from data.format import HEIGHT, NUM_FRAMES  # noqa: E402
 from data.metric import SegmentationScore  # noqa: E402
 from data.readers import LabeledFrameDataset, add_exclude_args, check_before_training, read_exclusions, to_float  # noqa: E402
-from SSL_convLSTM_Reconstructor.model import Reconstructor  # noqa: E402
-from pipeline.models import load_for_flag  # noqa: E402
-from pipeline.predictors import needs_segmenter, reconstruct_split  # noqa: E402
 from Unets.segment import segment  # noqa: E402
 from engine import (  # noqa: E402
+    load_for_flag,
     OPTIMIZER_RULES, RUN_RULES, add_optimizer_args, at_least, between, check_flags, resume_guard,
     RandomFlips, RunState, add_run_args, fit, memory_format, prepare_optimization, print0, run_cli,
     setup_distributed, start_run, teardown_distributed, wrap_ddp,
@@ -101,12 +92,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="validate on the frames of the first N val videos only (0: all, the honest score)")
     p.add_argument("--init_from", default=None, metavar="PATH",
                    help="fine-tune: start from this U-Net checkpoint's weights (model rebuilt from it, --base_channels unused)")
-    p.add_argument("--saved_recon_model_dir", default=None, metavar="PATH",
-                   help="reconstructor checkpoint: also train on its frame 22 of each train video with the true mask, "
-                        "predicted once at start, and validate on its frame 22 of each val video (see above)")
-    p.add_argument("--predicted_fraction", type=float, default=None,
-                   help="with --saved_recon_model_dir: share of each epoch's samples that are predicted frames "
-                        "(pairs repeated to reach it; 1: predicted frames only) (default: 0.5)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="start from this preset's defaults (" + "; ".join(
                        f"{k}: " + " ".join(f"--{f} {v}" for f, v in d.items()) for k, d in PRESETS.items()) + ")")
@@ -122,18 +107,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     check_flags(p, args, {
         **RUN_RULES, **OPTIMIZER_RULES, "base_channels": at_least(1), "train_videos": at_least(0),
         "val_videos": at_least(0), "dice_weight": at_least(0), "object_head": at_least(0),
-        "scale": between(1, max_scale), "predicted_fraction": between(0, 1, lo_open=True),
+        "scale": between(1, max_scale),
     }, more=[
         None if crop_ok else (f"--crop_size must be 0 (whole frames) or >= {MIN_CROP * scale} (the U-Net halves its "
                               f"input 4 times, at 1/--scale of its resolution) and <= {HEIGHT}, the frame's height; "
                               f"got {args.crop_size}"),
         "--object_head: a U-Net with one learns colors, not classes, by pixel: no --dice_weight"
         if args.object_head > 0 and args.dice_weight else None,
-        "--predicted_fraction only applies with --saved_recon_model_dir (the reconstructor's frames)"
-        if args.predicted_fraction is not None and not args.saved_recon_model_dir else None,
     ])
-    if args.predicted_fraction is None:
-        args.predicted_fraction = 0.5
     return args
 
 
@@ -159,14 +140,6 @@ class FramePairs(Dataset):
         return self.images[i], self.masks[i]
 
 
-def with_predicted_frames(real: Dataset, predicted: Dataset, fraction: float) -> Dataset:
-    """Real frames and predicted pairs, the predicted ones repeated to be `fraction` of the whole (1: alone)."""
-    if fraction >= 1:
-        return predicted
-    repeats = max(1, round(fraction / (1 - fraction) * len(real) / len(predicted)))
-    return ConcatDataset([real, Subset(predicted, [i % len(predicted) for i in range(repeats * len(predicted))])])
-
-
 def main(argv=None) -> RunState:
     args = parse_args(argv)
     exclude = read_exclusions(args.exclude_videos, args.root_dir)
@@ -182,32 +155,10 @@ def main(argv=None) -> RunState:
                + (f"; the first {args.train_videos} used" if args.train_videos else ""), ctx=ctx)
         if args.train_videos:  # items are video-major: a video's 22 frames follow each other
             train_set = Subset(train_set, range(min(len(train_set), args.train_videos * NUM_FRAMES)))
-        if args.saved_recon_model_dir:  # the two-stage pipeline's frames: predicted once, kept in memory
-            recon = load_for_flag(args.saved_recon_model_dir, Reconstructor, "--saved_recon_model_dir", ctx.device)
-            unet = None
-            if needs_segmenter(recon):  # its reference frames come from the U-Net's masks, as at inference
-                if not args.init_from:
-                    raise ValueError(f"{args.saved_recon_model_dir} extrapolates the U-Net's masks: fine-tune with "
-                                     f"--init_from U-Net checkpoint, whose masks it then uses")
-                unet = load_for_flag(args.init_from, UNet, "--init_from", ctx.device)
-            train_pred = reconstruct_split(recon, args.root_dir, "train", batch_size=args.batch_size, unet=unet,
-                                           exclude=exclude)  # never val
-            val_pred = reconstruct_split(recon, args.root_dir, "val", batch_size=args.batch_size, unet=unet,
-                                         exclude=exclude)  # scored only
-            del recon, unet
-            train_set = with_predicted_frames(train_set, FramePairs(train_pred["images"], train_pred["masks"]),
-                                              args.predicted_fraction)
-            val_set, score_name = FramePairs(val_pred["images"], val_pred["masks"]), "val_jaccard_predicted"
-            if args.val_videos:
-                val_set = Subset(val_set, range(min(len(val_set), args.val_videos)))
-            print0(f"predicted frame 22 of {len(train_pred['images'])} train and {len(val_pred['images'])} val "
-                   f"videos; {len(train_set)} training samples an epoch, predicted fraction "
-                   f"{args.predicted_fraction}; validation on the predicted val frames", ctx=ctx)
-        else:
-            val_set = LabeledFrameDataset(args.root_dir, "val", exclude=exclude)
-            print0(f"val: {val_set.index.describe()}", ctx=ctx)
-            if args.val_videos:
-                val_set = Subset(val_set, range(min(len(val_set), args.val_videos * NUM_FRAMES)))
+        val_set = LabeledFrameDataset(args.root_dir, "val", exclude=exclude)
+        print0(f"val: {val_set.index.describe()}", ctx=ctx)
+        if args.val_videos:
+            val_set = Subset(val_set, range(min(len(val_set), args.val_videos * NUM_FRAMES)))
         if args.cache_frames:  # every (frame, mask) item decoded once, then served from memory
             images, masks = zip(*(train_set[i] for i in tqdm(range(len(train_set)), desc="cache train frames",
                                                                disable=not ctx.is_main, leave=False)))

@@ -4,7 +4,7 @@ fit loop, loaders, schedules, run flags, the CLI error wrapper and the one atomi
 Imports no model, forecasting or pipeline module: models register themselves (engine/registry.py).
 """
 from engine.checkpoint import (  # noqa: F401
-    CHECKPOINT_KEYS, RunState, check_finite_weights, checkpoint_file, load_checkpoint, load_model, load_weights,
+    CHECKPOINT_KEYS, RunState, check_finite_weights, checkpoint_file, load_checkpoint, load_for_flag, load_model, load_weights,
     make_checkpoint,
 )
 from engine.data import RandomFlips, make_loader, sample_rng  # noqa: F401

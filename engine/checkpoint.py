@@ -62,6 +62,14 @@ def load_model(path, kind=None, device="cpu") -> nn.Module:
     return model.to(device).eval()
 
 
+def load_for_flag(path, model_cls, flag: str, device="cpu") -> nn.Module:
+    """load_model with the flag named in any error (a reconstructor passed as the U-Net, a missing file)."""
+    try:
+        return load_model(path, model_cls, device)
+    except CheckpointError as e:
+        raise CheckpointError(f"{flag}: {e}") from None
+
+
 def load_weights(model: nn.Module, state_dict: dict, path) -> None:
     """model.load_state_dict(state_dict), with one line naming the file and the first tensor that does not fit
     (torch lists every mismatch, dozens of lines when a config was edited to another architecture)."""

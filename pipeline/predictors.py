@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from tqdm import tqdm
 
 from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES
 from data.readers import to_float
@@ -31,7 +30,7 @@ from forecasting.dynamics import ObjectDynamics, predict_masks
 from forecasting.motion import Motion, extrapolate_frames, extrapolate_mask, future_horizons
 from forecasting.motion_args import add_motion_args, resolve_motion
 from forecasting.simvp import SimVP
-from pipeline.evaluate import Predictor, video_loader
+from pipeline.evaluate import Predictor
 from pipeline.models import load_for_flag
 from SSL_convLSTM_Reconstructor.model import Reconstructor
 from Unets.segment import segment
@@ -204,8 +203,7 @@ def extrapolated_reference(unet, frames: torch.Tensor, motion: Motion = None) ->
 @torch.no_grad()
 def reconstruct(reconstructor, frames: torch.Tensor, unet=None) -> torch.Tensor:
     """Frame 22 as an image: frames 1-11 (B, 11, 3, H, W) uint8 -> (B, 3, H, W) uint8, on the reconstructor's
-    device. Rounded to uint8 like a real frame, so the U-Net sees here exactly what Unets/train.py
-    fine-tunes it on (--saved_recon_model_dir). unet: the segmenter a reconstructor with reference
+    device. Rounded to uint8 like a real frame, so the U-Net segments what a frame's PNG would hold. unet: the segmenter a reconstructor with reference
     "extrapolated" needs (needs_segmenter)."""
     device = next(reconstructor.parameters()).device
     frames = frames.to(device, non_blocking=True)
@@ -218,24 +216,6 @@ def reconstruct(reconstructor, frames: torch.Tensor, unet=None) -> torch.Tensor:
     with autocast(device):
         out = reconstructor(to_float(frames), ref=ref)[:, -1]  # (B, 1, 3, H, W) -> (B, 3, H, W): frame 22
     return out.float().clamp(0, 1).mul(255).round().to(torch.uint8)
-
-
-def reconstruct_split(reconstructor, root, split: str, *, batch_size: int = 8, num_workers: int = 0,
-                      desc: str = None, unet=None, exclude=()) -> dict:
-    """The reconstructor's frame 22 of every video of a split, once, in numeric order (small splits: it all
-    stays in memory, 115 KB a video): {"video_ids": [N], "images": (N, 3, H, W) uint8 on the CPU,
-    "masks": (N, H, W) uint8, frame 22's true masks, for a labeled split}."""
-    device = next(reconstructor.parameters()).device
-    loader = video_loader(root, split, batch_size, num_workers, device, exclude=exclude)  # frames 1-11 (+ frame 22's mask)
-    out = {"video_ids": [], "images": [], "masks": []}
-    for batch in tqdm(loader, desc=desc or f"reconstruct {split}", dynamic_ncols=True, leave=False):
-        out["video_ids"].extend(int(v) for v in batch["video_id"])
-        out["images"].append(reconstruct(reconstructor, batch["frames"], unet).cpu())
-        if "masks" in batch:
-            out["masks"].append(batch["masks"][:, 0])
-    out["images"] = torch.cat(out["images"])
-    out["masks"] = torch.cat(out["masks"]) if out["masks"] else None
-    return out
 
 
 def reconstruction_predictor(reconstructor, unet) -> Predictor:

@@ -163,8 +163,8 @@ def threads_env(threads, *names) -> dict:
 
 
 def bench_pipeline_recipe(args) -> dict:
-    """scripts/bench_pipeline.py: the two-stage pipeline (reconstructor -> U-Net) against the frame-11 baselines,
-    with the U-Net fine-tuned on predicted frames and the U-Net on the true frame 22 (oracle)."""
+    """scripts/bench_pipeline.py: the two-stage pipeline (reconstructor -> U-Net) against the frame-11 baselines
+    and the U-Net on the true frame 22 (oracle)."""
     unet = user_path(args.unet_checkpoint) if args.unet_checkpoint else UNET
     few = ("--num_workers", "0")  # the stages run one thread each (--threads): workers would only compete
     stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, args.hidden, args.seed)]
@@ -184,19 +184,11 @@ def bench_pipeline_recipe(args) -> dict:
         labels = user_path(args.pseudo_labels) if args.pseudo_labels else "{out}/pseudo_labels"
         stages.append(pseudo_labels(unet, labels, args.pseudo_videos))
         reference += ["--pseudo_labels", labels, "--saved_seg_model_dir", unet, "--motion", "{out}/motion.json"]
-    tuned = "{out}/unet_finetuned/best.pt"
     stages += [
         train("train reconstructor", "SSL_convLSTM_Reconstructor/train_reconstructor.py", "{out}/reconstructor", *few,
               "--epochs", str(args.recon_epochs), *reference, *args.recon_flags.split()),
         val("val two stages", "Unets/inference_val_with_reconstructor.py", "two_stage", *few, *TWO_STAGE,
             "--saved_seg_model_dir", unet, "--visualize", "{out}/grids_two_stage"),
-        train("fine-tune U-Net", "Unets/train.py", "{out}/unet_finetuned", *few, "--epochs", str(args.finetune_epochs),
-              "--init_from", unet, *TWO_STAGE, "--predicted_fraction", str(args.predicted_fraction)),
-        val("val two stages fine-tuned", "Unets/inference_val_with_reconstructor.py", "two_stage_finetuned", *few,
-            *TWO_STAGE, "--saved_seg_model_dir", tuned, "--visualize", "{out}/grids_two_stage_finetuned"),
-        # control: the fine-tuned U-Net on frame 11 separates the predicted frames' effect from the extra epochs
-        val("val fine-tuned U-Net on frame 11", "Unets/inference_val_without_reconstructor.py", "unet_finetuned", *few,
-            "--saved_seg_model_dir", tuned),
         {"name": "oracle", "cmd": ["{py}", "scripts/oracle_scores.py", "--root_dir", "{data}", "--saved_seg_model_dir",
                                    unet, *few, "{device}"], "scores": "{out}/scores/oracle.json"},
     ]
@@ -208,9 +200,6 @@ def bench_pipeline_recipe(args) -> dict:
             row("copy the frame-11 mask", REFS, "copy_frame_11"),
             row("U-Net on frame 11", "unet"),
             row("two stages: reconstructor -> U-Net", "two_stage"),
-            row("two stages, U-Net fine-tuned on predicted frames", "two_stage_finetuned"),
-            row("control: fine-tuned U-Net on frame 11", "unet_finetuned",
-                why="the fine-tune's extra epochs alone, without predicted frames at inference"),
             row("U-Net on the true frame 22 (oracle)", "oracle", "oracle",
                 why="what a perfect reconstructor would give with this U-Net"),
             row("ceiling (true frame 22, objects absent from frame 11 removed)", REFS, "ceiling"),

@@ -15,10 +15,7 @@ is skipped, so re-running continues after a crash, --fresh starts over):
     --reference extrapolated, from the U-Net's pseudo-labels, scripts/make_pseudo_labels.py): its val
     PSNR/SSIM of frame 22 beside the copy of frame 11 (from its log), and its training videos/s;
  5. the two stages with that same U-Net (Unets/inference_val_with_reconstructor.py);
- 6. the U-Net fine-tuned on the reconstructor's frame 22 of the train videos mixed with real frames
-    (Unets/train.py --init_from --saved_recon_model_dir), then the two stages with it, and as a control
-    the fine-tuned U-Net on frame 11 (its extra epochs alone);
- 7. the oracle: the U-Net segmenting the true frame 22 (scripts/oracle_scores.py).
+ 6. the oracle: the U-Net segmenting the true frame 22 (scripts/oracle_scores.py).
 The stages are the recipe pipeline/recipes.py: bench_pipeline_recipe, run by pipeline/stages.py; the table is
 read from the scores each stage wrote as JSON (OUT/scores/). It prints the val Jaccard table and writes
 OUT/results.md, and OUT/results.json with the reconstructor's PSNR/SSIM from its training log.
@@ -59,8 +56,6 @@ def parse_args(argv=None):
                    help="unlabeled videos to pseudo-label, the reconstructor's training videos (0: all)")
     p.add_argument("--recon_flags", default="",
                    help="extra train_reconstructor.py flags (model size, loss), as one string, e.g. '--loss mse'")
-    p.add_argument("--finetune_epochs", type=int, default=1, help="epochs of the U-Net fine-tune on predicted frames")
-    p.add_argument("--predicted_fraction", type=float, default=0.5, help="train.py --predicted_fraction of the fine-tune")
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every stage (0: leave it unset)")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: CUDA if present, else CPU)")
     p.add_argument("--fresh", action="store_true", help="delete OUT first and run every stage again")

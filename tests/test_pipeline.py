@@ -95,35 +95,3 @@ def test_wrong_kind_of_checkpoint_is_refused_with_the_flag_named(tiny_root, ckpt
     assert result.returncode == 1
     assert result.stderr.startswith("error: --saved_recon_model_dir: checkpoint not found") and "Traceback" not in result.stderr
     assert "python SSL_convLSTM_Reconstructor/train_reconstructor.py --checkpoint_dir" in result.stderr  # the right script
-
-
-def test_unet_fine_tunes_on_predicted_frames(tiny_root, ckpts, tmp_path):
-    """--init_from + --saved_recon_model_dir: starts from the U-Net's weights, trains on the reconstructor's frame 22
-    of the train videos (never val), and validates on its frame 22 of the val videos (the two-stage score)."""
-    from Unets import train
-
-    recon, unet = ckpts
-    ckpt = tmp_path / "finetuned"
-    train.main(["--root_dir", str(tiny_root), "--init_from", str(unet), "--saved_recon_model_dir", str(recon),
-                "--predicted_fraction", "1", "--epochs", "1", "--batch_size", "2", "--checkpoint_dir", str(ckpt),
-                "--num_workers", "0", "--device", "cpu", "--seed", "0"])
-    last = torch.load(ckpt / "last.pt", weights_only=True)
-    start = torch.load(unet, weights_only=True)
-    assert last["model_config"] == start["model_config"]  # the architecture came with --init_from
-    assert any(not torch.equal(last["model"][k], start["model"][k]) for k in start["model"])  # and it trained
-    log = (ckpt / "log.jsonl").read_text()
-    assert '"val_jaccard_predicted"' in log
-    # the score it keeps is the two-stage val score of the fine-tuned U-Net
-    jaccard = val_script.main(["--root_dir", str(tiny_root), "--saved_recon_model_dir", str(recon),
-                               "--saved_seg_model_dir", str(ckpt / "last.pt"), "--num_workers", "0"])
-    assert last["best_score"] == pytest.approx(jaccard, abs=1e-4)
-
-
-def test_predicted_pairs_take_the_asked_share_of_an_epoch():
-    from Unets.train import FramePairs, with_predicted_frames
-
-    real = FramePairs(torch.zeros(88, 3, 2, 2, dtype=torch.uint8), torch.zeros(88, 2, 2, dtype=torch.uint8))
-    pred = FramePairs(torch.ones(4, 3, 2, 2, dtype=torch.uint8), torch.ones(4, 2, 2, dtype=torch.uint8))
-    mixed = with_predicted_frames(real, pred, 0.5)
-    assert len(mixed) == 176 and sum(int(mixed[i][1].max()) for i in range(len(mixed))) == 88
-    assert with_predicted_frames(real, pred, 1.0) is pred
