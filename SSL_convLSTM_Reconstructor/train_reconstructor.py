@@ -33,24 +33,21 @@ scripts/convert_to_memmap.py so PNG decoding does not starve it.
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+import torch.distributed as dist
+from torch.utils.data import ConcatDataset, Subset
+from torchmetrics.functional.image import structural_similarity_index_measure
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from tqdm import tqdm
 
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
-from torch.utils.data import ConcatDataset, Subset  # noqa: E402
-from torchmetrics.functional.image import structural_similarity_index_measure  # noqa: E402
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX  # noqa: E402
-from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
-from data.readers import VideoDataset, add_exclude_args, check_before_training, read_exclusions, to_float  # noqa: E402
-from SSL_convLSTM_Reconstructor.model import DEFAULT, OUTPUT_MODES, REFERENCES, Reconstructor  # noqa: E402
-from pipeline.references import MOTION_RULES, WithExtrapolatedFrames, add_motion_args, resolve_motion  # noqa: E402
-from pipeline.val_inputs import prepare_val_inputs  # noqa: E402
-from engine import (  # noqa: E402
+from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX
+from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos
+from data.readers import VideoDataset, add_exclude_args, check_before_training, read_exclusions, to_float
+from SSL_convLSTM_Reconstructor.model import DEFAULT, OUTPUT_MODES, REFERENCES, Reconstructor
+from pipeline.references import MOTION_RULES, WithExtrapolatedFrames, add_motion_args, resolve_motion
+from pipeline.val_inputs import prepare_val_inputs
+from engine import (
     OPTIMIZER_RULES, RUN_RULES, add_optimizer_args, at_least, check_flags, resume_guard,
     add_run_args, count_parameters, start_run, RandomFlips, RunState, autocast, fit, print0, run_cli, setup_distributed,
     teardown_distributed, unwrap, prepare_optimization, wrap_ddp,

@@ -8,12 +8,9 @@ The submission is a uint8 tensor (hidden videos, 160, 240), rows in numeric vide
 and then written atomically; an unwritable --output fails before any inference.
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine import run_cli  # noqa: E402
-from pipeline.cli import script_main  # noqa: E402
+from engine import run_cli
+from pipeline.cli import script_main
 
 main = script_main("simvp", "hidden", __doc__.split("\n\n")[0])
 

@@ -9,12 +9,9 @@ videos. Both models are rebuilt from their checkpoints alone; a checkpoint of th
 U-Net given as the reconstructor or the other way round) is refused with the flag named.
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine import run_cli  # noqa: E402
-from pipeline.cli import script_main  # noqa: E402
+from engine import run_cli
+from pipeline.cli import script_main
 
 main = script_main("reconstructor", "val", __doc__.split("\n\n")[0])
 

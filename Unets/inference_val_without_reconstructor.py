@@ -6,12 +6,9 @@ Prints `Jaccard: 0.xxxx` (the competition's dataset-level score of frame 22) and
 table; --visualize DIR draws frame 11 | prediction | true frame 22 for a few videos.
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine import run_cli  # noqa: E402
-from pipeline.cli import script_main  # noqa: E402
+from engine import run_cli
+from pipeline.cli import script_main
 
 main = script_main("copy", "val", __doc__.split("\n\n")[0])
 

@@ -3,7 +3,7 @@
 Why: the pixel head sees an object through receptive fields smaller than it (at the small preset's
 half resolution an object is ten pixels across), and the cube against the cylinder is what it learns
 last. Given the U-Net's own outlines and colors but each object's true shape and material, its
-quickstart masks would score about twice as high (scripts/diagnose_unet.py; the README: the U-Net's
+quickstart masks would score about twice as high (scripts/analysis/diagnose_unet.py; the README: the U-Net's
 recipe). A small CNN that sees the whole object at full resolution and how big it looks where it stands
 (its row: the depth cue) learns the shape and material of a whole object from a few thousand examples
 in a minute or two of CPU.

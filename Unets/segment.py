@@ -14,7 +14,7 @@ def segment(model, frames: torch.Tensor, vote: bool = True, refine: bool = True)
 
     The one segmentation step shared by training's validation and every inference script. vote: each
     connected piece of one predicted color takes a single class (Unets/postprocess.py: vote_per_object);
-    scripts/bench_unet.py measures what it adds (the README's U-Net table). A U-Net with an object head
+    scripts/bench/bench_unet.py measures what it adds (the README's U-Net table). A U-Net with an object head
     instead scores background and colors only, and each connected piece of one color takes its color's
     class of the shape and material its object head gives it (Unets/objects.py: classify_pieces; `vote`
     does not apply: a piece has one class either way). refine: re-segment each object in a crop of the

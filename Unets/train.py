@@ -12,7 +12,7 @@ only: color is the class). Each frame is trained on as one --crop_size crop cent
 in such a crop, as training saw it: Unets/segment.py: refine_with_crops), and the network's head
 scores a class as background, or object + its shape + material + color (Unets/unet.py:
 FactoredOutConv). Both make the default recipe much faster to a given val Jaccard on CPU;
-scripts/bench_unet.py measures it.
+scripts/bench/bench_unet.py measures it.
 --object_head W (the small preset's): the pixels learn background and color only (cross-entropy over
 the 9 color logits), and an object head learns each object's shape and material from a window around
 it, cut from the step's whole frames (Unets/objects.py); segmentation gives each piece of one color
@@ -25,37 +25,34 @@ start fresh).
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from torch.nn import functional as F
+from torch.utils.data import Dataset, Subset
+from tqdm import tqdm
 
-import torch  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
-from torch.utils.data import Dataset, Subset  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from data.classes import NUM_CLASSES  # noqa: E402
-from data.format import HEIGHT, NUM_FRAMES  # noqa: E402
-from data.metric import SegmentationScore  # noqa: E402
-from data.readers import LabeledFrameDataset, add_exclude_args, check_before_training, read_exclusions, to_float  # noqa: E402
-from Unets.segment import segment  # noqa: E402
-from engine import (  # noqa: E402
+from data.classes import NUM_CLASSES
+from data.format import HEIGHT, NUM_FRAMES
+from data.metric import SegmentationScore
+from data.readers import LabeledFrameDataset, add_exclude_args, check_before_training, read_exclusions, to_float
+from Unets.segment import segment
+from engine import (
     load_for_flag,
     OPTIMIZER_RULES, RUN_RULES, add_optimizer_args, at_least, between, check_flags, resume_guard,
     RandomFlips, RunState, add_run_args, fit, memory_format, prepare_optimization, print0, run_cli,
     setup_distributed, start_run, teardown_distributed, wrap_ddp,
 )
-from Unets.crops import ObjectCrops  # noqa: E402
-from Unets.objects import training_objects  # noqa: E402
-from Unets.postprocess import CLASS_COLOR  # noqa: E402
-from Unets.unet import DEFAULT, HEADS, NORMS, UNet  # noqa: E402
+from Unets.crops import ObjectCrops
+from Unets.objects import training_objects
+from Unets.postprocess import CLASS_COLOR
+from Unets.unet import DEFAULT, HEADS, NORMS, UNet
 
 
 OBJECTS_PER_STEP = 64  # the object head's batch: the first objects of the step's whole frames
 MIN_CROP = 16  # the U-Net halves its input 4 times (Unets/unet.py: down1..down4); a smaller crop vanishes
 
 # --preset NAME: another set of defaults (flags given on the command line still win). "small" is for a
-# CPU budget of a few minutes on a small split (the quickstart: 40 train videos, 2 cores): see the README.
+# CPU budget of a few minutes on a small split (the quickstart: 300 train videos, 2 cores).
 PRESETS = {
     "small": dict(base_channels=8, norm="batch", scale=2, crop_size=96, batch_size=16, learning_rate=1e-2,
                   epochs=20, cache_frames=True, num_workers=0, object_head=16),

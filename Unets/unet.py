@@ -7,9 +7,10 @@
                  └─ down3 ─ up1 ──┘
                       └─ down4 ┘                      widths: c, 2c, 4c, 8c, 16c (c = base_channels)
 
-GroupNorm rather than BatchNorm: the output of a frame does not depend on what else is in its batch,
-so training with 1 process x batch 8 and 2 processes x batch 4 computes the same thing (tested), and
-train and eval mode agree. Transposed convolutions upsample (deterministic backward, unlike bilinear
+Normalization (norm): GroupNorm by default, BatchNorm ("batch") in Unets/train.py's small preset. GroupNorm
+makes a frame's output independent of what else is in its batch, so 1 process x batch 8 and 2 processes x
+batch 4 compute the same thing (tested) and train and eval mode agree; BatchNorm trains faster at the small
+preset's few CPU minutes, where that exactness matters less than the speed. Transposed convolutions upsample (deterministic backward, unlike bilinear
 on CUDA). Any H, W works: Up pads its input to the skip's size when a pooling floored an odd size.
 
 Row channel (coords=True, the default): the network also sees each pixel's row in the whole frame,
@@ -17,7 +18,7 @@ so that a crop (Unets/crops.py: ObjectCrops) keeps the depth cue of the camera's
 camera looks down at the floor, so the row tells how far a pixel is, hence how big an object there
 looks: cubes are smaller than cylinders (CLEVR's sizes), and without the row a near cube looks like a
 far cylinder. In a 20-epoch run without it, 17 of the 25 objects the U-Net got wrong on the true
-frame 22 were near cubes taken for cylinders (scripts/bench_unet.py has the run).
+frame 22 were near cubes taken for cylinders (scripts/bench/bench_unet.py has the run).
 """
 import math
 
@@ -112,7 +113,7 @@ class FactoredOutConv(nn.Module):
     Every object pixel then teaches the color, material and shape of 16, 24 and 8 classes at once,
     instead of one class of 48 that a few train videos may never show; the argmax is the best
     color, material and shape taken apart. Measured on 200 synthetic train videos, object-centred
-    64x64 crops, base_channels 16 (benchmark in scripts/bench_unet.py): color is right on 99% of
+    64x64 crops, base_channels 16 (benchmark in scripts/bench/bench_unet.py): color is right on 99% of
     the object pixels after a minute, material and shape take longer; the flat head learns all
     three more slowly (in a lead run, 16% against 28% of object pixels right after 340 steps).
     Biases start at the class prior like OutConv's.

@@ -20,7 +20,7 @@ at their resting height, and the floor's friction is applied here, in closed for
   - a drag takes a share of every speed per second, so that sliding slows gradually.
 Why: Bullet's floor contacts (a cylinder's rim, a box's corners, their friction anchors) make
 some bodies that touch nothing sensitive to tiny changes of their state; on the smooth floor a
-body alone moves as a smooth function of its state (scripts/predictability.py measures both).
+body alone moves as a smooth function of its state (scripts/analysis/predictability.py measures both).
 
 Every scene runs in a fresh simulation with a fixed time step and a fixed order of calls, so the
 same bodies give bit-identical motion, in any process. One DIRECT client serves each process.

@@ -18,7 +18,7 @@ import numpy as np
 from data.classes import COLOR_RGB, class_parts
 from data.format import HEIGHT, WIDTH
 
-# ---- scene constants (calibrated against the real frames, see scripts/compare_frames.py) ----
+# ---- scene constants (calibrated against the real frames, see scripts/analysis/compare_frames.py) ----
 
 
 @dataclass(frozen=True)

@@ -69,9 +69,9 @@ class SceneConfig:
 #  - "clevr": CLEVR's camera and one size for all shapes, Bullet's floor; the videos of generator
 #    version 2, and the default while the rest of the project's figures are measured on it;
 #  - "real": the camera and each shape's dimensions fitted on the real videos' masks
-#    (scripts/fit_camera.py), the smooth floor (data/physics.py: free motion is not chaotic), its
+#    (scripts/analysis/fit_camera.py), the smooth floor (data/physics.py: free motion is not chaotic), its
 #    friction, drag, bounce and the scene script's launches calibrated on the real videos' tracks
-#    (scripts/data_stats.py), and an arena that puts objects at the real rows.
+#    (scripts/analysis/data_stats.py), and an arena that puts objects at the real rows.
 WORLDS = {
     "clevr": SceneConfig(),
     "real": SceneConfig(

@@ -45,12 +45,34 @@ OPTIMIZER_RULES = {"epochs": at_least(1), "batch_size": at_least(1), "learning_r
                    "weight_decay": at_least(0), "grad_clip": at_least(0)}
 
 
+class _OldSpelling(argparse.Action):
+    """A flag's old spelling: stores into the new flag's dest and says once, on stderr, what it is now called."""
+
+    def __init__(self, option_strings, dest, new: str = None, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: note: {option_string} is now {self.new}; the old spelling will be dropped",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_old_spellings(parser: argparse.ArgumentParser, renamed: dict) -> None:
+    """Accept each {old: new} flag spelling for one release, hidden from --help; the new flag must exist already
+    (its dest, type and nargs are the old one's)."""
+    for old, new in renamed.items():
+        action = parser._option_string_actions[new]
+        parser.add_argument(old, dest=action.dest, type=action.type, nargs=action.nargs, choices=action.choices,
+                            default=argparse.SUPPRESS, help=argparse.SUPPRESS, action=_OldSpelling, new=new)
+
+
 def flag_problems(parser: argparse.ArgumentParser, args, rules: dict) -> list:
     """["--flag must be ..., got V"] of every float flag that is not finite and every flag that breaks its rule."""
     problems = []
     for action in parser._actions:
         dest = action.dest
-        if dest not in vars(args) or not action.option_strings:
+        if dest not in vars(args) or not action.option_strings or isinstance(action, _OldSpelling):
             continue
         value = getattr(args, dest)
         flag = max(action.option_strings, key=len)

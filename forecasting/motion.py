@@ -23,7 +23,7 @@ labeled masks (the train split's), so that a dataset with another camera or othe
   units), and then exchange the parts of their velocities along the line between them (an elastic
   collision of equal masses: a sliding object that hits a still one stops, and the other slides
   on). Without them, 90% of the objects of a synthetic train split that ended 4 px or more from
-  their true place had come within 25 px of another object (scripts/motion_errors.py --contact 0).
+  their true place had come within 25 px of another object (scripts/analysis/motion_errors.py --contact 0).
 - focal: how deep the floor is for its width, in pixels (the camera's focal length for a level
   camera). Only collisions need it (straight motion is the same for any focal); `fit_motion` fits it.
 
@@ -42,7 +42,7 @@ import torch
 from data.classes import BACKGROUND
 from data.format import LAST_INPUT_INDEX, TARGET_INDEX
 
-DEFAULT_DAMPING = 0.7  # the best of 0.6..0.8 on a synthetic train split with the perspective (scripts/reference_scores.py)
+DEFAULT_DAMPING = 0.7  # the best of 0.6..0.8 on a synthetic train split with the perspective (scripts/analysis/reference_scores.py)
 DEFAULT_FOCAL = 300.0  # the renderer's camera has 262 px; fitted: 300-350 on synthetic train splits
 FRAMES_AHEAD = TARGET_INDEX - LAST_INPUT_INDEX  # frame 22 is 11 frames after frame 11
 MAX_SCALE = 3.0  # an object grows or shrinks by at most this factor (a guard against a bad velocity)
@@ -261,7 +261,7 @@ def paint_objects(objects: list, targets: list, out: torch.Tensor) -> torch.Tens
     lowest pixel is lower in the image is nearer the camera and covers the others. Returns out.
 
     The one painting step of every mask predictor that moves frame 11's objects (the motion model, its
-    fitting, scripts/motion_errors.py; a learned model of the objects' motion paints with it too)."""
+    fitting, scripts/analysis/motion_errors.py; a learned model of the objects' motion paints with it too)."""
     return paint(paint_order(objects, [targets])[0], out)
 
 

@@ -19,24 +19,22 @@ AdamW with warm-up and cosine decay per batch; gradient clipping.
 import argparse
 import sys
 from functools import partial
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch.distributed as dist
+from torch.utils.data import ConcatDataset, Dataset
+from tqdm import tqdm
 
-import torch.distributed as dist  # noqa: E402
-from torch.utils.data import ConcatDataset, Dataset  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, WIDTH  # noqa: E402
-from data.metric import SegmentationScore  # noqa: E402
-from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
-from data.readers import SplitIndex, add_exclude_args, check_before_training, read_exclusions  # noqa: E402
-from forecasting.dynamics import ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample, video_tracks  # noqa: E402,E501
-from engine import (  # noqa: E402
+from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, WIDTH
+from data.metric import SegmentationScore
+from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos
+from data.readers import SplitIndex, add_exclude_args, check_before_training, read_exclusions
+from forecasting.dynamics import ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample, video_tracks  # noqa:E501
+from engine import (
     OPTIMIZER_RULES, RUN_RULES, add_optimizer_args, add_run_args, at_least, between, check_flags, count_parameters, fit, prepare_optimization, print0, resume_guard, run_cli,
     RandomFlips, setup_distributed, start_run, teardown_distributed, wrap_ddp,
 )
-from pipeline.val_inputs import (  # noqa: E402
+from engine.flags import add_old_spellings
+from pipeline.val_inputs import (
     TrueValInputs, ValInputs, add_mask_video_args, check_mask_video_args, prepare_val_inputs,
 )
 
@@ -54,11 +52,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="training windows per video: the one ending at frame 11 and those ending 1, 2, ... frames "
                         "earlier (each predicts the 11 frames after its end): more motion to learn from per video")
     p.add_argument("--final_weight", type=float, default=2.0, help="extra weight of frame 22's moves in the loss")
-    p.add_argument("--hidden", type=int, default=96, help="width of each object's recurrent state")
-    p.add_argument("--message", type=int, default=96, help="width of the messages between two objects")
+    p.add_argument("--state_width", dest="hidden", type=int, default=96, help="width of each object's recurrent state")
+    p.add_argument("--message_width", dest="message", type=int, default=96, help="width of the messages between two objects")
     add_exclude_args(p)
     add_run_args(p, checkpoint_default="checkpoints/dynamics")
     p.set_defaults(num_workers=0)  # tracks are held in memory: workers would only copy them
+    add_old_spellings(p, {'--hidden': '--state_width', '--message': '--message_width'})  # kept for one release
     args = p.parse_args(argv)
     check_flags(p, args, {**RUN_RULES, **OPTIMIZER_RULES, "windows": between(1, NUM_INPUT_FRAMES),
                           "hidden": at_least(1), "message": at_least(1), "val_videos": at_least(0),

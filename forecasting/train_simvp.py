@@ -31,29 +31,26 @@ drawn per video from (seed, epoch, video index), so resuming and torchrun take t
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import ConcatDataset, Dataset
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
-from torch.utils.data import ConcatDataset, Dataset  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES  # noqa: E402
-from data.metric import SegmentationScore  # noqa: E402
-from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos  # noqa: E402
-from data.readers import add_exclude_args, read_exclusions  # noqa: E402
-from engine import (  # noqa: E402
+from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES
+from data.metric import SegmentationScore
+from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos
+from data.readers import add_exclude_args, read_exclusions
+from engine import (
     OPTIMIZER_RULES, RUN_RULES, at_least, between, check_flags, RandomFlips, add_optimizer_args, add_run_args, autocast, count_parameters, fit, prepare_optimization, print0,
     resume_guard, run_cli, setup_distributed, start_run, teardown_distributed, unwrap, wrap_ddp,
 )
-from forecasting.simvp import DEFAULT, FUTURE_FRAMES, NORMS, PRESETS, SimVP  # noqa: E402
-from pipeline.models import load_for_flag  # noqa: E402
-from pipeline.val_inputs import (  # noqa: E402
+from forecasting.simvp import DEFAULT, FUTURE_FRAMES, NORMS, PRESETS, SimVP
+from pipeline.models import load_for_flag
+from pipeline.val_inputs import (
     TrueValInputs, ValInputs, add_mask_video_args, check_mask_video_args, prepare_val_inputs,
 )
 

@@ -22,7 +22,7 @@ from pipeline.submission import check_output_is_not_an_input, predict_hidden, wr
 def add_scores_json_arg(parser: argparse.ArgumentParser) -> None:
     """--scores_json: where a scoring script writes its scores, for a driver to read (never its printed output)."""
     parser.add_argument("--scores_json", default=None, metavar="PATH",
-                        help="also write the scores as JSON to PATH (what scripts/run_recipe.py reads)")
+                        help="also write the scores as JSON to PATH (what the stage runner, pipeline/stages.py, reads)")
 
 
 def check_scores_json(args) -> None:

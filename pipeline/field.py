@@ -1,4 +1,4 @@
-"""The field table (scripts/bench_field.py): every forecaster of frame 22 scored from the same masks of frames 1-11.
+"""The field table (scripts/bench/bench_field.py): every forecaster of frame 22 scored from the same masks of frames 1-11.
 
 A method here maps masks (B, 11, H, W) uint8 to frame 22's class ids (B, H, W): the U-Net is left out, so every
 method gets the same inputs (the U-Net's masks of the val videos, the true masks, or the real videos' true

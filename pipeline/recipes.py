@@ -6,7 +6,7 @@ the results table, give the stage a "scores" path and add {"label", "scores", "k
 
 QUICKSTART is the README's main-job command (scripts/quickstart.py); bench_pipeline_recipe and bench_unet_recipe
 build the benchmarks' recipes from their scripts' flags (scripts/bench_*.py); field_stages the field benchmark's
-(scripts/bench_field.py).
+(scripts/bench/bench_field.py).
 """
 import os
 
@@ -39,7 +39,7 @@ def dataset(train, val, unlabeled, hidden, seed, workers=2) -> dict:
     """A synthetic dataset in the competition's layout at {data}: done once its hidden split exists."""
     return {"name": "dataset", "cmd": ["{py}", "scripts/make_synthetic_dataset.py", "--out", "{data}", "--train",
                                        str(train), "--val", str(val), "--unlabeled", str(unlabeled), "--hidden",
-                                       str(hidden), "--seed", str(seed), "--workers", str(workers)],
+                                       str(hidden), "--seed", str(seed), "--num_workers", str(workers)],
             "done_when": "{data}/hidden"}
 
 
@@ -51,7 +51,7 @@ def fit_motion(*args) -> dict:
 
 def references(*args) -> dict:
     """Copy the true frame-11 mask, the ceiling and (unless --motion none) the motion model on true masks: REFS."""
-    return {"name": "reference scores", "cmd": ["{py}", "scripts/reference_scores.py", "--root_dir", "{data}",
+    return {"name": "reference scores", "cmd": ["{py}", "scripts/analysis/reference_scores.py", "--root_dir", "{data}",
                                                 "--split", "val", *args], "scores": REFS}
 
 
@@ -82,7 +82,7 @@ QUICKSTART = {
     "stages": [
         # 1. Data: a small synthetic set in the competition's layout, its statistics and the reference bounds.
         dataset(TRAIN_VIDEOS, 20, 40, 10, 0),
-        {"name": "statistics", "cmd": ["{py}", "scripts/data_stats.py", "{data}"]},
+        {"name": "statistics", "cmd": ["{py}", "scripts/analysis/data_stats.py", "{data}"]},
         fit_motion("--motion_videos", "40"),
         references("--motion", "{out}/motion.json"),
         # 2. U-Net on labeled frames: the preset for a few CPU minutes (Unets/train.py --preset small: colors by
@@ -90,7 +90,7 @@ QUICKSTART = {
         #    once at the end.
         train("train U-Net", "Unets/train.py", "{out}/unet", "--preset", "small", "--train_videos", "300",
               "--epochs", "4", "--val_every", "4"),
-        {"name": "curve, U-Net", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/unet", "--out_dir", "{out}/curves"]},
+        {"name": "curve, U-Net", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/unet", "--out", "{out}/curves"]},
         val("val, U-Net on frame 11", "Unets/inference_val_without_reconstructor.py", "unet",
             "--saved_seg_model_dir", UNET, "--visualize", "{out}/grids_unet"),
         hidden("hidden, U-Net on frame 11", "Unets/inference_hidden_without_reconstructor.py",
@@ -100,12 +100,12 @@ QUICKSTART = {
         pseudo_labels(UNET, num_videos=40),
         # 4. Reconstructor: frames 1-11 -> frame 22, as a change of frame 11 with its objects moved along their
         #    velocities; the U-Net segments its prediction. (Fine-tuning the U-Net on predicted frames lowered
-        #    the score: README, left out. SimVP, the mask-space method, is measured by scripts/bench_field.py.)
+        #    the score: README, left out. SimVP, the mask-space method, is measured by scripts/bench/bench_field.py.)
         train("train reconstructor", "SSL_convLSTM_Reconstructor/train_reconstructor.py", "{out}/reconstructor",
               "--epochs", "6", "--batch_size", "4", "--downsample", "4", "--intermediate_weight", "0",
               "--reference", "extrapolated", "--pseudo_labels", "{out}/pseudo_labels", "--saved_seg_model_dir", UNET,
               "--motion", "{out}/motion.json"),
-        {"name": "curve, reconstructor", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/reconstructor", "--out_dir",
+        {"name": "curve, reconstructor", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/reconstructor", "--out",
                                                  "{out}/curves"]},
         val("val, two-stage", "Unets/inference_val_with_reconstructor.py", "two_stage", *TWO_STAGE,
             "--saved_seg_model_dir", UNET, "--visualize", "{out}/grids_two_stage"),
@@ -115,11 +115,11 @@ QUICKSTART = {
             "--motion", "{out}/motion.json", "--visualize", "{out}/grids_motion"),
         train("train dynamics", "forecasting/train_dynamics.py", "{out}/dynamics", "--pseudo_labels",
               "{out}/pseudo_labels", "--saved_seg_model_dir", UNET, "--epochs", "8", "--val_every", "2"),
-        {"name": "curve, dynamics", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/dynamics", "--out_dir",
+        {"name": "curve, dynamics", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/dynamics", "--out",
                                             "{out}/curves"]},
         val("val, dynamics", "Unets/inference_val_with_dynamics.py", "dynamics", *DYN,
             "--visualize", "{out}/grids_dynamics"),
-        {"name": "dynamics on true masks", "cmd": ["{py}", "scripts/bench_dynamics.py", "--root_dir", "{data}",
+        {"name": "dynamics on true masks", "cmd": ["{py}", "scripts/bench/bench_dynamics.py", "--root_dir", "{data}",
                                                    "--saved_dynamics_model_dir", DYNAMICS, "--motion",
                                                    "{out}/motion.json"],
          "scores": "{out}/scores/dynamics_true_masks.json"},
@@ -163,7 +163,7 @@ def threads_env(threads, *names) -> dict:
 
 
 def bench_pipeline_recipe(args) -> dict:
-    """scripts/bench_pipeline.py: the two-stage pipeline (reconstructor -> U-Net) against the frame-11 baselines
+    """scripts/bench/bench_pipeline.py: the two-stage pipeline (reconstructor -> U-Net) against the frame-11 baselines
     and the U-Net on the true frame 22 (oracle)."""
     unet = user_path(args.unet_checkpoint) if args.unet_checkpoint else UNET
     few = ("--num_workers", "0")  # the stages run one thread each (--threads): workers would only compete
@@ -189,7 +189,7 @@ def bench_pipeline_recipe(args) -> dict:
               "--epochs", str(args.recon_epochs), *reference, *args.recon_flags.split()),
         val("val two stages", "Unets/inference_val_with_reconstructor.py", "two_stage", *few, *TWO_STAGE,
             "--saved_seg_model_dir", unet, "--visualize", "{out}/grids_two_stage"),
-        {"name": "oracle", "cmd": ["{py}", "scripts/oracle_scores.py", "--root_dir", "{data}", "--saved_seg_model_dir",
+        {"name": "oracle", "cmd": ["{py}", "scripts/analysis/oracle_scores.py", "--root_dir", "{data}", "--saved_seg_model_dir",
                                    unet, *few, "{device}"], "scores": "{out}/scores/oracle.json"},
     ]
     return {
@@ -213,7 +213,7 @@ UNET_RECIPE_FLAGS = ("epochs", "base_channels", "batch_size", "learning_rate", "
 
 
 def bench_unet_recipe(args) -> dict:
-    """scripts/bench_unet.py: the U-Net's recipe (Unets/train.py's defaults and the overrides given) scored on val
+    """scripts/bench/bench_unet.py: the U-Net's recipe (Unets/train.py's defaults and the overrides given) scored on val
     (oracle on the true frame 22 and its ablations, frame 11, the true frame-11 mask), and its speed per width."""
     workers = ("--num_workers", str(args.num_workers))
     stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, args.hidden, args.seed)]
@@ -226,7 +226,7 @@ def bench_unet_recipe(args) -> dict:
             stages.append(train("train U-Net", "Unets/train.py", "{out}/unet", *workers, *overrides))
         seg = ("--saved_seg_model_dir", f"{unet}/best.pt", "--batch_size", "8", *workers)
         stages += [
-            {"name": "oracle", "cmd": ["{py}", "scripts/oracle_scores.py", "--root_dir", "{data}", *seg, "--ablations",
+            {"name": "oracle", "cmd": ["{py}", "scripts/analysis/oracle_scores.py", "--root_dir", "{data}", *seg, "--ablations",
                                        "{device}"], "scores": "{out}/scores/oracle.json"},
             val("val U-Net on frame 11", "Unets/inference_val_without_reconstructor.py", "unet", *seg),
             references("--motion", "none"),
@@ -242,8 +242,8 @@ def bench_unet_recipe(args) -> dict:
     if args.speed_widths:
         trained = [] if args.skip_quality else ["--saved_seg_model_dir", f"{unet}/best.pt"]
         stages.append({"name": "speed", "cmd": [
-            "{py}", "scripts/speed_unet.py", "--root_dir", "{data}", "--widths", *map(str, args.speed_widths),
-            "--batch", str(args.speed_batch), "--crop", str(args.speed_crop), *workers, *trained, "{device}"],
+            "{py}", "scripts/bench/speed_unet.py", "--root_dir", "{data}", "--widths", *map(str, args.speed_widths),
+            "--batch_size", str(args.speed_batch), "--crop_size", str(args.speed_crop), *workers, *trained, "{device}"],
             "scores": "{out}/scores/speed.json"})
     return {"names": {"data": user_path(args.root_dir)} if args.root_dir else {},
             "env": threads_env(args.threads),
@@ -254,7 +254,7 @@ def bench_unet_recipe(args) -> dict:
 RECIPES = {"quickstart": QUICKSTART}
 
 
-# scripts/bench_field.py's presets (its flags win): the smoke run that proves the recipe end to end on a 2-core CPU,
+# scripts/bench/bench_field.py's presets (its flags win): the smoke run that proves the recipe end to end on a 2-core CPU,
 # the issue's CPU scale, and the competition's scale on a GPU (the published SimVP configuration).
 FIELD_PRESETS = {
     "smoke": {"train": 60, "val": 20, "unlabeled": 60, "budget_min": 4.0, "unet_epochs": 3,
@@ -273,8 +273,8 @@ def field_unet(args) -> str:
 
 
 def field_data_stages(args) -> list:
-    """scripts/bench_field.py, before the learned models: the dataset (unless --root_dir), the motion model fitted
-    on the train masks, the U-Net (unless --unet_checkpoint) and its pseudo-labels of the unlabeled videos."""
+    """scripts/bench/bench_field.py, before the learned models: the dataset (unless --root_dir), the motion model fitted
+    on the train masks, the U-Net (unless --saved_seg_model_dir) and its pseudo-labels of the unlabeled videos."""
     stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, 2, args.seed, workers=1)]
     stages.append(fit_motion())
     if not args.unet_checkpoint:

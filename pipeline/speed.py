@@ -1,6 +1,6 @@
 """Speed of the U-Net: training throughput (forward, loss, backward, AdamW step; data loading excluded) and
-hidden inference throughput end to end (PNG decoding, batching, segmentation). scripts/speed_unet.py runs it
-as a stage of scripts/bench_unet.py and writes the figures as JSON; speed_table prints them."""
+hidden inference throughput end to end (PNG decoding, batching, segmentation). scripts/bench/speed_unet.py runs it
+as a stage of scripts/bench/bench_unet.py and writes the figures as JSON; speed_table prints them."""
 import time
 
 import torch
@@ -69,7 +69,7 @@ def measure(widths, root, device, batch: int, crop: int, num_workers: int, train
 
 
 def speed_table(speed: dict) -> str:
-    """The markdown table of measure()'s rows, as scripts/speed_unet.py writes them ({"batch", "crop", "rows"})."""
+    """The markdown table of measure()'s rows, as scripts/bench/speed_unet.py writes them ({"batch", "crop", "rows"})."""
     head = (f"| base_channels | params (M) | train crops/s ({speed['crop']}x{speed['crop']}, batch {speed['batch']}) "
             f"| train frames/s (whole) | hidden videos/s |\n|---|---|---|---|---|\n")
     return head + "".join(f"| {s['base_channels']} | {s['params_M']} | {s['train_crops_per_s']} | "

@@ -46,6 +46,20 @@ def started(checkpoint_dir: Path) -> bool:
     return any((checkpoint_dir / n).exists() for n in ("last.pt", "best.pt"))
 
 
+def recipe_names(recipe: dict, out: Path) -> dict:
+    """The placeholders of a recipe's commands, filled for the run folder `out`."""
+    names = {"out": out, "data": out / "data", "py": sys.executable, **recipe.get("names", {})}
+    return {k: str(v).replace("{out}", str(out)) for k, v in names.items()}
+
+
+def stage_command(stage: dict, names: dict, device: str = None) -> list:
+    """A stage's command line as it runs (without the --resume a cut training gets)."""
+    cmd = [item for value in stage["cmd"] for item in expand(value, names, device)]
+    if stage.get("scores"):
+        cmd += ["--scores_json", expand(stage["scores"], names)[0]]
+    return cmd
+
+
 def run_stage(stage: dict, names: dict, out: Path, device: str = None, env: dict = None) -> float:
     """Run one stage (streaming its output) unless it is done; returns its seconds (0 when skipped)."""
     log = out / "logs" / f"{stage['name']}.log"
@@ -55,14 +69,12 @@ def run_stage(stage: dict, names: dict, out: Path, device: str = None, env: dict
     if log.exists() and (marker is None or marker.exists()):
         print(f"\n== {stage['name']}: done already ({log.relative_to(out)}), skipped")
         return 0.0
-    cmd = [item for value in stage["cmd"] for item in expand(value, names, device)]
+    cmd = stage_command(stage, names, device)
     if scores is not None:
         scores.parent.mkdir(parents=True, exist_ok=True)
-        cmd += ["--scores_json", str(scores)]
     if stage.get("resume") and started(Path(expand(stage["resume"], names)[0])):
         cmd.append("--resume")
-    printable = " ".join(c if " " not in c else repr(c) for c in cmd)
-    print(f"\n== {stage['name']}\n$ {printable}", flush=True)
+    print(f"\n== {stage['name']}\n$ {printable(cmd)}", flush=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     start, lines = time.time(), []
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -119,19 +131,27 @@ def claim_folder(out: Path, fresh: bool) -> None:
         (out / MARKER).write_text("made by pipeline/stages.py: run_recipe; --fresh may delete this folder\n")
 
 
-def run_recipe(recipe: dict, out, device: str = None, fresh: bool = False) -> list:
+def printable(cmd: list) -> str:
+    return " ".join(c if " " not in c else repr(c) for c in cmd)
+
+
+def run_recipe(recipe: dict, out, device: str = None, fresh: bool = False, dry_run: bool = False) -> list:
     """Run every stage of `recipe` into folder `out` (skipping finished ones), write OUT/results.md, print the
     table and the stage times; returns the table's rows. --fresh (fresh=True) deletes only a folder this
-    runner made (claim_folder)."""
+    runner made (claim_folder). dry_run: print each stage's command and touch nothing."""
+    out = Path(out).resolve()
+    if dry_run:
+        names = recipe_names(recipe, out)
+        for stage in recipe["stages"]:
+            print(f"== {stage['name']}\n$ {printable(stage_command(stage, names, device))}")
+        return []
     if device:
         choose_device(device)  # a device this machine lacks is refused before the first stage, not at the U-Net's
-    out = Path(out).resolve()
     if fresh:  # refused while another runner uses the folder, before anything is deleted
         RunLock(out, "--out", path=out.parent / f".{out.name}.lock").acquire()
     claim_folder(out, fresh)
     RunLock(out, "--out").acquire()  # a second runner on this folder is refused; released at exit
-    names = {"out": out, "data": out / "data", "py": sys.executable, **recipe.get("names", {})}
-    names = {k: str(v).replace("{out}", str(out)) for k, v in names.items()}
+    names = recipe_names(recipe, out)
     env = {**os.environ, **{k: expand(v, names)[0] for k, v in recipe.get("env", {}).items()}}
     t0, timings = time.time(), []
     for stage in recipe["stages"]:

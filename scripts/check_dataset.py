@@ -19,13 +19,11 @@ import hashlib
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tqdm import tqdm
 
-from tqdm import tqdm  # noqa: E402
-
-from data.format import SPLITS, duplicate_ids, duplicate_message, frame_name, list_videos  # noqa: E402
-from data.readers import exclusion_fix, video_problems  # noqa: E402
-from engine import run_cli  # noqa: E402
+from data.format import SPLITS, duplicate_ids, duplicate_message, frame_name, list_videos
+from data.readers import exclusion_fix, video_problems
+from engine import run_cli
 
 
 def check_split(root: Path, split: str, decode: bool, report=print) -> dict:

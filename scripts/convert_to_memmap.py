@@ -21,25 +21,25 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from data.format import SPLIT_HAS_MASK, SPLITS  # noqa: E402
-from data.readers import MEMMAP_DIR, add_exclude_args, read_exclusions  # noqa: E402
-from data.memmap import convert_split  # noqa: E402
-from engine import lock_folder, run_cli  # noqa: E402
+from data.format import SPLIT_HAS_MASK, SPLITS
+from data.readers import MEMMAP_DIR, add_exclude_args, read_exclusions
+from data.memmap import convert_split
+from engine import lock_folder, run_cli
+from engine.flags import add_old_spellings
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--root_dir", default="Dataset_Student", help=f"dataset root; arrays go to ROOT/{MEMMAP_DIR}/")
     p.add_argument("--split", nargs="+", default=["unlabeled"], choices=SPLITS, help="split(s) to convert")
-    p.add_argument("--workers", type=int, default=2, help="processes decoding PNGs (1: in this process)")
+    p.add_argument("--num_workers", dest="workers", type=int, default=2, help="processes decoding PNGs (1: in this process)")
     add_exclude_args(p)
+    add_old_spellings(p, {'--workers': '--num_workers'})  # kept for one release
     args = p.parse_args(argv)
     if args.workers < 1:
-        p.error("--workers must be >= 1")
+        p.error("--num_workers must be >= 1")
     exclude = read_exclusions(args.exclude_videos, args.root_dir)
     if not Path(args.root_dir).is_dir():
         raise FileNotFoundError(f"dataset root not found: {args.root_dir} (pass --root_dir)")

@@ -3,21 +3,19 @@
     python scripts/fit_motion.py --root_dir DATASET --out runs/motion.json
     python scripts/predict.py --method motion ... --motion runs/motion.json
 
-The train scripts and scripts/reference_scores.py fit the same model at start by default (--motion
+The train scripts and scripts/analysis/reference_scores.py fit the same model at start by default (--motion
 fit, a minute or two for 200 videos on a CPU); a file saves doing it again in every stage, and records what was used.
 The flags that set a parameter (--damping, --contact, ...) fix it instead of fitting it; with --motion FILE
-they write a variant of that file. scripts/reference_scores.py --motion FILE scores it.
+they write a variant of that file. scripts/analysis/reference_scores.py --motion FILE scores it.
 """
 import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from data.format import LABELED_SPLITS  # noqa: E402
-from data.readers import add_exclude_args, read_exclusions  # noqa: E402
-from forecasting.motion_args import MOTION_RULES, add_motion_args, resolve_motion, save_motion  # noqa: E402
-from engine import check_flags, check_output, make_folder, run_cli  # noqa: E402
+from data.format import LABELED_SPLITS
+from data.readers import add_exclude_args, read_exclusions
+from forecasting.motion_args import MOTION_RULES, add_motion_args, resolve_motion, save_motion
+from engine import check_flags, check_output, make_folder, run_cli
 
 
 def main(argv=None):

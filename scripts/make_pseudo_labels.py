@@ -13,13 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from data.pseudo_labels import STORE_FRAMES, label_split  # noqa: E402
-from data.readers import add_exclude_args, read_exclusions  # noqa: E402
-from Unets.segment import segment  # noqa: E402
-from engine import check_output_folder, checkpoint_file, lock_folder, choose_device, load_model, run_cli  # noqa: E402
-from Unets.unet import UNet  # noqa: E402
+from data.pseudo_labels import STORE_FRAMES, label_split
+from data.readers import add_exclude_args, read_exclusions
+from Unets.segment import segment
+from engine import check_output_folder, checkpoint_file, lock_folder, choose_device, load_model, run_cli
+from Unets.unet import UNet
 
 
 def parse_args(argv=None) -> argparse.Namespace:

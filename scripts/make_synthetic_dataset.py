@@ -15,11 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from data.format import SPLITS  # noqa: E402
-from data.synthetic import WORLDS, generate_dataset, split_ids  # noqa: E402
-from engine import RunLock, at_least, check_flags, run_cli  # noqa: E402
+from data.format import SPLITS
+from data.synthetic import WORLDS, generate_dataset, split_ids
+from engine import RunLock, at_least, check_flags, run_cli
+from engine.flags import add_old_spellings
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -39,8 +38,9 @@ def main(argv=None):
                         "'real': the camera, sizes and kinematics fitted on the real videos, smooth free motion "
                         "(data/synthetic.py: WORLDS); 'random': each video in its own world drawn around 'real' (camera, sizes, "
                         "friction, bounce, densities, launches, noise); recorded in the dataset's manifest")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+    p.add_argument("--num_workers", dest="workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="parallel processes: min(2, CPUs) on this machine")
+    add_old_spellings(p, {'--workers': '--num_workers'})  # kept for one release
     args = p.parse_args(argv)
     counts = {s: getattr(args, s) for s in SPLITS}
     # one line per bad flag, naming it (engine/flags.py); --workers 0 is the main process

@@ -1,6 +1,6 @@
 """Training curves of runs: one PNG per run from its log.jsonl (train loss, and every val_ figure it logged).
 
-    python scripts/plot_curves.py RUN_DIR [RUN_DIR ...] [--out_dir DIR]
+    python scripts/plot_curves.py RUN_DIR [RUN_DIR ...] [--out DIR]
 
 Each RUN_DIR is a --checkpoint_dir of a train script; its curve is written to DIR/curve_<run name>.png
 (default: into the run folder itself, as curve.png).
@@ -12,11 +12,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display needed
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine import atomic_write, check_output, check_output_folder, read_log, run_cli  # noqa: E402
+from engine import atomic_write, check_output, check_output_folder, read_log, run_cli
+from engine.flags import add_old_spellings
 
 
 def plot_run(run_dir, png, title: str = None) -> Path:
@@ -55,17 +54,18 @@ def plot_run(run_dir, png, title: str = None) -> Path:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run folders (each holding log.jsonl)")
-    parser.add_argument("--out_dir", default=None, help="write curve_<run>.png here (default: curve.png in each run)")
+    parser.add_argument("--out", dest="out_dir", default=None, help="write curve_<run>.png here (default: curve.png in each run)")
+    add_old_spellings(parser, {'--out_dir': '--out'})  # kept for one release
     args = parser.parse_args(argv)
     if args.out_dir:
-        check_output_folder(args.out_dir, "--out_dir", args)
+        check_output_folder(args.out_dir, "--out", args)
     for run in map(Path, args.runs):  # every run checked before the first picture
         if not (run / "log.jsonl").is_file():
             raise FileNotFoundError(f"run {run}: no {run / 'log.jsonl'} (pass a --checkpoint_dir of a train script "
                                     f"that finished an epoch)")
     for run in map(Path, args.runs):
         png = Path(args.out_dir) / f"curve_{run.name}.png" if args.out_dir else run / "curve.png"
-        check_output(png, "--out_dir" if args.out_dir else "the run folder's curve.png", "png")
+        check_output(png, "--out" if args.out_dir else "the run folder's curve.png", "png")
         print(f"{plot_run(run, png)}")
     return 0
 

@@ -5,19 +5,16 @@
         --saved_simvp_model_dir runs/simvp --output submission.pt
     python scripts/predict.py --method motion --help       # the method's own flags too
 
-Methods: copy (the U-Net's frame 11, also named unet), motion (frame 11's objects moved by the motion model),
-reconstructor (two stages), dynamics (learned object dynamics), simvp (SimVP in mask space); the Unets/inference_* scripts are this command with
-the method fixed.
+Methods: copy (the U-Net's mask of frame 11, also named unet), motion (frame 11's objects moved by the motion
+model), reconstructor (two stages), dynamics (learned object dynamics), simvp (SimVP in mask space). The
+Unets/inference_* scripts are this command with the method fixed.
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine import run_cli  # noqa: E402
-from pipeline.cli import hidden_main, val_main  # noqa: E402
-from pipeline.predictors import PREDICTORS  # noqa: E402
+from engine import run_cli
+from pipeline.cli import hidden_main, val_main
+from pipeline.predictors import PREDICTORS
 
 
 def main(argv=None):

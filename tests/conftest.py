@@ -29,7 +29,7 @@ def one_thread():
 
 
 def load_script(relpath: str):
-    """An entry script (scripts are not a package) as a module, e.g. load_script("scripts/data_stats.py")."""
+    """An entry script (scripts are not a package) as a module, e.g. load_script("scripts/analysis/data_stats.py")."""
     path = REPO / relpath
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
@@ -73,7 +73,7 @@ def tiny_root(tmp_path_factory) -> Path:
     """A synthetic dataset root with 2 videos in each split (train, val, unlabeled, hidden); read-only by convention."""
     root = tmp_path_factory.mktemp("tiny") / "data"
     cmd = [sys.executable, str(REPO / "scripts" / "make_synthetic_dataset.py"), "--out", str(root),
-           "--train", "2", "--val", "2", "--unlabeled", "2", "--hidden", "2", "--seed", "0", "--workers", "1"]
+           "--train", "2", "--val", "2", "--unlabeled", "2", "--hidden", "2", "--seed", "0", "--num_workers", "1"]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, f"generator failed:\n{result.stderr[-2000:]}"
     return root

@@ -46,7 +46,7 @@ def test_make_synthetic_dataset_names_the_flag_and_writes_nothing(tmp_path, flag
     (tmp_path / "FILE").write_text("")
     out = tmp_path / "d"
     flags = [str(tmp_path / "FILE") if f == "FILE" else f for f in flags]
-    args = ["--out", out, "--train", "1", "--val", "0", "--unlabeled", "0", "--hidden", "0", "--workers", "1"]
+    args = ["--out", out, "--train", "1", "--val", "0", "--unlabeled", "0", "--hidden", "0", "--num_workers", "1"]
     assert message in one_error_line(run("scripts/make_synthetic_dataset.py", *args, *flags))
     assert not out.exists()
 
@@ -77,7 +77,7 @@ def test_every_bad_flag_gets_its_own_line_naming_it(tiny_root, tmp_path):
 
 @pytest.mark.parametrize("script, flags, message", [
     ("scripts/fit_motion.py", ["--damping", "-3", "--motion", "m.json"], "--damping must be in [0, 2], got -3.0"),
-    ("scripts/diagnose_unet.py", ["--saved_seg_model_dir", "u.pt", "--val_videos", "-3"], "--val_videos must be >= 0"),
+    ("scripts/analysis/diagnose_unet.py", ["--saved_seg_model_dir", "u.pt", "--val_videos", "-3"], "--val_videos must be >= 0"),
     ("scripts/predict.py", ["--method", "copy", "--batch_size", "0"], "--batch_size must be >= 1, got 0"),
 ])
 def test_script_flags_are_range_checked(tiny_root, tmp_path, script, flags, message):

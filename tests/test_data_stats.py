@@ -1,4 +1,4 @@
-"""scripts/data_stats.py: its measures on hand-made masks, on a synthetic root, and on the real samples."""
+"""scripts/analysis/data_stats.py: its measures on hand-made masks, on a synthetic root, and on the real samples."""
 import importlib.util
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "data_stats.py"
+SCRIPT = REPO / "scripts" / "analysis" / "data_stats.py"
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real_samples" / "Dataset_Student"
 
 KINEMATIC_FIELDS = ("speed median (px/frame)", "speed p90 (px/frame)", "abrupt change (share)",
@@ -70,7 +70,7 @@ def test_kinematics_on_hand_made_masks():
 
 
 def test_prints_the_fields_for_a_synthetic_root_side_by_side(tiny_root):
-    result = run(tiny_root, tiny_root, cwd=REPO / "scripts")  # also: runs from its own folder
+    result = run(tiny_root, tiny_root, cwd=REPO / "scripts" / "analysis")  # also: runs from its own folder
     assert result.returncode == 0, result.stderr
     for field in FIELDS + KINEMATIC_FIELDS:
         line = next(l for l in result.stdout.splitlines() if l.startswith(field))

@@ -139,7 +139,7 @@ def work(tiny_root, unet_ckpt, tmp_path_factory):
     unet = load_model(unet_ckpt, UNet)
     label_split(lambda f: segment(unet, f), tiny_root, "unlabeled", work / "pl", segmenter=unet_ckpt)
     argv = ["--root_dir", str(tiny_root), "--pseudo_labels", str(work / "pl"), "--saved_seg_model_dir",
-            str(unet_ckpt), "--batch_size", "2", "--hidden", "8", "--message", "8", "--device", "cpu"]
+            str(unet_ckpt), "--batch_size", "2", "--state_width", "8", "--message_width", "8", "--device", "cpu"]
     with contextlib.redirect_stdout(io.StringIO()):
         train_dynamics.main(argv + ["--checkpoint_dir", str(work / "ref"), "--epochs", "2"])
     return work, argv
@@ -163,7 +163,7 @@ def test_train_script_writes_checkpoints_and_refuses_what_it_should(work):
 def test_killed_run_resumes_to_the_same_weights(work):
     work, argv = work
     # wider and one video per step, so that epoch 2 lasts long enough to be killed in
-    argv = argv + ["--batch_size", "1", "--hidden", "192", "--message", "192", "--epochs", "2"]
+    argv = argv + ["--batch_size", "1", "--state_width", "192", "--message_width", "192", "--epochs", "2"]
     reference, killed = work / "uninterrupted", work / "killed"
     subprocess.run([sys.executable, str(SCRIPT), *argv, "--checkpoint_dir", str(reference)], check=True,
                    capture_output=True, env=ONE_THREAD)

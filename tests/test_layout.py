@@ -60,3 +60,32 @@ def test_lower_modules_import_no_model(folder):
     for path in sorted((REPO / folder).glob("*.py")):
         bad = imported_packages(path) & set(ABOVE)
         assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}"
+
+
+def test_no_entry_script_edits_sys_path():
+    """The repository is installed (`-e .` in requirements.txt): scripts import its packages as they are."""
+    for path in sorted(REPO.rglob("*.py")):
+        if "tests" in path.relative_to(REPO).parts or ".git" in path.parts:
+            continue
+        assert "sys.path.insert" not in path.read_text() and "sys.path.append" not in path.read_text(), path
+
+
+def test_an_old_flag_spelling_still_works_hidden_and_named(capsys):
+    """One vocabulary: a renamed flag's old spelling is accepted for one release, absent from --help, and says
+    its new name; range checks name the new flag."""
+    import argparse
+
+    from engine.flags import add_old_spellings, at_least, check_flags
+
+    p = argparse.ArgumentParser(prog="x")
+    p.add_argument("--num_workers", dest="workers", type=int, default=2)
+    add_old_spellings(p, {"--workers": "--num_workers"})
+    assert p.parse_args(["--workers", "5"]).workers == 5 and p.parse_args([]).workers == 2
+    capsys.readouterr()
+    assert "--workers" not in p.format_help()
+    p.parse_args(["--workers", "1"])
+    assert "--workers is now --num_workers" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        check_flags(p, p.parse_args(["--workers", "-1"]), {"workers": at_least(0)})
+    err = capsys.readouterr().err
+    assert "--num_workers must be >= 0, got -1" in err and err.count("error:") == 1

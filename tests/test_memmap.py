@@ -12,7 +12,8 @@ from PIL import Image
 
 from data.format import HEIGHT, NUM_FRAMES, TARGET_INDEX, WIDTH
 from data.readers import LabeledFrameDataset, SplitIndex, VideoDataset, memmap_paths
-from scripts import bench_loader, convert_to_memmap
+from scripts import convert_to_memmap
+from scripts.bench import bench_loader
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +24,7 @@ def converted(tiny_root, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("mm") / "data"
     shutil.copytree(tiny_root, root)
     result = subprocess.run([sys.executable, "convert_to_memmap.py", "--root_dir", str(root), "--split", "train",
-                             "val", "unlabeled", "hidden", "--workers", "2"], cwd=REPO / "scripts",
+                             "val", "unlabeled", "hidden", "--num_workers", "2"], cwd=REPO / "scripts",
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "unlabeled: 2 videos" in result.stdout
@@ -59,13 +60,13 @@ def test_stale_arrays_are_ignored_with_a_warning(converted, tmp_path):
     with pytest.warns(UserWarning, match="stale unlabeled arrays.*reading the files instead.*convert_to_memmap.py"):
         index = SplitIndex(root, "unlabeled")
     assert index.memmap is None and len(index) == 1
-    convert_to_memmap.main(["--root_dir", str(root), "--split", "unlabeled", "--workers", "1"])  # refreshed
+    convert_to_memmap.main(["--root_dir", str(root), "--split", "unlabeled", "--num_workers", "1"])  # refreshed
     assert SplitIndex(root, "unlabeled").memmap is not None
     assert np.load(memmap_paths(root, "unlabeled")["ids"]).tolist() == SplitIndex(root, "unlabeled").video_ids
 
 
 def test_loader_benchmark_reports_both_sources(converted, capsys):
-    rows = bench_loader.main(["--root_dir", str(converted), "--videos", "2", "--batch_size", "2", "--workers", "0",
+    rows = bench_loader.main(["--root_dir", str(converted), "--videos", "2", "--batch_size", "2", "--num_workers", "0",
                               "--passes", "1"])
     assert [r["source"] for r in rows] == ["PNG", "memmap"] and all(r["frames_per_s"] > 0 for r in rows)
     assert "frames/s" in capsys.readouterr().out
@@ -103,7 +104,7 @@ def test_a_split_converted_without_a_bad_video_is_used_with_the_same_exclusion(c
     bad = sorted((root / "val").iterdir())[0]
     (bad / "image_5.png").unlink()
     vid = int(bad.name.split("_")[1])
-    convert_to_memmap.main(["--root_dir", str(root), "--split", "val", "--workers", "1",
+    convert_to_memmap.main(["--root_dir", str(root), "--split", "val", "--num_workers", "1",
                             "--exclude_videos", bad.name])
     index = SplitIndex(root, "val", exclude=[vid])
     assert index.memmap is not None and vid not in index.video_ids and index.excluded == [vid]

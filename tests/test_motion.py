@@ -212,7 +212,7 @@ def test_motion_flags_fit_read_and_override(tiny_root, tmp_path):
 
 
 def test_motion_errors_bounds_the_model_with_perfect_motion(tiny_root):
-    from scripts.motion_errors import came_near, motion_errors
+    from scripts.analysis.motion_errors import came_near, motion_errors
 
     r = motion_errors(tiny_root, "train", Motion(0.7, -46.0, contact=1.1, focal=350.0), progress=False)
     assert r["videos"] == 2 and 0 < r["model"] <= r["perfect"] <= 1

@@ -174,7 +174,7 @@ def test_object_head_refuses_dice():
 def _diagnose_module():
     import importlib.util
     spec = importlib.util.spec_from_file_location("diagnose_unet", Path(__file__).resolve().parents[1] / "scripts"
-                                                  / "diagnose_unet.py")
+                                                  / "analysis" / "diagnose_unet.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -202,7 +202,7 @@ def test_diagnosis_runs_on_a_dataset(tiny_root, tmp_path):
     from engine import atomic_save, make_checkpoint
     atomic_save(make_checkpoint(model, torch.optim.AdamW(model.parameters()), None, 1, 0.0, {}), tmp_path / "best.pt")
     out = tmp_path / "scores.json"
-    result = subprocess.run([sys.executable, "scripts/diagnose_unet.py", "--root_dir", str(tiny_root),
+    result = subprocess.run([sys.executable, "scripts/analysis/diagnose_unet.py", "--root_dir", str(tiny_root),
                              "--saved_seg_model_dir", str(tmp_path), "--val_videos", "1", "--device", "cpu",
                              "--scores_json", str(out)], capture_output=True, text=True, env=ONE_THREAD,
                             cwd=Path(__file__).resolve().parents[1])

@@ -1,4 +1,4 @@
-"""scripts/sim_to_real.py: a U-Net scored on every frame of the real labeled videos."""
+"""scripts/analysis/sim_to_real.py: a U-Net scored on every frame of the real labeled videos."""
 import importlib.util
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import torch
 
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "sim_to_real.py"
+SCRIPT = REPO / "scripts" / "analysis" / "sim_to_real.py"
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real_samples" / "Dataset_Student"
 
 

@@ -1,6 +1,7 @@
 """pipeline/stages.py: a recipe's stages run in order, a finished stage is skipped on the next run, a training
 stage cut short is resumed, and the table is read from the scores the stages wrote as JSON."""
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +55,7 @@ def test_the_recipe_env_reaches_every_stage(tmp_path):
 
 
 BENCHES = [  # (script, its flags): each bench script's recipe, in the variants its flags choose
-    ("bench_pipeline", []), ("bench_pipeline", ["--root_dir", "d", "--unet_checkpoint", "u.pt", "--reference", "frame11"]),
+    ("bench_pipeline", []), ("bench_pipeline", ["--root_dir", "d", "--saved_seg_model_dir", "u.pt", "--reference", "frame11"]),
     ("bench_unet", []), ("bench_unet", ["--skip_quality"]), ("bench_unet", ["--checkpoint_dir", "r", "--speed_widths"]),
 ]
 
@@ -68,7 +69,7 @@ def test_each_bench_recipe_runs_existing_scripts_and_its_rows_are_written(script
     from pipeline import recipes
     from pipeline.stages import REPO
 
-    module = importlib.import_module(f"scripts.{script}")
+    module = importlib.import_module(f"scripts.bench.{script}")
     recipe = getattr(recipes, f"{script}_recipe")(module.parse_args(argv))
     for stage in recipe["stages"]:
         assert stage["cmd"][0] == "{py}" and (REPO / stage["cmd"][1]).is_file(), stage
@@ -80,13 +81,13 @@ def test_each_bench_recipe_runs_existing_scripts_and_its_rows_are_written(script
 
 @pytest.mark.parametrize("preset", ["smoke", "cpu", "gpu"])
 def test_the_field_bench_runs_existing_scripts_and_fits_its_budget(preset, tmp_path):
-    """scripts/bench_field.py: every stage of each preset is a command of the repository; a trained model is
+    """scripts/bench/bench_field.py: every stage of each preset is a command of the repository; a trained model is
     validated after its last epoch only; the epochs of a budget come from the calibration epoch's cost."""
     import json
 
     from pipeline.recipes import FIELD_MODELS, field_data_stages, field_train_stage
     from pipeline.stages import REPO
-    from scripts import bench_field
+    from scripts.bench import bench_field
 
     args = bench_field.parse_args(["--preset", preset])
     stages = field_data_stages(args) + [field_train_stage(args, model, 3, calibrate=calibrate)
@@ -100,3 +101,72 @@ def test_the_field_bench_runs_existing_scripts_and_fits_its_budget(preset, tmp_p
     assert bench_field.epochs_in_budget(tmp_path, {"cpu_s": 100.0, "wall_s": 100.0}, 400.0, gpu=False) == 6
     assert bench_field.epochs_in_budget(tmp_path, {"cpu_s": 50.0, "wall_s": 100.0}, 400.0, gpu=False) == 12  # shared CPU: 30 s an epoch
     assert bench_field.epochs_in_budget(tmp_path, {"cpu_s": 100.0, "wall_s": 100.0}, 50.0, gpu=False) == 1
+
+
+class Parsed(Exception):
+    """Raised by the patched parse_args: the command's flags parsed, nothing else of the script ran."""
+
+
+def parses_with_its_script(cmd: list, monkeypatch) -> None:
+    """Run a stage's command in this process up to its argument parser, which must accept every flag."""
+    import argparse
+    import inspect
+
+    from conftest import load_script
+    from pipeline.stages import REPO
+
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_and_stop(self, args=None, namespace=None):
+        original(self, args, namespace)  # SystemExit on an unknown flag or a bad value
+        raise Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_and_stop)
+    monkeypatch.setattr(sys, "argv", cmd[1:])
+    module = load_script(str(Path(cmd[1]).relative_to(REPO)) if Path(cmd[1]).is_absolute() else cmd[1])
+    main = module.main
+    with pytest.raises(Parsed):
+        main(cmd[2:]) if inspect.signature(main).parameters else main()
+
+
+def test_the_quickstart_stages_expand_and_every_command_parses(tmp_path, monkeypatch, capsys):
+    """The README's main command: every stage is a script of the repository whose parser takes the stage's flags,
+    every placeholder is filled, every table row reads a JSON file a stage writes; --dry_run prints the commands
+    and touches nothing."""
+    from pipeline.recipes import QUICKSTART
+    from pipeline.stages import REPO, recipe_names, stage_command
+    from conftest import load_script
+
+    names = recipe_names(QUICKSTART, tmp_path / "q")
+    for stage in QUICKSTART["stages"]:
+        cmd = stage_command(stage, names, "cpu")
+        assert cmd[0] == sys.executable and (REPO / cmd[1]).is_file(), stage["name"]
+        assert not any("{" in c and "}" in c for c in cmd), (stage["name"], cmd)  # no placeholder left
+        parses_with_its_script(cmd, monkeypatch)
+    written = {expand_one(stage["scores"], names) for stage in QUICKSTART["stages"] if "scores" in stage}
+    assert QUICKSTART["table"]["rows"] and all(expand_one(r["scores"], names) in written
+                                               for r in QUICKSTART["table"]["rows"])
+    monkeypatch.undo()
+    load_script("scripts/quickstart.py").main(["--dry_run", "--out", str(tmp_path / "q")])
+    out = capsys.readouterr().out
+    assert out.count("\n$ ") == len(QUICKSTART["stages"]) and "Unets/train.py" in out
+    assert not (tmp_path / "q").exists()
+
+
+def expand_one(value, names) -> str:
+    from pipeline.stages import expand
+
+    return expand(value, names)[0]
+
+
+@pytest.mark.parametrize("script,argv", BENCHES)
+def test_each_bench_recipe_command_parses_with_its_script(script, argv, tmp_path, monkeypatch):
+    import importlib
+
+    from pipeline import recipes
+    from pipeline.stages import recipe_names, stage_command
+
+    recipe = getattr(recipes, f"{script}_recipe")(importlib.import_module(f"scripts.bench.{script}").parse_args(argv))
+    names = recipe_names(recipe, tmp_path / "b")
+    for stage in recipe["stages"]:
+        parses_with_its_script(stage_command(stage, names, "cpu"), monkeypatch)

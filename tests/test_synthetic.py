@@ -68,7 +68,7 @@ def test_split_ids_follow_the_real_numbering():
 def test_cli_runs_from_its_own_folder_and_documents_flags():
     result = run_cli("--help", cwd=REPO / "scripts")
     assert result.returncode == 0, result.stderr
-    for flag in ("--out", "--train", "--val", "--unlabeled", "--hidden", "--seed", "--workers", "--world"):
+    for flag in ("--out", "--train", "--val", "--unlabeled", "--hidden", "--seed", "--num_workers", "--world"):
         assert flag in result.stdout
 
 
@@ -230,7 +230,7 @@ def test_the_real_world_is_recorded_deterministic_and_its_own(tmp_path):
     bytes again for the same (seed, id), and draws other videos than the default world."""
     out = tmp_path / "real"
     result = run_cli("--out", out, "--train", 1, "--val", 0, "--unlabeled", 0, "--hidden", 0, "--world", "real",
-                     "--workers", 1)
+                     "--num_workers", 1)
     assert result.returncode == 0, result.stderr
     settings = json.loads((out / MANIFEST_FILE).read_text())["settings"]
     assert settings["physics"]["floor"] == "smooth" and settings["camera"] == asdict(WORLDS["real"].camera)

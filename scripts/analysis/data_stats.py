@@ -1,6 +1,6 @@
 """Statistics of a dataset's labeled videos (train and val masks), to compare synthetic with real.
 
-    python scripts/data_stats.py ../shared/real_samples/Dataset_Student /tmp/syn
+    python scripts/analysis/data_stats.py ../shared/real_samples/Dataset_Student /tmp/syn
 
 Several roots are printed side by side. The measures, over every labeled video of a root:
   objects/frame      distinct object classes in a frame's mask (mean, min, max over frames)
@@ -29,15 +29,13 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from data.classes import NUM_CLASSES  # noqa: E402
-from data.format import LAST_INPUT_INDEX, TARGET_INDEX  # noqa: E402
-from data.geometry import MIN_AREA, load_labeled_masks, observations, shape_geometry  # noqa: E402
-from data.readers import read_exclusions  # noqa: E402
-from engine import run_cli  # noqa: E402
+from data.classes import NUM_CLASSES
+from data.format import LAST_INPUT_INDEX, TARGET_INDEX
+from data.geometry import MIN_AREA, load_labeled_masks, observations, shape_geometry
+from data.readers import read_exclusions
+from engine import run_cli
 
 MOVING_PX = 0.5  # a displacement above this counts as moving
 ABRUPT_PX = 3.0  # a change of speed above this between consecutive frames is abrupt

@@ -1,6 +1,6 @@
 """Every trainer for a few epochs on one device (CUDA: bf16 autocast, channels_last), timed, its results checked.
 
-    python scripts/bench_device.py --root_dir D --out runs/device [--device cuda] [--epochs 2]
+    python scripts/bench/bench_device.py --root_dir D --out runs/device [--device cuda] [--epochs 2]
 
 For each model (U-Net, reconstructor, SimVP, learned dynamics) it runs the model's train script on D
 (which needs train, val and unlabeled videos), then the val inference script of the U-Net and of the dynamics,
@@ -14,14 +14,12 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-import pipeline.models  # noqa: E402,F401  (registers every model kind, for load_model by name)
-from engine import CheckpointError, load_model, read_log  # noqa: E402
-from pipeline.recipes import pseudo_labels, train, val  # noqa: E402
-from pipeline.stages import StageFailed, expand, run_stage  # noqa: E402
+import pipeline.models  # noqa: F401  (registers every model kind, for load_model by name)
+from engine import CheckpointError, load_model, read_log
+from pipeline.recipes import pseudo_labels, train, val
+from pipeline.stages import StageFailed, expand, run_stage
 
 UNET = "{out}/unet"
 

@@ -3,32 +3,29 @@ segmented piece (4-connected, one predicted color) given the truth's shape, mate
 most of the piece's true object pixels have. The gaps say what to fix: the outlines and colors (the last
 row is all a perfect classifier of the pieces could give), or the shape and material.
 
-    python scripts/diagnose_unet.py --root_dir D --saved_seg_model_dir U/best.pt [--split train] [--val_videos N]
+    python scripts/analysis/diagnose_unet.py --root_dir D --saved_seg_model_dir U/best.pt [--split train] [--val_videos N]
 
 Prints the Jaccard over all frames, the same with each piece's true shape, true shape and material, true
 class; the shares of true objects (a class in a frame) whose pixels mostly get their class, or what is wrong; and, for a U-Net with an object head, the head's accuracy on the true objects' windows.
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from tqdm import tqdm
 
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from data.classes import MATERIALS, NUM_CLASSES, class_id, class_parts  # noqa: E402
-from data.format import NUM_FRAMES  # noqa: E402
-from data.metric import jaccard, object_outcomes  # noqa: E402
-from data.readers import LabeledFrameDataset, add_exclude_args, read_exclusions, to_float  # noqa: E402
-from engine import at_least, check_flags, choose_device, run_cli  # noqa: E402
-from engine.flags import device as device_rule  # noqa: E402
-from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores  # noqa: E402
-from pipeline.models import load_for_flag  # noqa: E402
-from Unets.objects import CLASS_KIND, MIN_OBJECT_PIXELS, boxes_of, head_kinds  # noqa: E402
-from Unets.postprocess import color_pieces  # noqa: E402
-from Unets.segment import segment  # noqa: E402
-from Unets.unet import UNet  # noqa: E402
+from data.classes import MATERIALS, NUM_CLASSES, class_id, class_parts
+from data.format import NUM_FRAMES
+from data.metric import jaccard, object_outcomes
+from data.readers import LabeledFrameDataset, add_exclude_args, read_exclusions, to_float
+from engine import at_least, check_flags, choose_device, run_cli
+from engine.flags import device as device_rule
+from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores
+from pipeline.models import load_for_flag
+from Unets.objects import CLASS_KIND, MIN_OBJECT_PIXELS, boxes_of, head_kinds
+from Unets.postprocess import color_pieces
+from Unets.segment import segment
+from Unets.unet import UNet
 
 BATCH = 44  # frames per segmentation pass
 

@@ -7,25 +7,22 @@
   masks (--motion fit, the default) or read from a file; and the same without collisions
   (--contact 0): the motion a learned forecaster should beat; --motion none leaves these rows out.
 
-    python scripts/reference_scores.py --root_dir DATASET [--split val] [--per_class] [--motion fit|FILE|none] \
+    python scripts/analysis/reference_scores.py --root_dir DATASET [--split val] [--per_class] [--motion fit|FILE|none] \
         [--scores_json PATH]
 """
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tqdm import tqdm
 
-from tqdm import tqdm  # noqa: E402
-
-from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, TARGET_INDEX  # noqa: E402
-from data.metric import SegmentationScore, ceiling_prediction, per_class_table  # noqa: E402
-from forecasting.motion import extrapolate_mask  # noqa: E402
-from forecasting.motion_args import MOTION_RULES, add_motion_args, resolve_motion  # noqa: E402
-from data.readers import SplitIndex, add_exclude_args, read_exclusions  # noqa: E402
-from engine import check_flags, run_cli  # noqa: E402
-from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores  # noqa: E402
+from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, TARGET_INDEX
+from data.metric import SegmentationScore, ceiling_prediction, per_class_table
+from forecasting.motion import extrapolate_mask
+from forecasting.motion_args import MOTION_RULES, add_motion_args, resolve_motion
+from data.readers import SplitIndex, add_exclude_args, read_exclusions
+from engine import check_flags, run_cli
+from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores
 
 
 def reference_scores(root, split: str = "val", progress: bool = True, motions: dict = None, exclude=()):

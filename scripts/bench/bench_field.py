@@ -1,9 +1,9 @@
 """The field table: copy, the motion model, the learned dynamics and SimVP on the same val videos, each learned
 model trained with the same budget.
 
-    python scripts/bench_field.py --preset smoke --out /tmp/field_smoke                 # proves it end to end
-    python scripts/bench_field.py --preset cpu --out runs/field --real_root ../shared/real_samples/Dataset_Student
-    python scripts/bench_field.py --preset gpu --out runs/field_gpu --root_dir D         # competition scale, a GPU
+    python scripts/bench/bench_field.py --preset smoke --out /tmp/field_smoke                 # proves it end to end
+    python scripts/bench/bench_field.py --preset cpu --out runs/field --real_root ../shared/real_samples/Dataset_Student
+    python scripts/bench/bench_field.py --preset gpu --out runs/field_gpu --root_dir D         # competition scale, a GPU
 
 Stages (pipeline/recipes.py: field_data_stages, field_train_stage; run by pipeline/stages.py, so a re-run skips
 what finished and resumes a cut training):
@@ -21,7 +21,7 @@ what finished and resumes a cut training):
 Columns: parameters (the motion model: its fitted numbers), training cost (CPU-minutes of the training command
 with --threads 1 on a CPU; wall-minutes on a GPU), inference videos/s from masks to frame 22 (one process,
 --threads), and the three Jaccards. Writes OUT/scores/field.json and OUT/results.md. The limit rows
-(re-simulation, scripts/predictability.py of another issue) are not in this table yet.
+(re-simulation, scripts/analysis/predictability.py of another issue) are not in this table yet.
 """
 import argparse
 import json
@@ -30,18 +30,17 @@ import resource
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from data.metric import SegmentationScore  # noqa: E402
-from engine import atomic_write, read_log, run_cli  # noqa: E402
-from pipeline.cli import write_scores  # noqa: E402
-from pipeline.field import field_methods, field_table, score, true_inputs, unet_inputs  # noqa: E402
-from pipeline.recipes import (  # noqa: E402
+from data.metric import SegmentationScore
+from engine import atomic_write, read_log, run_cli
+from pipeline.cli import write_scores
+from pipeline.field import field_methods, field_table, score, true_inputs, unet_inputs
+from pipeline.recipes import (
     FIELD_MODELS, FIELD_PRESETS, field_data_stages, field_train_stage, threads_env, user_path,
 )
-from pipeline.stages import StageFailed, run_stage  # noqa: E402
+from pipeline.stages import StageFailed, run_stage
+from engine.flags import add_old_spellings
 
 LABELS = {"copy": "copy the frame-11 mask", "motion": "motion model (fitted, no learning)",
           "dynamics": "learned object dynamics", "simvp": "SimVP (gSTA), mask space"}
@@ -60,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=3, help="dataset seed")
     p.add_argument("--budget_min", type=float, default=None,
                    help="training budget of each learned model: CPU-minutes (wall-minutes on a GPU)")
-    p.add_argument("--unet_checkpoint", default=None, help="use this trained U-Net instead of training one here")
+    p.add_argument("--saved_seg_model_dir", dest="unet_checkpoint", default=None, help="use this trained U-Net instead of training one here")
     p.add_argument("--unet_epochs", type=int, default=None, help="Unets/train.py --epochs")
     p.add_argument("--unet_args", default=None, help="other Unets/train.py flags")
     p.add_argument("--simvp_args", default=None, help="forecasting/train_simvp.py flags (model preset, batch, ...)")
@@ -71,6 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="device of every command and of the scoring")
     preset = p.parse_known_args(argv)[0].preset
     p.set_defaults(**FIELD_PRESETS[preset])
+    add_old_spellings(p, {'--unet_checkpoint': '--saved_seg_model_dir'})  # kept for one release
     args = p.parse_args(argv)
     if min(args.train, args.val, args.unlabeled, args.unet_epochs) < 1 or args.budget_min <= 0:
         p.error("--train, --val, --unlabeled and --unet_epochs must be >= 1, --budget_min > 0")

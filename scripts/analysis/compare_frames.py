@@ -1,6 +1,6 @@
 """A picture of real frames next to synthetic ones (the README's data/figures/synthetic_vs_real.png).
 
-    python scripts/compare_frames.py --real_root ../shared/real_samples/Dataset_Student
+    python scripts/analysis/compare_frames.py --real_root ../shared/real_samples/Dataset_Student
 
 Top row: frame 11 of a few real videos; bottom row: frame 11 of synthetic videos drawn with the
 generator's defaults (rendered in memory, nothing else is written). A third row shows the synthetic
@@ -21,18 +21,16 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+from PIL import Image, ImageDraw
 
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+from data.classes import colorize
+from data.classes import PALETTE
+from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, SPLITS, TARGET_INDEX, frame_name, list_videos
+from data.synthetic import WORLDS, render_video
+from engine import check_output, run_cli
 
-from data.classes import colorize  # noqa: E402
-from data.classes import PALETTE  # noqa: E402
-from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, SPLITS, TARGET_INDEX, frame_name, list_videos  # noqa: E402
-from data.synthetic import WORLDS, render_video  # noqa: E402
-from engine import check_output, run_cli  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def real_frames(root: Path, n: int) -> list:

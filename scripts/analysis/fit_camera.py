@@ -1,6 +1,6 @@
 """Fit the camera and each shape's dimensions to a dataset's masks: the renderer's physical constants.
 
-    python scripts/fit_camera.py ../shared/real_samples/Dataset_Student
+    python scripts/analysis/fit_camera.py ../shared/real_samples/Dataset_Student
 
 Reads the masks of the root's labeled splits (train, val), takes every wholly visible object of
 20 px or more, and fits the camera's height, aim and field of view and the cube, sphere and
@@ -12,13 +12,10 @@ generator's defaults (data/render.py: CameraSpec, ObjectSizes) are this fit on t
 import argparse
 import sys
 from dataclasses import asdict
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from engine import run_cli  # noqa: E402
+from engine import run_cli
 
 
 def main(argv=None):

@@ -1,9 +1,9 @@
 """How predictable frame 22 is on the generator's own videos: the physical limit of forecasting.
 
-    python scripts/predictability.py                       # 200 videos of seed 3 (ids 0..199)
-    python scripts/predictability.py --seed 0 --first_id 100 --videos 50
-    python scripts/predictability.py --world real           # the world fitted on the real videos
-    python scripts/predictability.py --floor smooth         # CLEVR's world on the smooth floor
+    python scripts/analysis/predictability.py                       # 200 videos of seed 3 (ids 0..199)
+    python scripts/analysis/predictability.py --seed 0 --first_id 100 --videos 50
+    python scripts/analysis/predictability.py --world real           # the world fitted on the real videos
+    python scripts/analysis/predictability.py --floor smooth         # CLEVR's world on the smooth floor
 
 Each video is drawn as make_synthetic_dataset.py draws it (same seed and id give the same video),
 then frame 22 is re-simulated in the generator's own engine from frame 11, with only the bodies
@@ -21,14 +21,11 @@ more than 0.01 floor units under the 1e-6 nudge.
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from data.format import LAST_INPUT_INDEX as INPUT_T, TARGET_INDEX as TARGET_T  # noqa: E402  (frames 11 and 22)
-from engine import run_cli  # noqa: E402
+from data.format import LAST_INPUT_INDEX as INPUT_T, TARGET_INDEX as TARGET_T  # (frames 11 and 22)
+from engine import run_cli
 
 NUDGES = (1e-6, 1e-3)
 FREE_MOVE = 0.01  # floor units: a free body moved more than this by a nudge is not smooth

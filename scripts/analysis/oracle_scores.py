@@ -1,7 +1,7 @@
 """The U-Net segmenting the TRUE frame 22 of each val video (the oracle): what a perfect predictor of frame 22's
 image would give with this segmenter, i.e. segmentation quality alone.
 
-    python scripts/oracle_scores.py --root_dir D --saved_seg_model_dir U/best.pt [--ablations] [--scores_json S]
+    python scripts/analysis/oracle_scores.py --root_dir D --saved_seg_model_dir U/best.pt [--ablations] [--scores_json S]
 
 --ablations also scores it without the per-object vote and without the crop refinement (Unets/segment.py:
 segment; a U-Net with an object head has no vote, so its "no_vote" row equals the oracle's). --scores_json
@@ -9,20 +9,17 @@ writes {"oracle", and with --ablations "no_vote", "no_refine"}.
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from data.format import TARGET_INDEX  # noqa: E402
-from data.metric import SegmentationScore  # noqa: E402
-from data.readers import VideoDataset, add_exclude_args, read_exclusions  # noqa: E402
-from engine import at_least, check_flags, choose_device, run_cli  # noqa: E402
-from engine.flags import device as device_rule  # noqa: E402
-from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores  # noqa: E402
-from pipeline.evaluate import predict, video_loader  # noqa: E402
-from pipeline.models import load_for_flag  # noqa: E402
-from pipeline.predictors import segmentation_predictor  # noqa: E402
-from Unets.unet import UNet  # noqa: E402
+from data.format import TARGET_INDEX
+from data.metric import SegmentationScore
+from data.readers import VideoDataset, add_exclude_args, read_exclusions
+from engine import at_least, check_flags, choose_device, run_cli
+from engine.flags import device as device_rule
+from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores
+from pipeline.evaluate import predict, video_loader
+from pipeline.models import load_for_flag
+from pipeline.predictors import segmentation_predictor
+from Unets.unet import UNet
 
 
 def oracle_score(model, root, device, batch_size, num_workers, vote: bool = True, refine: bool = True, exclude=()):

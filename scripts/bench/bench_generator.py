@@ -1,6 +1,6 @@
 """Frames per second of the synthetic generator on this machine, with and without PNG writing.
 
-    python scripts/bench_generator.py [--videos 40] [--workers 2]
+    python scripts/bench/bench_generator.py [--videos 40] [--workers 2]
 
 Renders --videos labeled videos (22 frames each) in this process without writing anything, then
 writes the same number with scripts/make_synthetic_dataset.py's code path (PNG + mask.npy,
@@ -15,11 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from data.format import NUM_FRAMES, REAL_SPLIT_SIZES, SPLIT_FRAMES  # noqa: E402
-from data.synthetic import generate_dataset, render_video  # noqa: E402
-from engine import run_cli  # noqa: E402
+from data.format import NUM_FRAMES, REAL_SPLIT_SIZES, SPLIT_FRAMES
+from data.synthetic import generate_dataset, render_video
+from engine import run_cli
+from engine.flags import add_old_spellings
 
 
 def cpu_model() -> str:
@@ -45,8 +44,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--videos", type=int, default=40, help="videos per measurement (22 frames each)")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes for the writing run")
+    p.add_argument("--num_workers", dest="workers", type=int, default=min(2, os.cpu_count() or 1), help="processes for the writing run")
     p.add_argument("--seed", type=int, default=0, help="dataset seed")
+    add_old_spellings(p, {'--workers': '--num_workers'})  # kept for one release
     args = p.parse_args(argv)
     print(f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}, "
           f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}")

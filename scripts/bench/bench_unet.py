@@ -1,7 +1,7 @@
 """Benchmark of the U-Net on a synthetic dataset: quality of the default recipe, and speed.
 
-    python scripts/bench_unet.py --out /tmp/bench_unet                    # everything, default recipe
-    python scripts/bench_unet.py --out /tmp/b --train 40 --val 10 --epochs 4   # a quick look
+    python scripts/bench/bench_unet.py --out /tmp/bench_unet                    # everything, default recipe
+    python scripts/bench/bench_unet.py --out /tmp/b --train 40 --val 10 --epochs 4   # a quick look
 
 Stages (the recipe pipeline/recipes.py: bench_unet_recipe, run by pipeline/stages.py; a stage whose output
 exists is skipped, so re-running continues, and the table is read from the scores the stages wrote as JSON):
@@ -10,12 +10,12 @@ exists is skipped, so re-running continues, and the table is read from the score
    --checkpoint_dir or --skip_quality);
 3. scores on val with the competition's metric:
      oracle     the U-Net segmenting the TRUE frame 22 (segmentation quality alone; target >= 0.90), also
-                without the per-object vote and without the crop refinement (scripts/oracle_scores.py --ablations),
+                without the per-object vote and without the crop refinement (scripts/analysis/oracle_scores.py --ablations),
      frame 11   the U-Net segmenting frame 11 as its frame-22 prediction (inference_val_without_reconstructor),
-     copy mask  the true mask of frame 11 as frame 22 (scripts/reference_scores.py --motion none);
+     copy mask  the true mask of frame 11 as frame 22 (scripts/analysis/reference_scores.py --motion none);
 4. measures training throughput (samples/s of forward+backward+AdamW step, on the recipe's crops and on
    whole frames) and hidden inference throughput (videos/s, end to end: PNG decoding, batching,
-   segmentation) for each width in --speed_widths (scripts/speed_unet.py);
+   segmentation) for each width in --speed_widths (scripts/bench/speed_unet.py);
 and prints both tables, the training's epochs, time and best val Jaccard (from the run's log.jsonl), and
 writes OUT/results.json.
 """
@@ -24,12 +24,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine import atomic_write, read_log, run_cli  # noqa: E402
-from pipeline.recipes import bench_unet_recipe  # noqa: E402
-from pipeline.speed import speed_table  # noqa: E402
-from pipeline.stages import StageFailed, run_recipe  # noqa: E402
+from engine import atomic_write, read_log, run_cli
+from pipeline.recipes import bench_unet_recipe
+from pipeline.speed import speed_table
+from pipeline.stages import StageFailed, run_recipe
 
 
 def parse_args(argv=None):
@@ -40,7 +38,7 @@ def parse_args(argv=None):
     p.add_argument("--val", type=int, default=30, help="synthetic val videos to generate")
     p.add_argument("--hidden", type=int, default=50, help="synthetic hidden videos to generate (inference speed)")
     p.add_argument("--unlabeled", type=int, default=0,
-                   help="synthetic unlabeled videos to generate too (so that scripts/bench_field.py --root_dir can reuse the set)")
+                   help="synthetic unlabeled videos to generate too (so that scripts/bench/bench_field.py --root_dir can reuse the set)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed")
     p.add_argument("--epochs", type=int, default=None, help="override train.py's --epochs (default: its default)")
     p.add_argument("--base_channels", type=int, default=None, help="override train.py's --base_channels")

@@ -1,21 +1,21 @@
 """Benchmark of the two-stage pipeline (reconstructor -> U-Net) against the frame-11 baselines, through the
 repository's own commands.
 
-    python scripts/bench_pipeline.py --out /tmp/bench_pipeline                 # the documented recipe
-    python scripts/bench_pipeline.py --out /tmp/bp --unlabeled 1000 --recon_epochs 12   # bigger
+    python scripts/bench/bench_pipeline.py --out /tmp/bench_pipeline                 # the documented recipe
+    python scripts/bench/bench_pipeline.py --out /tmp/bp --unlabeled 1000 --recon_epochs 12   # bigger
 
 Stages, each a command printed before it runs (its output in OUT/logs/; a stage whose output exists
 is skipped, so re-running continues after a crash, --fresh starts over):
  1. a synthetic dataset (scripts/make_synthetic_dataset.py; or --root_dir), converted to memmap
     (scripts/convert_to_memmap.py) so that no stage waits on PNG decoding;
- 2. reference scores (scripts/reference_scores.py): copying the true frame-11 mask, and the ceiling;
+ 2. reference scores (scripts/analysis/reference_scores.py): copying the true frame-11 mask, and the ceiling;
  3. the U-Net on every labeled train frame (Unets/train.py), scored on val segmenting frame 11
     (Unets/inference_val_without_reconstructor.py);
  4. the reconstructor on the unlabeled videos (SSL_convLSTM_Reconstructor/train_reconstructor.py; by default
     --reference extrapolated, from the U-Net's pseudo-labels, scripts/make_pseudo_labels.py): its val
     PSNR/SSIM of frame 22 beside the copy of frame 11 (from its log), and its training videos/s;
  5. the two stages with that same U-Net (Unets/inference_val_with_reconstructor.py);
- 6. the oracle: the U-Net segmenting the true frame 22 (scripts/oracle_scores.py).
+ 6. the oracle: the U-Net segmenting the true frame 22 (scripts/analysis/oracle_scores.py).
 The stages are the recipe pipeline/recipes.py: bench_pipeline_recipe, run by pipeline/stages.py; the table is
 read from the scores each stage wrote as JSON (OUT/scores/). It prints the val Jaccard table and writes
 OUT/results.md, and OUT/results.json with the reconstructor's PSNR/SSIM from its training log.
@@ -27,11 +27,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine import atomic_write, read_log, run_cli  # noqa: E402
-from pipeline.recipes import bench_pipeline_recipe  # noqa: E402
-from pipeline.stages import StageFailed, run_recipe  # noqa: E402
+from engine import atomic_write, read_log, run_cli
+from pipeline.recipes import bench_pipeline_recipe
+from pipeline.stages import StageFailed, run_recipe
+from engine.flags import add_old_spellings
 
 
 def parse_args(argv=None):
@@ -44,8 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=int, default=10, help="synthetic hidden videos")
     p.add_argument("--seed", type=int, default=1, help="dataset seed")
     p.add_argument("--unet_epochs", type=int, default=6, help="U-Net epochs on the train frames (train.py's other flags: defaults)")
-    p.add_argument("--unet_checkpoint", default=None,
-                   help="use this trained U-Net (e.g. scripts/bench_unet.py's best.pt on the same --root_dir) instead of training one")
+    p.add_argument("--saved_seg_model_dir", dest="unet_checkpoint", default=None,
+                   help="use this trained U-Net (e.g. scripts/bench/bench_unet.py's best.pt on the same --root_dir) instead of training one")
     p.add_argument("--recon_epochs", type=int, default=5, help="reconstructor epochs on the unlabeled videos")
     p.add_argument("--reference", default="extrapolated", choices=("extrapolated", "frame11"),
                    help="train_reconstructor.py --reference: extrapolated needs the U-Net's pseudo-labels of the "
@@ -59,6 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every stage (0: leave it unset)")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: CUDA if present, else CPU)")
     p.add_argument("--fresh", action="store_true", help="delete OUT first and run every stage again")
+    add_old_spellings(p, {'--unet_checkpoint': '--saved_seg_model_dir'})  # kept for one release
     return p.parse_args(argv)
 
 

@@ -1,6 +1,6 @@
 """How fast the data loader delivers frames: PNG decoding vs the memory-mapped arrays, 0/1/2 workers.
 
-    python scripts/bench_loader.py --root_dir Dataset_Student [--split unlabeled] [--workers 0 1 2]
+    python scripts/bench/bench_loader.py --root_dir Dataset_Student [--split unlabeled] [--workers 0 1 2]
 
 Times full passes of a DataLoader over VideoDataset(split, all the split's frames), the batches the
 reconstructor trains on, and prints frames/s and videos/s for each source and worker count. The
@@ -15,17 +15,15 @@ copied through shared memory) than they save, so --num_workers 0 is the fastest 
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from torch.utils.data import DataLoader, Subset
 
-import torch  # noqa: E402
-from torch.utils.data import DataLoader, Subset  # noqa: E402
-
-from data.format import SPLIT_FRAMES, SPLITS  # noqa: E402
-from data.readers import VideoDataset  # noqa: E402
-from data.memmap import convert_split  # noqa: E402
-from engine import run_cli  # noqa: E402
+from data.format import SPLIT_FRAMES, SPLITS
+from data.readers import VideoDataset
+from data.memmap import convert_split
+from engine import run_cli
+from engine.flags import add_old_spellings
 
 
 def frames_per_second(dataset, workers: int, batch_size: int, passes: int) -> float:
@@ -46,10 +44,11 @@ def main(argv=None) -> list:
     p.add_argument("--split", default="unlabeled", choices=SPLITS, help="split to read")
     p.add_argument("--videos", type=int, default=40, help="videos read per pass (the first N of the split)")
     p.add_argument("--batch_size", type=int, default=8, help="videos per batch")
-    p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="worker counts to time")
+    p.add_argument("--num_workers", dest="workers", type=int, nargs="+", default=[0, 1, 2], help="worker counts to time")
     p.add_argument("--passes", type=int, default=2, help="counted passes per setting (after one warm-up pass)")
     p.add_argument("--convert", action="store_true", help="convert the split to memmap first (if not yet)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the main process (batch collation)")
+    add_old_spellings(p, {'--workers': '--num_workers'})  # kept for one release
     args = p.parse_args(argv)
     if args.videos < 1 or args.batch_size < 1 or args.passes < 1 or min(args.workers) < 0:
         p.error("--videos, --batch_size and --passes must be >= 1, --workers >= 0")

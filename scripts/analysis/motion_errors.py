@@ -1,6 +1,6 @@
 """Where the motion model (forecasting/motion.py) goes wrong, on a labeled split's true masks.
 
-    python scripts/motion_errors.py --root_dir DATASET --split train --motion motion.json
+    python scripts/analysis/motion_errors.py --root_dir DATASET --split train --motion motion.json
 
 Prints the frame-22 Jaccard of
 - the motion model (the true frame-11 objects moved by it),
@@ -12,20 +12,17 @@ between frames 11 and 22: the errors collisions explain.
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, TARGET_INDEX  # noqa: E402
-from data.metric import SegmentationScore  # noqa: E402
-from forecasting.motion import FRAMES_AHEAD, find_objects, paint_objects, trajectories  # noqa: E402
-from forecasting.motion_args import MOTION_RULES, add_motion_args, resolve_motion  # noqa: E402
-from data.readers import SplitIndex, add_exclude_args, read_exclusions  # noqa: E402
-from engine import above, check_flags, run_cli  # noqa: E402
+from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, TARGET_INDEX
+from data.metric import SegmentationScore
+from forecasting.motion import FRAMES_AHEAD, find_objects, paint_objects, trajectories
+from forecasting.motion_args import MOTION_RULES, add_motion_args, resolve_motion
+from data.readers import SplitIndex, add_exclude_args, read_exclusions
+from engine import above, check_flags, run_cli
 
 
 def whole(pixels: torch.Tensor, H: int, W: int) -> bool:

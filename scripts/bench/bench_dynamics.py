@@ -1,6 +1,6 @@
 """The learned object dynamics against the hand-written motion model and the copy, on frame 22.
 
-    python scripts/bench_dynamics.py --root_dir D --saved_dynamics_model_dir DYN/best.pt --motion M.json \
+    python scripts/bench/bench_dynamics.py --root_dir D --saved_dynamics_model_dir DYN/best.pt --motion M.json \
         [--pseudo_labels P] [--real_root ../shared/real_samples/Dataset_Student] [--scores_json S.json]
 
 Rows, each a dataset-level Jaccard of frame 22:
@@ -16,18 +16,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES  # noqa: E402
-from data.metric import SegmentationScore  # noqa: E402
-from forecasting.motion import Motion, extrapolate_mask  # noqa: E402
-from data.pseudo_labels import StoredMaskVideos  # noqa: E402
-from forecasting.dynamics import ObjectDynamics, predict_masks  # noqa: E402
-from engine import load_model, run_cli  # noqa: E402
-from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores  # noqa: E402
-from pipeline.field import true_inputs  # noqa: E402
+from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES
+from data.metric import SegmentationScore
+from forecasting.motion import Motion, extrapolate_mask
+from data.pseudo_labels import StoredMaskVideos
+from forecasting.dynamics import ObjectDynamics, predict_masks
+from engine import load_model, run_cli
+from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores
+from pipeline.field import true_inputs
 
 BATCH = 16
 

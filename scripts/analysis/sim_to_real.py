@@ -1,6 +1,6 @@
 """How well a U-Net trained only on synthetic videos segments the real ones (sim-to-real).
 
-    python scripts/sim_to_real.py --saved_seg_model_dir runs/unet/best.pt \
+    python scripts/analysis/sim_to_real.py --saved_seg_model_dir runs/unet/best.pt \
         --real_root ../shared/real_samples/Dataset_Student [--synthetic_root D] [--visualize grids]
 
 Segments every frame (all 22) of every labeled video of --real_root (its train and val splits),
@@ -15,21 +15,19 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from collections import Counter
 
-from collections import Counter  # noqa: E402
+import torch
 
-import torch  # noqa: E402
+from data.format import LABELED_SPLITS, NUM_FRAMES
+from data.metric import SegmentationScore, object_outcomes
+from pipeline.models import load_for_flag
+from pipeline.evaluate import save_grid, video_loader
+from Unets.segment import segment
+from engine import check_output_folder, choose_device, run_cli
+from Unets.unet import UNet
 
-from data.format import LABELED_SPLITS, NUM_FRAMES  # noqa: E402
-from data.metric import SegmentationScore, object_outcomes  # noqa: E402
-from pipeline.models import load_for_flag  # noqa: E402
-from pipeline.evaluate import save_grid, video_loader  # noqa: E402
-from Unets.segment import segment  # noqa: E402
-from engine import check_output_folder, choose_device, run_cli  # noqa: E402
-from Unets.unet import UNet  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @torch.no_grad()
