@@ -17,10 +17,9 @@ prediction move objects rather than fade them. Loss: L1 (or MSE) per frame at th
 resolution, + optional 1-SSIM and image-gradient terms. AdamW, warm-up + cosine per batch, gradient
 clipping, random left-right flips of whole videos. On a loaded CPU, OMP_NUM_THREADS=1 can be several
 times faster than 2 threads.
-Measured (400 synthetic unlabeled videos, 6 epochs, 2-core CPU): val PSNR of frame 22 25.89 dB with
-L1, 26.62 dB with --loss mse, against 24.63 dB for the frame-11 copy. At this budget the gain comes
-from fading what is about to move, not yet from drawing it at its new place (see the --visualize
-grids of Unets/inference_val_with_reconstructor.py): MSE leaves a halo that costs the U-Net more.
+At CPU budgets the gain over the frame-11 copy comes from fading what is about to move more than from
+drawing it at its new place (see the --visualize grids of Unets/inference_val_with_reconstructor.py); MSE
+raises the PSNR but leaves a halo that costs the U-Net more than L1's sharper frames.
 Motion-compensated reference (--reference extrapolated): each predicted frame is a change of frame
 11 with its objects moved along their velocities (pipeline/references.py, with forecasting/motion.py), the objects
 found by the U-Net (--pseudo_labels: scripts/make_pseudo_labels.py's store of the unlabeled videos;

@@ -112,11 +112,8 @@ class FactoredOutConv(nn.Module):
 
     Every object pixel then teaches the color, material and shape of 16, 24 and 8 classes at once,
     instead of one class of 48 that a few train videos may never show; the argmax is the best
-    color, material and shape taken apart. Measured on 200 synthetic train videos, object-centred
-    64x64 crops, base_channels 16 (benchmark in scripts/bench/bench_unet.py): color is right on 99% of
-    the object pixels after a minute, material and shape take longer; the flat head learns all
-    three more slowly (in a lead run, 16% against 28% of object pixels right after 340 steps).
-    Biases start at the class prior like OutConv's.
+    color, material and shape taken apart. Color is learned first, material and shape later; a flat
+    49-class head learns all three more slowly. Biases start at the class prior like OutConv's.
     """
 
     def __init__(self, in_channels: int):

@@ -86,3 +86,15 @@ def test_a_renamed_flag_in_the_docs_would_fail(monkeypatch):
     """The check above is not vacuous: an old spelling is not a flag the docs may show."""
     known = script_flags("scripts/plot_curves.py", [], monkeypatch)
     assert "--out" in known and "--out_dir" not in known
+
+
+ENTRY_SCRIPTS = [str(p.relative_to(REPO)) for p in sorted(REPO.rglob("*.py"))
+                 if "tests" not in p.relative_to(REPO).parts and '__name__ == "__main__"' in p.read_text()]
+
+
+@pytest.mark.parametrize("script", ENTRY_SCRIPTS)
+def test_every_entry_script_builds_its_parser(script, monkeypatch):
+    """Documented or not, every command of the repository gets as far as parsing its flags (its imports and
+    module-level code run) and offers --help."""
+    argv = ["--method", "copy"] if script == "scripts/predict.py" else []  # its flags follow the method
+    assert "--help" in script_flags(script, argv, monkeypatch)

@@ -1,6 +1,6 @@
 """How fast the data loader delivers frames: PNG decoding vs the memory-mapped arrays, 0/1/2 workers.
 
-    python scripts/bench/bench_loader.py --root_dir Dataset_Student [--split unlabeled] [--workers 0 1 2]
+    python scripts/bench/bench_loader.py --root_dir Dataset_Student [--split unlabeled] [--num_workers 0 1 2]
 
 Times full passes of a DataLoader over VideoDataset(split, all the split's frames), the batches the
 reconstructor trains on, and prints frames/s and videos/s for each source and worker count. The
@@ -8,9 +8,8 @@ memmap rows appear when the split was converted (scripts/convert_to_memmap.py); 
 it first. A GPU trains the reconstructor at hundreds of videos/s, so the loader must reach
 thousands of frames/s: compare with the train script's samples_per_s (log.jsonl).
 The first pass of each setting warms the page cache and is not counted (--passes counted passes).
-Measured on the 2-core development machine (200 videos): PNG 1,081 / 964 / 1,655 frames/s with 0 / 1 / 2
-workers, memmap 14,547 / 4,330 / 6,203: with memmap the worker processes cost more (each batch is
-copied through shared memory) than they save, so --num_workers 0 is the fastest choice on a small CPU.
+With memmap, worker processes can cost more than they save (each batch is copied through shared memory):
+on a small CPU compare --num_workers 0 with the others (docs/RESULTS.md has a measurement).
 """
 import argparse
 import sys
@@ -51,7 +50,7 @@ def main(argv=None) -> list:
     add_old_spellings(p, {'--workers': '--num_workers'})  # kept for one release
     args = p.parse_args(argv)
     if args.videos < 1 or args.batch_size < 1 or args.passes < 1 or min(args.workers) < 0:
-        p.error("--videos, --batch_size and --passes must be >= 1, --workers >= 0")
+        p.error("--videos, --batch_size and --passes must be >= 1, --num_workers >= 0")
     torch.set_num_threads(args.threads)
     frames = range(SPLIT_FRAMES[args.split])
     png = VideoDataset(args.root_dir, args.split, frame_indices=frames, mask_indices=[], memmap=False)
