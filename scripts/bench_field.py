@@ -20,8 +20,15 @@ what finished and resumes a cut training):
 
 Columns: parameters (the motion model: its fitted numbers), training cost (CPU-minutes of the training command
 with --threads 1 on a CPU; wall-minutes on a GPU), inference videos/s from masks to frame 22 (one process,
---threads), and the three Jaccards. Writes OUT/scores/field.json and OUT/results.md. The limit rows
-(re-simulation, scripts/predictability.py of another issue) are not in this table yet.
+--threads), and the three Jaccards. Writes OUT/scores/field.json and OUT/results.md.
+
+The limit rows (data/predictability.py, as scripts/predictability.py): when the dataset is the generator's (its
+manifest: OUT/data, or a --root_dir it made with this generator version), each val video is drawn again from the
+manifest's seed and world and its own id (the stored frames 11 and 22 must come out equal, or the run stops), and
+frame 22 is re-simulated in the generator's engine from the exact frame-11 state of the bodies frames 1-11 show,
+from that state nudged by up to 1e-3, and drawn with each of those objects at its true frame-22 place (perfect
+motion); with the ceiling, they bound every method above from true masks. Another --root_dir (real videos, a
+dataset without a manifest) leaves them out, said so. Kept in OUT/scores/limits.json.
 """
 import argparse
 import json
@@ -34,10 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from data.metric import SegmentationScore  # noqa: E402
 from engine import atomic_write, read_log, run_cli  # noqa: E402
 from pipeline.cli import write_scores  # noqa: E402
-from pipeline.field import field_methods, field_table, score, true_inputs, unet_inputs  # noqa: E402
+from data.predictability import dataset_world  # noqa: E402
+from data.synthetic import GENERATOR_VERSION  # noqa: E402
+from pipeline.field import (  # noqa: E402
+    field_methods, field_table, jaccard_of, limit_rows, limit_scores, score, true_inputs, unet_inputs,
+)
 from pipeline.recipes import (  # noqa: E402
     FIELD_MODELS, FIELD_PRESETS, field_data_stages, field_train_stage, threads_env, user_path,
 )
@@ -134,7 +144,7 @@ def main(argv=None):
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     methods = field_methods(out / "motion.json", out / "dynamics", out / "simvp", device)
     inputs = {"unet": unet_inputs(out / "pseudo_labels", data)}
-    true_in, true_out, ceilings, _ = true_inputs(data, ["val"])
+    true_in, true_out, ceilings, val_ids = true_inputs(data, ["val"])
     inputs["true"] = (true_in, true_out)
     real = Path(args.real_root) if args.real_root else None
     if real is not None and real.is_dir():
@@ -150,17 +160,29 @@ def main(argv=None):
         rows.append({"method": LABELS[name], "parameters": parameters, "train_cpu_min": minutes,
                      "videos_per_s": results[name]["unet"]["videos_per_s"],
                      **{k: results[name].get(k, {}).get("jaccard") for k in ("unet", "true", "real")}})
-    bound = SegmentationScore()
-    bound.update(torch.stack(ceilings), torch.stack(true_out))
-    ceiling = {"jaccard": round(bound.compute(), 4)}
+    # the limits: the generator's own engine from the exact frame-11 state, on these very val videos
+    limits, generator = None, "not the generator's (no limit rows)"
+    try:
+        seed, _, world = dataset_world(data)
+        generator = f"generator version {GENERATOR_VERSION}, {world} world, seed {seed}"
+    except ValueError as e:
+        print(f"limit rows left out: {e}")
+    else:
+        try:
+            limits = limit_scores(data, "val", val_ids, true_out, out / "scores" / "limits.json")
+        except ValueError as e:  # a dataset that says it is the generator's but is not drawn so: no table
+            sys.exit(f"limit rows: {e}")
+        rows += limit_rows(limits)
+    ceiling = {"jaccard": jaccard_of(ceilings, true_out)}
     rows.append({"method": "ceiling (true frame 22, objects absent from frame 11 removed)", "parameters": None,
                  "train_cpu_min": None, "videos_per_s": None, "unet": None, "true": ceiling["jaccard"], "real": None})
     table = field_table(rows)
     unit = "wall-minutes on the GPU" if gpu else f"CPU-minutes, {args.threads or 'default'} thread(s) a command"
-    header = (f"# The field on {data} (val: {len(true_out)} videos; budget {args.budget_min} min per learned model, "
-              f"{unit}; epochs: " + ", ".join(f"{m} {t['epochs']}" for m, t in trained.items()) + ")\n\n")
-    write_scores(out / "scores" / "field.json", {"methods": results, "ceiling": ceiling, "args": vars(args),
-                                                "val_videos": len(true_out)})
+    header = (f"# The field on {data} ({generator}; val: {len(true_out)} videos; budget {args.budget_min} min per "
+              f"learned model, {unit}; epochs: " + ", ".join(f"{m} {t['epochs']}" for m, t in trained.items())
+              + ")\n\n")
+    write_scores(out / "scores" / "field.json", {"methods": results, "limits": limits, "ceiling": ceiling,
+                                                "args": vars(args), "val_videos": len(true_out)})
     atomic_write(out / "results.md", lambda f: f.write((header + table).encode()))
     print("\n" + header + table + f"\nscores: {out}/scores/field.json; table: {out}/results.md")
 
