@@ -2,6 +2,7 @@
 model trained with the same budget.
 
     python scripts/bench_field.py --preset smoke --out /tmp/field_smoke                 # proves it end to end
+    python scripts/bench_field.py --preset cpu_mid --out runs/field_mid --real_root ../shared/real_samples/Dataset_Student
     python scripts/bench_field.py --preset cpu --out runs/field --real_root ../shared/real_samples/Dataset_Student
     python scripts/bench_field.py --preset gpu --out runs/field_gpu --root_dir D         # competition scale, a GPU
 

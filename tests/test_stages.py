@@ -78,7 +78,7 @@ def test_each_bench_recipe_runs_existing_scripts_and_its_rows_are_written(script
         assert recipe["table"]["rows"]
 
 
-@pytest.mark.parametrize("preset", ["smoke", "cpu", "gpu"])
+@pytest.mark.parametrize("preset", ["smoke", "cpu_mid", "cpu", "gpu"])
 def test_the_field_bench_runs_existing_scripts_and_fits_its_budget(preset, tmp_path):
     """scripts/bench_field.py: every stage of each preset is a command of the repository; a trained model is
     validated after its last epoch only; the epochs of a budget come from the calibration epoch's cost."""
