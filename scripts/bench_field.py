@@ -162,12 +162,12 @@ def main(argv=None):
                      "videos_per_s": results[name]["unet"]["videos_per_s"],
                      **{k: results[name].get(k, {}).get("jaccard") for k in ("unet", "true", "real")}})
     # the limits: the generator's own engine from the exact frame-11 state, on these very val videos
-    limits, generator = None, "not the generator's (no limit rows)"
+    limits, generator = None, "no limit rows: not a dataset this generator can draw again"
     try:
         seed, _, world = dataset_world(data)
         generator = f"generator version {GENERATOR_VERSION}, {world} world, seed {seed}"
     except ValueError as e:
-        print(f"limit rows left out: {e}")
+        print(f"limit rows left out: {e}", flush=True)
     else:
         try:
             limits = limit_scores(data, "val", val_ids, true_out, out / "scores" / "limits.json")
