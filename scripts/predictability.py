@@ -17,7 +17,8 @@ that frames 1-11 show (objects that enter later are left out: no forecaster can 
 Scores are the competition's (dataset-level Jaccard), over all videos and split by whether an
 object enters after frame 11. Last, the smoothness of free motion: of the bodies that touch no
 other body in frames 11-22 (Bullet's contact points), the share whose frame-22 place moves by
-more than 0.01 floor units under the 1e-6 nudge.
+more than 0.01 floor units under the 1e-6 nudge. The work is data/predictability.py's, which
+scripts/bench_field.py also uses for the limit rows of the field table.
 """
 import argparse
 import sys
