@@ -270,15 +270,17 @@ RECIPES = {"quickstart": QUICKSTART}
 # of cpu's train videos, an eighth of its unlabeled ones, a third of its budget; the same 200 val videos); the
 # issue's CPU scale (several hours there); and the competition's scale on a GPU (the published SimVP configuration).
 FIELD_PRESETS = {
-    "smoke": {"train": 60, "val": 20, "unlabeled": 60, "budget_min": 4.0, "unet_epochs": 3,
+    "smoke": {"train": 60, "val": 20, "unlabeled": 60, "budget_min": 4.0, "unet_epochs": 3, "calibrate_share": 1.0,
               "unet_args": "--preset small", "simvp_args": "--preset cpu", "device": "cpu", "threads": 1},
     "cpu_mid": {"train": 500, "val": 200, "unlabeled": 500, "budget_min": 10.0, "unet_epochs": 3,
-                "unet_args": "--preset small", "simvp_args": "--preset cpu", "device": "cpu", "threads": 1},
+                "calibrate_share": 0.2, "unet_args": "--preset small", "simvp_args": "--preset cpu", "device": "cpu",
+                "threads": 1},
     "cpu": {"train": 2000, "val": 200, "unlabeled": 4000, "budget_min": 30.0, "unet_epochs": 6,
-            "unet_args": "--preset small", "simvp_args": "--preset cpu", "device": "cpu", "threads": 1},
+            "calibrate_share": 0.1, "unet_args": "--preset small", "simvp_args": "--preset cpu", "device": "cpu",
+            "threads": 1},
     "gpu": {"train": 1000, "val": 1000, "unlabeled": 13000, "budget_min": 60.0, "unet_epochs": 20,
-            "unet_args": "--num_workers 4", "simvp_args": "--preset published --num_workers 4", "device": "cuda",
-            "threads": 0},
+            "calibrate_share": 0.05, "unet_args": "--num_workers 4",
+            "simvp_args": "--preset published --num_workers 4", "device": "cuda", "threads": 0},
 }
 FIELD_MODELS = {"dynamics": "forecasting/train_dynamics.py", "simvp": "forecasting/train_simvp.py"}
 
@@ -299,13 +301,21 @@ def field_data_stages(args) -> list:
     return stages
 
 
+def field_calibration_videos(args) -> tuple:
+    """(train, unlabeled) videos of the calibration runs: --calibrate_share of each (at least one), so that the
+    calibration costs a share of an epoch, not a whole one."""
+    return tuple(max(1, round(n * args.calibrate_share)) for n in (args.train, args.unlabeled))
+
+
 def field_train_stage(args, model: str, epochs: int, calibrate: bool = False) -> dict:
     """A learned model of the field trained for `epochs` on the pseudo-labels and the train masks, validated after
     its last epoch only (best.pt is then the last epoch: nothing is chosen on the val videos the table scores);
-    calibrate: the 1-epoch run whose cost sets the epochs that fit the budget, in OUT/calibrate/MODEL."""
+    calibrate: the 1-epoch run on field_calibration_videos whose cost sets the epochs that fit the budget, in
+    OUT/calibrate/MODEL."""
     folder = f"{{out}}/calibrate/{model}" if calibrate else f"{{out}}/{model}"
     extra = (args.simvp_args if model == "simvp" else args.dynamics_args).split()
+    train_videos, unlabeled = field_calibration_videos(args) if calibrate else (args.train, args.unlabeled)
     return train(f"{'calibrate' if calibrate else 'train'} {model}", FIELD_MODELS[model], folder, "--pseudo_labels",
                  "{out}/pseudo_labels", "--saved_seg_model_dir", field_unet(args), "--unlabeled_videos",
-                 str(args.unlabeled), "--train_videos", str(args.train), *extra, "--epochs", str(epochs),
+                 str(unlabeled), "--train_videos", str(train_videos), *extra, "--epochs", str(epochs),
                  "--val_every", str(epochs))

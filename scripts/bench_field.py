@@ -11,8 +11,10 @@ what finished and resumes a cut training):
  1. a synthetic dataset in OUT/data (unless --root_dir), the motion model fitted on its train masks, a U-Net
     (unless --unet_checkpoint) and its pseudo-labels of the unlabeled videos;
  2. each learned model (forecasting/train_dynamics.py, forecasting/train_simvp.py) for one epoch in
-    OUT/calibrate/, whose cost (CPU time on a CPU, wall time on a GPU) sets the epochs that fit --budget_min:
-    (budget - the run's one-off cost: start, tracks, validation) / one epoch's training;
+    OUT/calibrate/ on --calibrate_share of the train and unlabeled videos, whose cost (CPU time on a CPU, wall time
+    on a GPU) sets the epochs that fit --budget_min: (budget - the run's one-off cost: start, tracks, validation) /
+    one epoch's training, scaled from the share to all the videos (the table gives the cost each training really
+    had: the one-off part that grows with the videos, the tracks, is not scaled);
  3. each learned model trained for those epochs on the same pseudo-labels and train masks, validated after its
     last epoch only (nothing is chosen on the val videos the table scores);
  4. every method scored here, from the same masks of frames 1-11, the U-Net left out: the U-Net's masks of the val
@@ -42,15 +44,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from engine import atomic_write, read_log, run_cli  # noqa: E402
-from pipeline.cli import write_scores  # noqa: E402
 from data.predictability import dataset_world  # noqa: E402
 from data.synthetic import GENERATOR_VERSION  # noqa: E402
+from engine import atomic_write, read_log, run_cli  # noqa: E402
+from pipeline.cli import write_scores  # noqa: E402
 from pipeline.field import (  # noqa: E402
     field_methods, field_table, jaccard_of, limit_rows, limit_scores, score, true_inputs, unet_inputs,
 )
 from pipeline.recipes import (  # noqa: E402
-    FIELD_MODELS, FIELD_PRESETS, field_data_stages, field_train_stage, threads_env, user_path,
+    FIELD_MODELS, FIELD_PRESETS, field_calibration_videos, field_data_stages, field_train_stage, threads_env,
+    user_path,
 )
 from pipeline.stages import StageFailed, run_stage  # noqa: E402
 
@@ -71,6 +74,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=3, help="dataset seed")
     p.add_argument("--budget_min", type=float, default=None,
                    help="training budget of each learned model: CPU-minutes (wall-minutes on a GPU)")
+    p.add_argument("--calibrate_share", type=float, default=None,
+                   help="share of the train and unlabeled videos each model's one-epoch calibration run trains on")
     p.add_argument("--unet_checkpoint", default=None, help="use this trained U-Net instead of training one here")
     p.add_argument("--unet_epochs", type=int, default=None, help="Unets/train.py --epochs")
     p.add_argument("--unet_args", default=None, help="other Unets/train.py flags")
@@ -83,8 +88,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     preset = p.parse_known_args(argv)[0].preset
     p.set_defaults(**FIELD_PRESETS[preset])
     args = p.parse_args(argv)
-    if min(args.train, args.val, args.unlabeled, args.unet_epochs) < 1 or args.budget_min <= 0:
-        p.error("--train, --val, --unlabeled and --unet_epochs must be >= 1, --budget_min > 0")
+    if min(args.train, args.val, args.unlabeled, args.unet_epochs) < 1 or args.budget_min <= 0 \
+            or not 0 < args.calibrate_share <= 1:
+        p.error("--train, --val, --unlabeled and --unet_epochs must be >= 1, --budget_min > 0, "
+                "0 < --calibrate_share <= 1")
     return args
 
 
@@ -102,12 +109,13 @@ def timed_stage(stage, names, out, device, env, record_path) -> dict:
     return cost
 
 
-def epochs_in_budget(run_dir: Path, cost: dict, budget_s: float, gpu: bool) -> int:
+def epochs_in_budget(run_dir: Path, cost: dict, budget_s: float, gpu: bool, scale: float = 1.0) -> int:
     """The epochs a model gets: its calibration run (one epoch) split into one epoch's training (the log's
-    train_seconds, as a share of the run's wall time) and the one-off rest."""
+    train_seconds, as a share of the run's wall time) and the one-off rest; scale: the full epoch's videos over
+    the calibration's."""
     spent = cost["wall_s"] if gpu else cost["cpu_s"]
     epoch = spent * read_log(run_dir)[-1]["train_seconds"] / max(cost["wall_s"], 1e-9)
-    return max(1, int((budget_s - (spent - epoch)) // max(epoch, 1e-9)))
+    return max(1, int((budget_s - (spent - epoch)) // max(epoch * scale, 1e-9)))
 
 
 def main(argv=None):
@@ -132,8 +140,10 @@ def main(argv=None):
         for model in FIELD_MODELS:
             calib = field_train_stage(args, model, 1, calibrate=True)
             cost = timed_stage(calib, names, out, args.device, env, costs / f"calibrate_{model}.json")
-            epochs = epochs_in_budget(out / "calibrate" / model, cost, args.budget_min * 60, gpu)
-            print(f"{model}: one calibration epoch cost {cost}; {epochs} epochs fit {args.budget_min} min", flush=True)
+            scale = (args.train + args.unlabeled) / sum(field_calibration_videos(args))
+            epochs = epochs_in_budget(out / "calibrate" / model, cost, args.budget_min * 60, gpu, scale)
+            print(f"{model}: one calibration epoch ({1 / scale:.0%} of the videos) cost {cost}; {epochs} epochs fit "
+                  f"{args.budget_min} min", flush=True)
             trained[model] = {"epochs": epochs, **timed_stage(field_train_stage(args, model, epochs), names, out,
                                                               args.device, env, costs / f"train_{model}.json")}
     except StageFailed as e:

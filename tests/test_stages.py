@@ -100,3 +100,8 @@ def test_the_field_bench_runs_existing_scripts_and_fits_its_budget(preset, tmp_p
     assert bench_field.epochs_in_budget(tmp_path, {"cpu_s": 100.0, "wall_s": 100.0}, 400.0, gpu=False) == 6
     assert bench_field.epochs_in_budget(tmp_path, {"cpu_s": 50.0, "wall_s": 100.0}, 400.0, gpu=False) == 12  # shared CPU: 30 s an epoch
     assert bench_field.epochs_in_budget(tmp_path, {"cpu_s": 100.0, "wall_s": 100.0}, 50.0, gpu=False) == 1
+    # calibrated on a fifth of the videos: an epoch of all of them costs 5 x 60 s
+    assert bench_field.epochs_in_budget(tmp_path, {"cpu_s": 100.0, "wall_s": 100.0}, 940.0, gpu=False, scale=5) == 3
+    calib = field_train_stage(args, "simvp", 1, calibrate=True)["cmd"]
+    assert [int(calib[calib.index(f) + 1]) for f in ("--train_videos", "--unlabeled_videos")] == [
+        max(1, round(n * args.calibrate_share)) for n in (args.train, args.unlabeled)]
