@@ -292,13 +292,19 @@ def field_unet(args) -> str:
 
 def field_data_stages(args) -> list:
     """scripts/bench_field.py, before the learned models: the dataset (unless --root_dir), the motion model fitted
-    on the train masks, the U-Net (unless --unet_checkpoint) and its pseudo-labels of the unlabeled videos."""
+    on the train masks, the U-Net (unless --unet_checkpoint), its pseudo-labels of the unlabeled videos and its
+    masks of the val videos' frames 1-11."""
     stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, 2, args.seed, workers=1)]
     stages.append(fit_motion())
     if not args.unet_checkpoint:
         stages.append(train("train U-Net", "Unets/train.py", "{out}/unet", *args.unet_args.split(), "--train_videos",
                             str(args.train), "--epochs", str(args.unet_epochs), "--val_every", str(args.unet_epochs)))
     stages.append(pseudo_labels(field_unet(args), num_videos=args.unlabeled))
+    # the val inputs (the U-Net's masks of val frames 1-11) made here: made by the first calibration run instead,
+    # their cost would count as that model's one-off and shorten its training
+    stages.append({"name": "val inputs", "cmd": ["{py}", "scripts/make_pseudo_labels.py", "--root_dir", "{data}",
+                                                 "--saved_seg_model_dir", field_unet(args), "--split", "val", "--out",
+                                                 "{out}/pseudo_labels", "{device}"]})
     return stages
 
 
