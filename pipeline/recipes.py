@@ -266,10 +266,10 @@ RECIPES = {"quickstart": QUICKSTART}
 
 
 # scripts/bench_field.py's presets (its flags win): the smoke run that proves the recipe end to end on a 2-core CPU;
-# cpu_mid, a reduced CPU scale that fits about an hour and a half of one core of a shared, loaded 2-core machine (a
-# quarter of cpu's train videos, an eighth of its unlabeled ones, a sixth of its budget, a U-Net of 22000
-# frame samples as the quickstart's; the same 200 val videos); the
-# issue's CPU scale (several hours there); and the competition's scale on a GPU (the published SimVP configuration).
+# cpu_mid, a reduced CPU scale that fits a session on a shared, loaded 2-core machine (a quarter of cpu's train
+# videos, an eighth of its unlabeled ones, a sixth of its budget, a U-Net trained on about as many frames as the
+# quickstart's; the same 200 val videos); cpu, the CPU scale; and the competition's scale on a GPU (the
+# published SimVP configuration). calibrate_share: the share of the videos each model's calibration epoch runs on.
 FIELD_PRESETS = {
     "smoke": {"train": 60, "val": 20, "unlabeled": 60, "budget_min": 4.0, "unet_epochs": 3, "calibrate_share": 1.0,
               "unet_args": "--preset small", "simvp_args": "--preset cpu", "device": "cpu", "threads": 1},

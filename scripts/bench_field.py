@@ -9,7 +9,7 @@ model trained with the same budget.
 Stages (pipeline/recipes.py: field_data_stages, field_train_stage; run by pipeline/stages.py, so a re-run skips
 what finished and resumes a cut training):
  1. a synthetic dataset in OUT/data (unless --root_dir), the motion model fitted on its train masks, a U-Net
-    (unless --unet_checkpoint) and its pseudo-labels of the unlabeled videos;
+    (unless --unet_checkpoint), its pseudo-labels of the unlabeled videos and its masks of val frames 1-11;
  2. each learned model (forecasting/train_dynamics.py, forecasting/train_simvp.py) for one epoch in
     OUT/calibrate/ on --calibrate_share of the train and unlabeled videos, whose cost (CPU time on a CPU, wall time
     on a GPU) sets the epochs that fit --budget_min: (budget - the run's one-off cost: start, tracks, validation) /
