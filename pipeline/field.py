@@ -13,7 +13,7 @@ import torch
 from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, TARGET_INDEX
 from data.metric import SegmentationScore, ceiling_prediction
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos
-from engine import autocast, count_parameters, load_model
+from engine import atomic_write, autocast, count_parameters, load_model
 from forecasting.dynamics import ObjectDynamics, predict_masks
 from forecasting.motion import Motion, extrapolate_mask
 from forecasting.simvp import SimVP
@@ -81,11 +81,56 @@ def score(predict, inputs: list, targets: list, batch: int = 16) -> dict:
             "videos_per_s": round(len(inputs) / max(seconds, 1e-9), 1)}
 
 
+# the limit rows (data/predictability.py) the table shows, in its order; the ceiling row is bench_field's own
+LIMIT_LABELS = {
+    "re-simulated": "limit: re-simulated in the generator's engine from the exact frame-11 state",
+    "nudged 0.001": "limit: the same from a frame-11 state nudged by up to 1e-3",
+    "perfect motion": "limit: perfect motion (each object of frames 1-11 at its true frame-22 place)",
+}
+
+
+def limit_scores(root, split: str, video_ids: list, targets: list, cache: Path, progress: bool = True) -> dict:
+    """{"jaccard": {row: score}, "world", "seed", "generator_version", "videos", "entering videos"} of the limit
+    rows on ROOT/SPLIT's videos, drawn again by the generator (data/predictability.py: limit_predictions, which
+    raises ValueError when that dataset cannot be drawn again, or was not drawn as its manifest says), scored
+    against targets (the stored frame 22s of video_ids, in that order). Kept in cache: a re-run with the same
+    videos and generator version reads it instead of re-simulating."""
+    from data.predictability import limit_predictions
+    from data.synthetic import GENERATOR_VERSION
+
+    if cache.is_file():
+        kept = json.loads(cache.read_text())
+        if kept.get("video_ids") == list(video_ids) and kept.get("generator_version") == GENERATOR_VERSION:
+            return kept
+    limits = limit_predictions(root, split, progress=progress)
+    if limits["video_ids"] != list(video_ids):
+        raise ValueError(f"{root}/{split}: the videos drawn again are not the ones scored")
+    res = {"jaccard": {name: jaccard_of(limits["rows"][name], targets) for name in LIMIT_LABELS},
+           "world": limits["world"], "seed": limits["seed"], "generator_version": GENERATOR_VERSION,
+           "videos": len(video_ids), "entering videos": limits["entering videos"], "video_ids": list(video_ids)}
+    atomic_write(cache, lambda f: f.write((json.dumps(res, indent=1) + "\n").encode()))
+    return res
+
+
+def limit_rows(limits: dict) -> list:
+    """The table's rows of limit_scores' result: a value from true masks only (the other columns do not apply)."""
+    return [{"method": label, "parameters": None, "train_cpu_min": None, "videos_per_s": None, "unet": None,
+             "true": limits["jaccard"][name], "real": None} for name, label in LIMIT_LABELS.items()]
+
+
+def jaccard_of(preds: list, targets: list) -> float:
+    """The competition's score of a set of frame-22 masks (numpy or torch, (H, W) each), rounded as the table's."""
+    metric = SegmentationScore()
+    for pred, truth in zip(preds, targets):
+        metric.update(torch.as_tensor(pred)[None], torch.as_tensor(truth)[None])
+    return round(metric.compute(), 4)
+
+
 def field_table(rows: list) -> str:
     """The markdown table of the field: rows of {"method", "parameters", "train_cpu_min", "videos_per_s", "unet",
-    "true", "real"} (None: not measured)."""
+    "true", "real"} (None: not measured, or not applicable: written —)."""
     def cell(v, fmt="{:.4f}"):
-        return "-" if v is None else (fmt.format(v) if isinstance(v, float) else str(v))
+        return "—" if v is None else (fmt.format(v) if isinstance(v, float) else str(v))
 
     head = ("| method | parameters | training (CPU-min) | inference (videos/s, masks to frame 22) | "
             "Jaccard from the U-Net's masks | Jaccard from true masks | six real videos (true masks) |\n"

@@ -5,7 +5,7 @@
 the results table, give the stage a "scores" path and add {"label", "scores", "key"} to "rows".
 
 QUICKSTART is the README's main-job command (scripts/quickstart.py); bench_pipeline_recipe and bench_unet_recipe
-build the benchmarks' recipes from their scripts' flags (scripts/bench_*.py); field_stages the field benchmark's
+build the benchmarks' recipes from their scripts' flags (scripts/bench/bench_*.py); field_stages the field benchmark's
 (scripts/bench/bench_field.py).
 """
 import os
@@ -254,16 +254,23 @@ def bench_unet_recipe(args) -> dict:
 RECIPES = {"quickstart": QUICKSTART}
 
 
-# scripts/bench/bench_field.py's presets (its flags win): the smoke run that proves the recipe end to end on a 2-core CPU,
-# the issue's CPU scale, and the competition's scale on a GPU (the published SimVP configuration).
+# scripts/bench/bench_field.py's presets (its flags win): the smoke run that proves the recipe end to end on a 2-core CPU;
+# cpu_mid, a reduced CPU scale that fits a session on a shared, loaded 2-core machine (a quarter of cpu's train
+# videos, an eighth of its unlabeled ones, a sixth of its budget, a U-Net trained on about as many frames as the
+# quickstart's; the same 200 val videos); cpu, the issue's CPU scale; and the competition's scale on a GPU (the
+# published SimVP configuration). calibrate_share: the share of the videos each model's calibration epoch runs on.
 FIELD_PRESETS = {
-    "smoke": {"train": 60, "val": 20, "unlabeled": 60, "budget_min": 4.0, "unet_epochs": 3,
+    "smoke": {"train": 60, "val": 20, "unlabeled": 60, "budget_min": 4.0, "unet_epochs": 3, "calibrate_share": 1.0,
               "unet_args": "--preset small", "simvp_args": "--preset cpu", "device": "cpu", "threads": 1},
+    "cpu_mid": {"train": 500, "val": 200, "unlabeled": 500, "budget_min": 5.0, "unet_epochs": 2,
+                "calibrate_share": 0.2, "unet_args": "--preset small", "simvp_args": "--preset cpu", "device": "cpu",
+                "threads": 1},
     "cpu": {"train": 2000, "val": 200, "unlabeled": 4000, "budget_min": 30.0, "unet_epochs": 6,
-            "unet_args": "--preset small", "simvp_args": "--preset cpu", "device": "cpu", "threads": 1},
+            "calibrate_share": 0.1, "unet_args": "--preset small", "simvp_args": "--preset cpu", "device": "cpu",
+            "threads": 1},
     "gpu": {"train": 1000, "val": 1000, "unlabeled": 13000, "budget_min": 60.0, "unet_epochs": 20,
-            "unet_args": "--num_workers 4", "simvp_args": "--preset published --num_workers 4", "device": "cuda",
-            "threads": 0},
+            "calibrate_share": 0.05, "unet_args": "--num_workers 4",
+            "simvp_args": "--preset published --num_workers 4", "device": "cuda", "threads": 0},
 }
 FIELD_MODELS = {"dynamics": "forecasting/train_dynamics.py", "simvp": "forecasting/train_simvp.py"}
 
@@ -274,23 +281,37 @@ def field_unet(args) -> str:
 
 def field_data_stages(args) -> list:
     """scripts/bench/bench_field.py, before the learned models: the dataset (unless --root_dir), the motion model fitted
-    on the train masks, the U-Net (unless --saved_seg_model_dir) and its pseudo-labels of the unlabeled videos."""
+    on the train masks, the U-Net (unless --unet_checkpoint), its pseudo-labels of the unlabeled videos and its
+    masks of the val videos' frames 1-11."""
     stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, 2, args.seed, workers=1)]
     stages.append(fit_motion())
     if not args.unet_checkpoint:
         stages.append(train("train U-Net", "Unets/train.py", "{out}/unet", *args.unet_args.split(), "--train_videos",
                             str(args.train), "--epochs", str(args.unet_epochs), "--val_every", str(args.unet_epochs)))
     stages.append(pseudo_labels(field_unet(args), num_videos=args.unlabeled))
+    # the val inputs (the U-Net's masks of val frames 1-11) made here: made by the first calibration run instead,
+    # their cost would count as that model's one-off and shorten its training
+    stages.append({"name": "val inputs", "cmd": ["{py}", "scripts/make_pseudo_labels.py", "--root_dir", "{data}",
+                                                 "--saved_seg_model_dir", field_unet(args), "--split", "val", "--out",
+                                                 "{out}/pseudo_labels", "{device}"]})
     return stages
+
+
+def field_calibration_videos(args) -> tuple:
+    """(train, unlabeled) videos of the calibration runs: --calibrate_share of each (at least one), so that the
+    calibration costs a share of an epoch, not a whole one."""
+    return tuple(max(1, round(n * args.calibrate_share)) for n in (args.train, args.unlabeled))
 
 
 def field_train_stage(args, model: str, epochs: int, calibrate: bool = False) -> dict:
     """A learned model of the field trained for `epochs` on the pseudo-labels and the train masks, validated after
     its last epoch only (best.pt is then the last epoch: nothing is chosen on the val videos the table scores);
-    calibrate: the 1-epoch run whose cost sets the epochs that fit the budget, in OUT/calibrate/MODEL."""
+    calibrate: the 1-epoch run on field_calibration_videos whose cost sets the epochs that fit the budget, in
+    OUT/calibrate/MODEL."""
     folder = f"{{out}}/calibrate/{model}" if calibrate else f"{{out}}/{model}"
     extra = (args.simvp_args if model == "simvp" else args.dynamics_args).split()
+    train_videos, unlabeled = field_calibration_videos(args) if calibrate else (args.train, args.unlabeled)
     return train(f"{'calibrate' if calibrate else 'train'} {model}", FIELD_MODELS[model], folder, "--pseudo_labels",
                  "{out}/pseudo_labels", "--saved_seg_model_dir", field_unet(args), "--unlabeled_videos",
-                 str(args.unlabeled), "--train_videos", str(args.train), *extra, "--epochs", str(epochs),
+                 str(unlabeled), "--train_videos", str(train_videos), *extra, "--epochs", str(epochs),
                  "--val_every", str(epochs))

@@ -79,7 +79,7 @@ def test_each_bench_recipe_runs_existing_scripts_and_its_rows_are_written(script
         assert recipe["table"]["rows"]
 
 
-@pytest.mark.parametrize("preset", ["smoke", "cpu", "gpu"])
+@pytest.mark.parametrize("preset", ["smoke", "cpu_mid", "cpu", "gpu"])
 def test_the_field_bench_runs_existing_scripts_and_fits_its_budget(preset, tmp_path):
     """scripts/bench/bench_field.py: every stage of each preset is a command of the repository; a trained model is
     validated after its last epoch only; the epochs of a budget come from the calibration epoch's cost."""
@@ -101,6 +101,11 @@ def test_the_field_bench_runs_existing_scripts_and_fits_its_budget(preset, tmp_p
     assert bench_field.epochs_in_budget(tmp_path, {"cpu_s": 100.0, "wall_s": 100.0}, 400.0, gpu=False) == 6
     assert bench_field.epochs_in_budget(tmp_path, {"cpu_s": 50.0, "wall_s": 100.0}, 400.0, gpu=False) == 12  # shared CPU: 30 s an epoch
     assert bench_field.epochs_in_budget(tmp_path, {"cpu_s": 100.0, "wall_s": 100.0}, 50.0, gpu=False) == 1
+    # calibrated on a fifth of the videos: an epoch of all of them costs 5 x 60 s
+    assert bench_field.epochs_in_budget(tmp_path, {"cpu_s": 100.0, "wall_s": 100.0}, 940.0, gpu=False, scale=5) == 3
+    calib = field_train_stage(args, "simvp", 1, calibrate=True)["cmd"]
+    assert [int(calib[calib.index(f) + 1]) for f in ("--train_videos", "--unlabeled_videos")] == [
+        max(1, round(n * args.calibrate_share)) for n in (args.train, args.unlabeled)]
 
 
 class Parsed(Exception):
