@@ -77,7 +77,7 @@ class SceneConfig:
 #    (scripts/fit_camera.py), the smooth floor (data/physics.py: free motion is not chaotic), its
 #    friction, drag, bounce and the scene script's launches calibrated on the real videos' tracks
 #    (scripts/data_stats.py), and an arena that puts objects at the real rows, more of them near the
-#    camera (arena_near), as in the real scenes; it keeps the clevr world's look (see its Looks below).
+#    camera (arena_near), as in the real scenes; the clevr world's look, with rounded edges (Looks).
 WORLDS = {
     "clevr": SceneConfig(),
     "real": SceneConfig(
@@ -85,11 +85,13 @@ WORLDS = {
         physics=Physics(floor="smooth", floor_friction=0.12, drag=0.45, restitution=0.9),
         camera=CameraSpec(height=4.977, distance=10.1, hfov_deg=42.69, look_y=-0.467),
         sizes=ObjectSizes(cube_half=0.3583, sphere_radius=0.3730, cylinder_radius=0.3841, cylinder_height=0.7209),
-        # the clevr look: Looks(bevel=0.04, sky=(0.08, 0.30), sky_key=-0.3, gloss=0.7) brings metal's brightness
-        # within 6-11 levels of the real objects' (15-24 with this one; scripts/compare_frames.py --crops_out),
-        # but a U-Net trained on it gave 23% of the real val objects the wrong shape (real metal cylinders
-        # became cubes) against 7% with this look (README: "Sim-to-real by world")
-        looks=Looks(),
+        # the clevr look with the real objects' rounded edges (they catch the light along a cube's edges and
+        # a cylinder's rim). The metal look Looks(bevel=0.04, sky=(0.08, 0.30), sky_key=-0.3, gloss=0.7)
+        # brings metal's brightness within 6-11 levels of the real objects' (15-24 without;
+        # scripts/compare_frames.py --crops_out), but a U-Net trained on it gave 23% of the real val objects
+        # the wrong shape (real metal cylinders became cubes) against 7% with this look (README:
+        # "Sim-to-real by world")
+        looks=Looks(bevel=0.04),
     ),
 }
 #  - "random": every video in a world of its own, drawn around "real" (randomized_world), so that
