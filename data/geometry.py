@@ -17,6 +17,7 @@ from data.classes import NUM_CLASSES, SHAPES
 from data.format import LABELED_SPLITS, MASK_FILE, list_videos
 
 MIN_AREA = 20  # pixels: smaller pieces are mostly objects cut by the frame's edge
+SIZE_ROW = 60  # the row of the geometry table's size at one row: about the real objects' median row (62)
 # observation columns
 SHAPE, ROW, COL, SIZE, BOX_W, BOX_H = range(6)
 
@@ -89,6 +90,9 @@ def shape_geometry(obs: np.ndarray) -> dict:
             "horizon h (row)": h,
             "slope k (px/row)": k,
             "size median (px)": float(np.median(o[:, SIZE])) if len(o) else float("nan"),
+            # the size line at one row: how big the shape is drawn, whatever rows the scenes put it at
+            # (the median above also follows where the objects stand: few real tracks per shape)
+            f"size at row {SIZE_ROW} (px)": k * (SIZE_ROW - h),
             "row p5": pct(ROW, 5),
             "row p95": pct(ROW, 95),
             "col p5": pct(COL, 5),

@@ -57,6 +57,27 @@ class CameraSpec:
     look_y: float = 0.0
 
 
+@dataclass(frozen=True)
+class Looks:
+    """How surfaces are shaded, beyond their color. The defaults are the clevr world's look (the
+    videos of generator version 2); the real world's (data/synthetic.py: WORLDS) was brought closer
+    to the real frames side by side (scripts/analysis/compare_frames.py --crops_out)."""
+
+    # radius (floor units) of the rounded edges of cubes and of a cylinder's top rim, in the shading
+    # normals only (masks and silhouettes keep their sharp edges): the real objects' bevels catch the
+    # lights, a bright line along a metal cube's top edges and a cylinder's rim; 0: sharp edges
+    bevel: float = 0.0
+    # what a metal surface reflects above the horizon, at elevation sin(e) = rz: sky[0] + sky[1] x
+    # sqrt(rz) (the clevr look brightens upwards; the real frames' metal shows a dark room above,
+    # bright only at the lamps, so upward faces and a sphere's upper half are dark there)
+    sky: tuple = (0.12, 0.50)
+    # how much brighter a metal surface's reflection is towards the key light's side (front-left, where
+    # the camera is) than away from it, most at the horizon (negative: darker towards the camera)
+    sky_key: float = 0.22
+    # strength of the lamps' glow and sharp highlights on metal (1: the clevr look)
+    gloss: float = 1.0
+
+
 SIZES = ObjectSizes()
 
 # Three lights, as in CLEVR's scene: a key light in front-left of the objects (its shadow falls
@@ -282,9 +303,10 @@ def _cube_shadow_planes(obj, shift, half):
 class Renderer:
     """Renders lists of SceneObjects with one camera; the floor image is computed once."""
 
-    def __init__(self, camera: Camera = None, sizes: ObjectSizes = SIZES):
+    def __init__(self, camera: Camera = None, sizes: ObjectSizes = SIZES, looks: Looks = Looks()):
         self.camera = camera or Camera()
         self.sizes = sizes
+        self.looks = looks
         self.floor = floor_image(self.camera.width, self.camera.height_px)
         self.lights = [
             (np.array(dvec) / np.linalg.norm(dvec), k, sh, w) for dvec, k, sh, w in _LIGHTS
@@ -358,11 +380,12 @@ class Renderer:
             rz = refl[:, 2]
             # floor below (darkening towards the horizon), a room brightening upwards, and some
             # variation around the vertical axis so that cylinders show streaks like the real ones
-            env = np.where(rz < 0, 0.55 - 0.35 * np.exp(np.minimum(rz, 0) / 0.12), 0.12 + 0.50 * np.sqrt(np.maximum(rz, 0)))
+            sky = self.looks.sky
+            env = np.where(rz < 0, 0.55 - 0.35 * np.exp(np.minimum(rz, 0) / 0.12), sky[0] + sky[1] * np.sqrt(np.maximum(rz, 0)))
             hx, hy = refl[:, 0] ** 2, refl[:, 1] ** 2
             horiz = np.sqrt(hx + hy) + 1e-6
             key = self._key_xy
-            env += (0.10 * (hx - hy) / (horiz * horiz) + 0.22 * (refl[:, 0] * key[0] + refl[:, 1] * key[1]) / horiz) * (1 - np.abs(rz))
+            env += (0.10 * (hx - hy) / (horiz * horiz) + self.looks.sky_key * (refl[:, 0] * key[0] + refl[:, 1] * key[1]) / horiz) * (1 - np.abs(rz))
             diffuse = 0.04 + 0.12 * (ndl @ self._light_k)
             rl = np.maximum(refl @ self._light_dirs.T, 0.0)
             r2 = rl * rl
@@ -372,6 +395,8 @@ class Renderer:
             r32 = r16 * r16
             glossy = r8 @ self._light_k * 0.9  # the lamps' broad colored glow on the surface
             spec = (r32 * r32 * r16) @ self._light_k * 1.8  # and their sharp white highlights, cos^80
+            if self.looks.gloss != 1.0:
+                glossy, spec = self.looks.gloss * glossy, self.looks.gloss * spec
             col = (0.8 * (env + diffuse) + glossy)[:, None] * alb + spec[:, None]
         return col * 255.0
 
@@ -383,6 +408,31 @@ class Renderer:
         if obj.shape == "cube":
             return hit_box(o, d, np.array([obj.x, obj.y, sz.cube_half]), sz.cube_half, obj.angle)
         return hit_cylinder(o, d, obj.x, obj.y, sz.cylinder_radius, sz.cylinder_height)
+
+    def bevel_normals(self, obj: SceneObject, p, n):
+        """Shading normals (N, 3) at surface points p (N, 3) of obj whose true normals are n: those of
+        the same shape with edges rounded to radius looks.bevel (cubes' edges, cylinders' top rim);
+        n itself for spheres or without a bevel. Near an edge the normal turns smoothly from one face's
+        to the other's; elsewhere it is the face's own."""
+        b = self.looks.bevel
+        if b <= 0 or obj.shape == "sphere":
+            return n
+        sz = self.sizes
+        if obj.shape == "cube":
+            half = sz.cube_half
+            c, s = np.cos(obj.angle), np.sin(obj.angle)
+            rot = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])  # world -> cube frame, as hit_box
+            local = (p - np.array([obj.x, obj.y, half])) @ rot.T
+            v = local - np.clip(local, -(half - b), half - b)
+            v = v @ rot  # back to the world frame
+        else:
+            r, h = sz.cylinder_radius, sz.cylinder_height
+            rx, ry = p[:, 0] - obj.x, p[:, 1] - obj.y
+            rho = np.maximum(np.hypot(rx, ry), 1e-9)
+            out = np.maximum(rho - (r - b), 0.0)
+            v = np.stack([out * rx / rho, out * ry / rho, np.maximum(p[:, 2] - (h - b), 0.0)], 1)
+        length = np.linalg.norm(v, axis=1, keepdims=True)
+        return np.where(length > 1e-9, v / np.maximum(length, 1e-12), n)
 
     def _object_points(self, obj: SceneObject) -> list:
         r, top = self.sizes.reach(obj.shape), self.sizes.top(obj.shape)
@@ -470,7 +520,10 @@ class Renderer:
         colors = np.zeros((len(t), 3), np.float32)
         if hit.any():
             _, material, color = class_parts(obj.class_id)
-            colors[hit] = self._shade(material, color, n[hit], d[hit])
+            normals = n[hit]
+            if self.looks.bevel > 0:
+                normals = self.bevel_normals(obj, self.camera.origin + t[hit, None] * d[hit], normals)
+            colors[hit] = self._shade(material, color, normals, d[hit])
         shape = (2 * (y1 - y0) + 1, 2 * (x1 - x0) + 1)
         return shadows, box, t.reshape(shape), colors.reshape(shape + (3,))
 

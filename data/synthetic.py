@@ -26,7 +26,7 @@ from data.format import (
     HEIGHT, MASK_FILE, NUM_FRAMES, SPLIT_FRAMES, SPLIT_HAS_MASK, SPLITS, WIDTH, frame_name, video_dir_name,
 )
 from data.physics import NEAR_LIMIT, Body, Physics, launch_speed, simulate_bodies
-from data.render import Camera, CameraSpec, ObjectSizes, Renderer, SceneObject
+from data.render import Camera, CameraSpec, Looks, ObjectSizes, Renderer, SceneObject
 
 GENERATOR_VERSION = 2  # raise it whenever the same (seed, id) would draw another video
 _VERSIONS = {1: "2D discs exchanging velocities", 2: "rigid-body physics in Bullet"}
@@ -49,11 +49,16 @@ class SceneConfig:
     arrival_speed: tuple = (0.2, 0.45)  # speed left when a launched object reaches its aim, uniform
     arena_x: float = 3.5  # objects start, and launched ones aim, in |x| <= arena_x ...
     arena_y: tuple = (-3.5, 5.0)  # ... and arena_y[0] <= y <= arena_y[1] (the camera is at y = -10)
+    # how y is drawn in arena_y: arena_y[0] + (arena_y[1] - arena_y[0]) u ** arena_near, u uniform; 1 is
+    # uniform on the floor (which crowds the far, compressed top rows of the picture), above 1 puts objects
+    # nearer the camera more often, as the real scenes do (their median object stands 9 rows lower)
+    arena_near: float = 1.0
     enter_by: float = 0.6  # entering objects start before this share of the video ...
     enter_power: float = 1.5  # ... at enter_by x frames x u ** enter_power, u uniform: mostly early
     physics: Physics = Physics()  # the rigid-body engine's settings (data/physics.py)
     camera: CameraSpec = CameraSpec()  # the camera (data/render.py)
     sizes: ObjectSizes = ObjectSizes()  # each shape's dimensions (data/render.py)
+    looks: Looks = Looks()  # the surfaces' shading beyond their color (data/render.py)
     noise_std: float = 1.05  # render noise in 8-bit levels, the same in R, G and B (the real frames'
     noise_chroma: float = 0.35  # noise is 1.2-1.35 and 0.9 correlated across channels), plus a little per channel
     # > 0: each video draws its own world around this one (randomized_world): camera, sizes, the
@@ -71,14 +76,22 @@ class SceneConfig:
 #  - "real": the camera and each shape's dimensions fitted on the real videos' masks
 #    (scripts/analysis/fit_camera.py), the smooth floor (data/physics.py: free motion is not chaotic), its
 #    friction, drag, bounce and the scene script's launches calibrated on the real videos' tracks
-#    (scripts/analysis/data_stats.py), and an arena that puts objects at the real rows.
+#    (scripts/analysis/data_stats.py), and an arena that puts objects at the real rows, more of them near the
+#    camera (arena_near), as in the real scenes; the clevr world's look, with rounded edges (Looks).
 WORLDS = {
     "clevr": SceneConfig(),
     "real": SceneConfig(
-        p_static=0.85, arena_x=3.0, arena_y=(-2.6, 4.3),
+        p_static=0.75, arena_x=3.0, arena_y=(-2.3, 4.3), arena_near=1.25, enter_by=0.55,
         physics=Physics(floor="smooth", floor_friction=0.12, drag=0.45, restitution=0.9),
         camera=CameraSpec(height=4.977, distance=10.1, hfov_deg=42.69, look_y=-0.467),
         sizes=ObjectSizes(cube_half=0.3583, sphere_radius=0.3730, cylinder_radius=0.3841, cylinder_height=0.7209),
+        # the clevr look with the real objects' rounded edges (they catch the light along a cube's edges and
+        # a cylinder's rim). The metal look Looks(bevel=0.04, sky=(0.08, 0.30), sky_key=-0.3, gloss=0.7)
+        # brings metal's brightness within 6-11 levels of the real objects' (15-24 without;
+        # scripts/analysis/compare_frames.py --crops_out), but a U-Net trained on it gave 23% of the real val objects
+        # the wrong shape (real metal cylinders became cubes) against 7% with this look (README:
+        # "Sim-to-real by world")
+        looks=Looks(bevel=0.04),
     ),
 }
 #  - "random": every video in a world of its own, drawn around "real" (randomized_world), so that
@@ -156,7 +169,10 @@ def sample_bodies(rng, cfg: SceneConfig, n_frames: int, camera) -> list:
     ax, (y_lo, y_hi) = cfg.arena_x, cfg.arena_y
 
     def spot():
-        return np.array([rng.uniform(-ax, ax), rng.uniform(y_lo, y_hi)])
+        x = rng.uniform(-ax, ax)
+        if cfg.arena_near == 1.0:  # the clevr world's draw, bit for bit
+            return np.array([x, rng.uniform(y_lo, y_hi)])
+        return np.array([x, y_lo + (y_hi - y_lo) * rng.random() ** cfg.arena_near])
 
     def aim(exclude=None):
         still = [b.pos for b in bodies if not b.vel.any() and b is not exclude]
@@ -206,13 +222,13 @@ _RENDERERS = {}
 
 
 def renderer_for(cfg: SceneConfig) -> Renderer:
-    """The renderer of cfg's camera and sizes; one per process and setting (the floor and the
+    """The renderer of cfg's camera, sizes and looks; one per process and setting (the floor and the
     pixel rays are computed once)."""
-    key = (cfg.camera, cfg.sizes)
+    key = (cfg.camera, cfg.sizes, cfg.looks)
     if key not in _RENDERERS:
         if len(_RENDERERS) >= 8:  # randomized worlds: a camera per video, so keep only the newest few
             _RENDERERS.pop(next(iter(_RENDERERS)))
-        _RENDERERS[key] = Renderer(Camera(cfg.camera), cfg.sizes)
+        _RENDERERS[key] = Renderer(Camera(cfg.camera), cfg.sizes, cfg.looks)
     return _RENDERERS[key]
 
 
@@ -276,6 +292,15 @@ def _manifest(seed: int, counts: dict, cfg: SceneConfig) -> dict:
     }
 
 
+def _same_settings(old, new, default) -> bool:
+    """The manifest's settings `old` describe the videos `new` would draw: equal, where a setting an older
+    manifest lacks (the generator gained it since) counts as its default, the value that draws as before."""
+    if isinstance(new, dict) and isinstance(old, dict) and isinstance(default, dict):
+        return set(old) <= set(new) and all(
+            _same_settings(old[k], new[k], default.get(k)) if k in old else new[k] == default.get(k) for k in new)
+    return old == new
+
+
 def prepare_root(root, seed: int, counts: dict, cfg: SceneConfig = SceneConfig()) -> dict:
     """Check that `root` may receive this dataset, record it in the manifest and return the manifest.
 
@@ -303,8 +328,9 @@ def prepare_root(root, seed: int, counts: dict, cfg: SceneConfig = SceneConfig()
                 f"again (to extend the old one, use a checkout whose data/synthetic.py has "
                 f"GENERATOR_VERSION = {old.get('version')})"
             )
+        defaults = _manifest(seed, counts, SceneConfig())
         for key in ("seed", "settings"):
-            if old.get(key) != new[key]:
+            if not _same_settings(old.get(key), new[key], defaults[key]):
                 raise ValueError(
                     f"{root} holds a different synthetic dataset ({key}: {old.get(key)} there, "
                     f"{new[key]} asked): choose another --out, or delete {root} to replace it"

@@ -113,3 +113,4 @@ def test_reproduces_the_real_figures():
     # the real camera: where objects would shrink to nothing, and how big each shape looks
     assert [round(g[s]["horizon h (row)"]) for s in ("cube", "sphere", "cylinder")] == [-80, -80, -76]
     assert [round(g[s]["size median (px)"], 1) for s in ("cube", "sphere", "cylinder")] == [22.4, 18.9, 23.1]
+    assert [round(g[s]["size at row 60 (px)"], 1) for s in ("cube", "sphere", "cylinder")] == [24.3, 18.4, 22.7]

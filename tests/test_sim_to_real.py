@@ -52,3 +52,18 @@ def test_a_root_without_labeled_videos_is_a_one_line_error(unet_ckpt, tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"error: no labeled split (train/ or val/) under --real_root {tmp_path}: "
                                                   "point it at the real data's root"]
+
+
+def test_class_presence_counts_classes_only_predicted_as_zeros_of_the_mean():
+    from data.classes import class_id
+    from data.metric import SegmentationScore
+    truth = torch.zeros(1, 10, 10, dtype=torch.uint8)
+    truth[0, :2] = class_id("cube", "metal", "red")
+    pred = truth.clone()
+    pred[0, 9, :3] = class_id("sphere", "rubber", "blue")  # 3 stray pixels of a class the targets lack
+    score = SegmentationScore()
+    score.update(pred, truth)
+    c = load_script().class_presence(score)
+    assert c["target classes"] == 2 and c["predicted only"] == {"rubber blue sphere": 3}
+    assert abs(c["jaccard over target classes"] - (1.0 + 77 / 80) / 2) < 1e-6
+    assert abs(score.compute() - (1.0 + 77 / 80 + 0.0) / 3) < 1e-6

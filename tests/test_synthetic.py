@@ -13,7 +13,7 @@ from PIL import Image
 
 from data.classes import COLORS, class_id, class_parts
 from data.format import HEIGHT, MASK_FILE, NUM_FRAMES, NUM_INPUT_FRAMES, WIDTH, frame_name, list_videos
-from data.render import Renderer, SceneObject, albedo
+from data.render import Looks, Renderer, SceneObject, albedo
 from data.synthetic import (
     MANIFEST_FILE, WORLDS, SceneConfig, generate_dataset, render_video, sample_bodies, simulate, split_ids,
     video_config,
@@ -125,6 +125,22 @@ def test_refuses_renumbering_shrinking_and_other_datasets(tmp_path):
     assert str(foreign) in result.stderr and "no synthetic_manifest.json" in result.stderr
 
 
+def test_a_manifest_older_than_a_setting_extends_when_the_setting_is_its_default(tmp_path):
+    """Settings the generator gained since a dataset was made (arena_near, looks, ...) count as their defaults,
+    which draw the videos as before: the dataset extends; a world that sets them otherwise is refused."""
+    root = tmp_path / "root"
+    generate_dataset(root, {"train": 1}, seed=0, progress=False)
+    manifest = json.loads((root / MANIFEST_FILE).read_text())
+    del manifest["settings"]["arena_near"], manifest["settings"]["looks"]
+    (root / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert generate_dataset(root, {"train": 2}, seed=0, progress=False) == 1
+    manifest = json.loads((root / MANIFEST_FILE).read_text())
+    del manifest["settings"]["arena_near"]
+    (root / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="different synthetic dataset.*settings"):
+        generate_dataset(root, {"train": 3}, seed=0, cfg=SceneConfig(arena_near=1.25), progress=False)
+
+
 def test_refuses_to_extend_a_dataset_of_an_older_generator_version(tmp_path):
     root = tmp_path / "root"
     generate_dataset(root, {"train": 1}, seed=0, progress=False)
@@ -203,6 +219,44 @@ def test_nearer_object_hides_farther_one():
         _, mask = renderer.render(order)
         assert (mask[overlap] == near.class_id).all()
         assert (mask == far.class_id).sum() == ((m_far > 0) & ~overlap).sum()
+
+
+def test_rounded_edges_change_the_shading_only_and_light_the_edges():
+    """Looks.bevel: the mask is the sharp-edged one, normals are the faces' own away from the edges, and
+    the top-front edge of a metal cube (turned to the camera) catches more light than its faces."""
+    sharp, rounded = Renderer(), Renderer(looks=Looks(bevel=0.06))
+    cube = SceneObject(class_id("cube", "metal", "gray"), 0.0, 0.0, 0.0)
+    img0, m0 = sharp.render([cube])
+    img1, m1 = rounded.render([cube])
+    assert np.array_equal(m0, m1) and not np.array_equal(img0, img1)
+    half = rounded.sizes.cube_half
+    face = np.array([[0.1, -half, half], [0.0, 0.0, 2 * half]])  # front face and top centre
+    n = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, 1.0]])
+    assert np.allclose(rounded.bevel_normals(cube, face, n), n)
+    edge = rounded.bevel_normals(cube, np.array([[0.0, -half, 2 * half]]), n[:1])[0]
+    assert np.allclose(edge, [0.0, -np.sqrt(0.5), np.sqrt(0.5)])
+    # down the middle column, the edge between the top and the front face is brighter than either face
+    ys, xs = np.nonzero(m1 == cube.class_id)
+    col = int(round(xs.mean()))
+    rows = slice(ys[xs == col].min(), ys[xs == col].max() + 1)
+    assert img1[rows, col].astype(float).mean(1).max() > img0[rows, col].astype(float).mean(1).max() + 3
+    cyl = SceneObject(class_id("cylinder", "rubber", "blue"), 0.5, 1.0)
+    assert np.array_equal(sharp.render([cyl])[1], rounded.render([cyl])[1])
+
+
+def test_the_clevr_world_keeps_its_look_and_placement():
+    """The defaults of the real world's new parameters are the clevr world's (its videos stay those of
+    generator version 2); arena_near above 1 puts objects nearer the camera than a uniform draw."""
+    assert WORLDS["clevr"].looks == Looks() and WORLDS["clevr"].arena_near == 1.0
+    assert Looks() == Looks(bevel=0.0, sky=(0.12, 0.50), sky_key=0.22, gloss=1.0)
+    renderer = Renderer()
+
+    def mean_y(cfg):
+        ys = [b.pos[1] for vid in range(60)
+              for b in sample_bodies(np.random.default_rng([0, vid]), cfg, NUM_FRAMES, renderer.camera) if b.enter_frame == 0]
+        return np.mean(ys)
+
+    assert mean_y(SceneConfig(arena_near=1.5)) < mean_y(SceneConfig()) - 0.4
 
 
 def test_each_class_at_most_once_per_video():

@@ -9,7 +9,9 @@ included), and scores them with the competition's metric (data/metric.py), over 
 together and per split. With --synthetic_root it scores all frames of that root's val split the same
 way, for comparison. It also counts, over every object of every frame, whether the class the
 segmentation gives most of the object's pixels is right, background, or wrong in shape, material or
-color: where the domain gap lies. The real videos are only measured here: nothing is fitted on them.
+color: where the domain gap lies. Over all real frames it also says how the macro mean is made: the
+classes of the targets, the classes only predicted (each one a zero in the mean, however few its pixels)
+and the mean over the target classes alone. The real videos are only measured here: nothing is fitted on them.
 """
 import argparse
 import sys
@@ -56,6 +58,21 @@ def score_all_frames(model, root, split: str, device, batch_size: int = 2, visua
     return score, frames_seen, outcomes
 
 
+def class_presence(score: SegmentationScore) -> dict:
+    """How the macro mean of `score` is made: the classes present in the targets (background included),
+    those only predicted ({name: predicted pixels}: each is a zero in the mean, however few its pixels),
+    and the mean IoU over the target classes alone (what the score would be without them)."""
+    from data.classes import CLASS_NAMES
+
+    confmat = score._per_class.confmat.cpu()  # rows: target, columns: prediction
+    in_targets, predicted = confmat.sum(1) > 0, confmat.sum(0) > 0
+    iou = score.per_class()
+    only = torch.nonzero(predicted & ~in_targets).flatten().tolist()
+    return {"target classes": int(in_targets.sum()),
+            "predicted only": dict(sorted(((CLASS_NAMES[c], int(confmat[:, c].sum())) for c in only), key=lambda kv: -kv[1])),
+            "jaccard over target classes": float(iou[in_targets].mean())}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--saved_seg_model_dir", required=True, help="U-Net checkpoint (Unets/train.py's best.pt)")
@@ -79,7 +96,8 @@ def main(argv=None):
         score, n, outcomes = score_all_frames(model, real, split, device, args.batch_size, args.visualize, also=total)
         results[f"real {split}"] = {"jaccard": score.compute(), "frames": n, "objects": dict(outcomes)}
     results["real, all labeled frames"] = {"jaccard": total.compute(),
-                                           "frames": sum(r["frames"] for r in results.values())}
+                                           "frames": sum(r["frames"] for r in results.values()),
+                                           "classes": class_presence(total)}
     if args.synthetic_root:
         score, n, outcomes = score_all_frames(model, args.synthetic_root, "val", device, args.batch_size)
         results["synthetic val"] = {"jaccard": score.compute(), "frames": n, "objects": dict(outcomes)}
@@ -90,6 +108,13 @@ def main(argv=None):
             objects = r["objects"]
             counts = ", ".join(f"{k} {v}" for k, v in sorted(objects.items(), key=lambda kv: -kv[1]))
             print(f"  {'':<26} objects by their majority class: {counts} (of {sum(objects.values())})")
+        if "classes" in r:
+            c = r["classes"]
+            only = c["predicted only"]
+            largest = ", ".join(f"{k} {v}" for k, v in list(only.items())[:5])
+            print(f"  {'':<26} classes: {c['target classes']} in the targets (background included), {len(only)} only "
+                  f"predicted ({sum(only.values())} px{'; most: ' + largest if only else ''}), each a zero in the mean;\n"
+                  f"  {'':<26} Jaccard over the target classes alone {c['jaccard over target classes']:.4f}")
     return results
 
 
