@@ -40,7 +40,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from tqdm import tqdm
 
-from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX
+from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_FUTURE_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos
 from data.readers import VideoDataset, add_exclude_args, check_before_training, read_exclusions, to_float
 from SSL_convLSTM_Reconstructor.model import DEFAULT, OUTPUT_MODES, REFERENCES, Reconstructor
@@ -54,7 +54,7 @@ from engine import (
 
 # The output activation that goes with each output mode (model.py: residual starts as a copy of frame 11).
 ACTIVATION = {"residual": "clamp", "blend": "sigmoid", "direct": "sigmoid"}
-NUM_FUTURE = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12..22
+NUM_FUTURE = NUM_FUTURE_FRAMES  # frames 12..22
 
 
 def parse_args(argv=None) -> argparse.Namespace:

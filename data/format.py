@@ -19,6 +19,7 @@ NUM_FRAMES = 22  # frames in a full video
 NUM_INPUT_FRAMES = 11  # frames 1-11 (indices 0..10) are the model's input
 TARGET_INDEX = 21  # frame 22, the one to predict (0-based index)
 LAST_INPUT_INDEX = NUM_INPUT_FRAMES - 1  # frame 11
+NUM_FUTURE_FRAMES = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12-22, what a forecaster rolls through
 
 SPLITS = ("train", "val", "unlabeled", "hidden")
 LABELED_SPLITS = ("train", "val")

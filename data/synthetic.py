@@ -292,13 +292,22 @@ def _manifest(seed: int, counts: dict, cfg: SceneConfig) -> dict:
     }
 
 
-def _same_settings(old, new, default) -> bool:
-    """The manifest's settings `old` describe the videos `new` would draw: equal, where a setting an older
-    manifest lacks (the generator gained it since) counts as its default, the value that draws as before."""
-    if isinstance(new, dict) and isinstance(old, dict) and isinstance(default, dict):
-        return set(old) <= set(new) and all(
-            _same_settings(old[k], new[k], default.get(k)) if k in old else new[k] == default.get(k) for k in new)
-    return old == new
+def config_from_settings(settings: dict, template=None):
+    """The SceneConfig (or, with `template`, the dataclass in it) a manifest's settings describe. A setting an
+    older manifest lacks (the generator gained it since) takes its default, the value that draws as before; one
+    this checkout does not know raises ValueError. JSON gave tuples back as lists: they are tuples again."""
+    template = SceneConfig() if template is None else template
+    names = {f.name for f in dataclasses.fields(template)}
+    if not isinstance(settings, dict) or set(settings) - names:
+        raise ValueError(f"settings this checkout's {type(template).__name__} does not know: "
+                         f"{sorted(set(settings) - names) if isinstance(settings, dict) else settings!r}")
+
+    def value(default, v):
+        if dataclasses.is_dataclass(default):
+            return config_from_settings(v, default)
+        return tuple(value(None, x) for x in v) if isinstance(v, list) else v
+
+    return dataclasses.replace(template, **{k: value(getattr(template, k), v) for k, v in settings.items()})
 
 
 def prepare_root(root, seed: int, counts: dict, cfg: SceneConfig = SceneConfig()) -> dict:
@@ -328,9 +337,12 @@ def prepare_root(root, seed: int, counts: dict, cfg: SceneConfig = SceneConfig()
                 f"again (to extend the old one, use a checkout whose data/synthetic.py has "
                 f"GENERATOR_VERSION = {old.get('version')})"
             )
-        defaults = _manifest(seed, counts, SceneConfig())
+        try:
+            same = {"seed": old.get("seed") == new["seed"], "settings": config_from_settings(old.get("settings")) == cfg}
+        except (ValueError, TypeError):
+            same = {"seed": old.get("seed") == new["seed"], "settings": False}
         for key in ("seed", "settings"):
-            if not _same_settings(old.get(key), new[key], defaults[key]):
+            if not same[key]:
                 raise ValueError(
                     f"{root} holds a different synthetic dataset ({key}: {old.get(key)} there, "
                     f"{new[key]} asked): choose another --out, or delete {root} to replace it"

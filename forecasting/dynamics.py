@@ -20,12 +20,12 @@ import torch
 from torch import nn
 
 from data.classes import BACKGROUND, NUM_CLASSES
-from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES
+from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_FUTURE_FRAMES, NUM_INPUT_FRAMES
 from engine import register_model
 from forecasting.motion import MAX_SCALE, find_objects, paint_objects
 from forecasting.tracks import MAX_OBJECTS, Tracks, class_features, extract_tracks
 
-FUTURE_STEPS = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12..22
+FUTURE_STEPS = NUM_FUTURE_FRAMES  # frames 12..22
 POS_SCALE = 100.0  # pixels per unit of the network's position inputs
 VEL_SCALE = 10.0  # pixels per frame per unit of its velocity inputs and outputs
 SIZE_SCALE = 30.0  # pixels per unit of the square root of an object's area

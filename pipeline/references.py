@@ -6,13 +6,11 @@ them for training (here) and for inference (predictors.py), with the motion flag
 """
 from torch.utils.data import Dataset
 
-from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES
+from data.format import LAST_INPUT_INDEX, NUM_FUTURE_FRAMES, NUM_INPUT_FRAMES
 from forecasting.motion import Motion, extrapolate_frames, future_horizons
 from forecasting.motion_args import MOTION_RULES, add_motion_args, resolve_motion
 
 __all__ = ["MOTION_RULES", "WithExtrapolatedFrames", "add_motion_args", "resolve_motion"]
-
-NUM_FUTURE = NUM_FRAMES - NUM_INPUT_FRAMES  # frames 12..22
 
 
 class WithExtrapolatedFrames(Dataset):
@@ -22,7 +20,7 @@ class WithExtrapolatedFrames(Dataset):
 
     def __init__(self, videos: Dataset, masks: Dataset, num_future: int, motion):
         self.videos, self.masks, self.motion = videos, masks, Motion.from_config(motion)
-        self.horizons = future_horizons(num_future, NUM_FUTURE)
+        self.horizons = future_horizons(num_future, NUM_FUTURE_FRAMES)
         self.n = min(len(videos), len(masks))
         ids = [int(v) for v in videos.index.video_ids[:self.n]]
         if ids != [int(v) for v in masks.video_ids[:self.n]]:
