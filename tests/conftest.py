@@ -37,6 +37,45 @@ def load_script(relpath: str):
     return module
 
 
+class _Parsed(Exception):
+    def __init__(self, parser):
+        self.parser = parser
+
+
+def run_until_parsed(script: str, argv: list, monkeypatch, check_values: bool = True) -> set:
+    """Run an entry script (a path from the repository root) in this process up to its argument parsing, and
+    return the flags of every parser it parsed with (a parse_known_args pre-parser of --method or --preset
+    included; old spellings left out). check_values: parse argv for real first (SystemExit on an unknown flag or a
+    bad value); else stop at the parser. Nothing of the script after its parsing runs."""
+    import argparse
+    import inspect
+
+    from engine.flags import _OldSpelling
+
+    seen = []
+    parse_args, parse_known_args = argparse.ArgumentParser.parse_args, argparse.ArgumentParser.parse_known_args
+
+    def pre_parse(self, args=None, namespace=None):
+        seen.append(self)
+        return parse_known_args(self, args, namespace)
+
+    def stop(self, args=None, namespace=None):
+        if check_values:
+            parse_args(self, args, namespace)
+        raise _Parsed(self)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", stop)
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", pre_parse)
+    monkeypatch.setattr(sys, "argv", [script, *argv])
+    main = load_script(script).main
+    try:
+        main(argv) if inspect.signature(main).parameters else main()
+    except _Parsed as p:
+        return {s for parser in (*seen, p.parser) for a in parser._actions if not isinstance(a, _OldSpelling)
+                for s in a.option_strings}
+    raise AssertionError(f"{script} did not parse its flags")
+
+
 def read_log(ckpt) -> list:
     """The records of a run's log.jsonl (none when it is absent)."""
     path = Path(ckpt) / "log.jsonl"

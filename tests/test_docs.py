@@ -1,15 +1,12 @@
 """Every command that README.md and docs/*.md show names a script of the repository whose parser takes every flag
 the command uses (in its current spelling): a renamed flag or a moved script breaks this test, not a reader. The
 scripts are run in this process up to their argument parser (nothing else of them runs)."""
-import argparse
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import load_script
-from engine.flags import _OldSpelling
+from conftest import run_until_parsed
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -40,34 +37,9 @@ def test_the_docs_show_commands():
     assert len(COMMANDS) > 30 and {doc for doc, _, _ in COMMANDS} >= {"README.md", "RESULTS.md", "ENGINEERING.md"}
 
 
-class Parser(Exception):
-    def __init__(self, parser):
-        self.parser = parser
-
-
 def script_flags(script: str, argv: list, monkeypatch) -> set:
-    """The flags a script's parsers take for `argv` (a method's flags depend on --method): those of the parser it
-    parses its arguments with, and of any it pre-parsed with (parse_known_args: --method, --preset)."""
-    seen = []
-    known_args = argparse.ArgumentParser.parse_known_args
-
-    def capture(self, args=None, namespace=None):
-        raise Parser(self)
-
-    def pre_parse(self, args=None, namespace=None):
-        seen.append(self)
-        return known_args(self, args, namespace)
-
-    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
-    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", pre_parse)
-    monkeypatch.setattr(sys, "argv", [script, *argv])
-    main = load_script(script).main
-    try:
-        main(argv) if main.__code__.co_argcount else main()
-    except Parser as p:
-        return {s for parser in (*seen, p.parser) for a in parser._actions if not isinstance(a, _OldSpelling)
-                for s in a.option_strings}
-    raise AssertionError(f"{script} did not parse its flags")
+    """The flags a script's parsers take for `argv` (a method's flags depend on --method)."""
+    return run_until_parsed(script, argv, monkeypatch, check_values=False)
 
 
 @pytest.mark.parametrize("doc,script,flags", COMMANDS, ids=[f"{d}:{s}" for d, s, _ in COMMANDS])

@@ -108,30 +108,13 @@ def test_the_field_bench_runs_existing_scripts_and_fits_its_budget(preset, tmp_p
         max(1, round(n * args.calibrate_share)) for n in (args.train, args.unlabeled)]
 
 
-class Parsed(Exception):
-    """Raised by the patched parse_args: the command's flags parsed, nothing else of the script ran."""
-
-
 def parses_with_its_script(cmd: list, monkeypatch) -> None:
     """Run a stage's command in this process up to its argument parser, which must accept every flag."""
-    import argparse
-    import inspect
-
-    from conftest import load_script
+    from conftest import run_until_parsed
     from pipeline.stages import REPO
 
-    original = argparse.ArgumentParser.parse_args
-
-    def parse_and_stop(self, args=None, namespace=None):
-        original(self, args, namespace)  # SystemExit on an unknown flag or a bad value
-        raise Parsed
-
-    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_and_stop)
-    monkeypatch.setattr(sys, "argv", cmd[1:])
-    module = load_script(str(Path(cmd[1]).relative_to(REPO)) if Path(cmd[1]).is_absolute() else cmd[1])
-    main = module.main
-    with pytest.raises(Parsed):
-        main(cmd[2:]) if inspect.signature(main).parameters else main()
+    run_until_parsed(str(Path(cmd[1]).relative_to(REPO)) if Path(cmd[1]).is_absolute() else cmd[1], cmd[2:],
+                     monkeypatch)
 
 
 def test_the_quickstart_stages_expand_and_every_command_parses(tmp_path, monkeypatch, capsys):

@@ -29,7 +29,9 @@ from PIL import Image, ImageDraw
 
 from data.classes import colorize
 from data.classes import PALETTE
-from data.format import LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, SPLITS, TARGET_INDEX, frame_name, list_videos
+from data.format import (
+    LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, NUM_FRAMES, SPLITS, TARGET_INDEX, frame_name, list_videos,
+)
 from data.synthetic import WORLDS, render_video
 from engine import check_output, run_cli
 
@@ -56,19 +58,11 @@ def label(img: np.ndarray, text: str) -> np.ndarray:
 
 
 def real_labeled(root: Path) -> list:
-    """[(frame 22 RGB, masks (22, H, W))] of every real labeled video under root."""
-    out = []
-    for split in LABELED_SPLITS:
-        if (root / split).is_dir():
-            for _, v in list_videos(root / split):
-                out.append((np.array(Image.open(v / frame_name(TARGET_INDEX)).convert("RGB")), np.load(v / MASK_FILE)))
-    return out
-
-
-def real_labeled_paths(root: Path) -> list:
-    """[(video folder, masks (22, H, W))] of every real labeled video under root."""
-    return [(v, np.load(v / MASK_FILE)) for split in LABELED_SPLITS if (root / split).is_dir()
-            for _, v in list_videos(root / split)]
+    """[(frames (22, H, W, 3) RGB, masks (22, H, W))] of every real labeled video under root, read once for the
+    tracks picture and the crops (as render_video gives a synthetic one)."""
+    return [(np.stack([np.array(Image.open(v / frame_name(t)).convert("RGB")) for t in range(NUM_FRAMES)]),
+             np.load(v / MASK_FILE))
+            for split in LABELED_SPLITS if (root / split).is_dir() for _, v in list_videos(root / split)]
 
 
 def with_tracks(img: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -98,6 +92,7 @@ def grid(rows: list) -> np.ndarray:
 
 
 CROP = 40  # pixels around an object's centroid
+CROP_VIDEOS = 40  # synthetic videos the crops and the brightness table are drawn from
 
 
 def object_crops(frames_and_masks, frames_at=(0, 5, 10, 15, 21)) -> list:
@@ -206,36 +201,31 @@ def main(argv=None):
         real = real_frames(Path(args.real_root), args.videos)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
-    syn, masks = [], []
-    for i in range(args.videos):
-        frames, m = render_video(args.seed, i, cfg=WORLDS[args.world])
-        syn.append(frames[LAST_INPUT_INDEX])
-        masks.append(colorize(m[LAST_INPUT_INDEX]))
+    real_videos = real_labeled(Path(args.real_root))
+    # every synthetic video the three pictures show, drawn once (a video depends on (seed, id) alone)
+    syn_videos = [render_video(args.seed, i, cfg=WORLDS[args.world])
+                  for i in range(max(args.videos, len(real_videos), CROP_VIDEOS))]
+    syn = [frames[LAST_INPUT_INDEX] for frames, _ in syn_videos[:args.videos]]
+    masks = [colorize(m[LAST_INPUT_INDEX]) for _, m in syn_videos[:args.videos]]
     picture = grid([[label(real[0], "real")] + real[1:], [label(syn[0], "synthetic")] + syn[1:],
                     [label(masks[0], "synthetic mask")] + masks[1:]])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(picture).save(args.out, optimize=True)
     print(f"wrote {args.out} ({picture.shape[1]}x{picture.shape[0]})")
 
-    labeled = real_labeled(Path(args.real_root))
-    real_row = [with_tracks(img, m) for img, m in labeled]
-    syn_row = []
-    for i in range(len(labeled)):
-        frames, m = render_video(args.seed, i, cfg=WORLDS[args.world])
-        syn_row.append(with_tracks(frames[TARGET_INDEX], m))
+    real_row = [with_tracks(frames[TARGET_INDEX], m) for frames, m in real_videos]
+    syn_row = [with_tracks(frames[TARGET_INDEX], m) for frames, m in syn_videos[:len(real_videos)]]
     picture = grid([[label(real_row[0], "real, frame 22 and tracks")] + real_row[1:],
                     [label(syn_row[0], "synthetic")] + syn_row[1:]])
     Image.fromarray(picture).save(args.tracks_out, optimize=True)
     print(f"wrote {args.tracks_out} ({picture.shape[1]}x{picture.shape[0]})")
 
-    real_videos = [(np.stack([np.array(Image.open(v / frame_name(t)).convert("RGB")) for t in range(22)]), m)
-                   for v, m in real_labeled_paths(Path(args.real_root))]
-    syn_videos = [render_video(args.seed, i, cfg=WORLDS[args.world]) for i in range(40)]
+    syn_videos = syn_videos[:CROP_VIDEOS]
     picture = crops_picture(object_crops(real_videos), object_crops(syn_videos))
     Image.fromarray(picture).save(args.crops_out, optimize=True)
     print(f"wrote {args.crops_out} ({picture.shape[1]}x{picture.shape[0]})")
     print(f"\nbrightness inside objects (R, G, B mean; edges left out), real labeled videos against world "
-          f"{args.world!r} (40 videos), per class present in both:")
+          f"{args.world!r} ({CROP_VIDEOS} videos), per class present in both:")
     print(looks_table(surface_stats(real_videos), surface_stats(syn_videos))[0])
 
 
