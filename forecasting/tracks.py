@@ -5,6 +5,12 @@ video, each frame of a mask sequence (T, H, W) gives: whether it is there (at le
 its area, centroid, bounding box, which of the frame's four edges it touches (an object cut by the
 edge shows only part of itself), and its move since the frame before.
 
+A segmenter's masks flip an object's class now and then (the shape or material, rarely the color, for a frame
+or two). Such a flip would end the object's track and start a new one-frame object beside it, so a class seen
+in at most MAX_FLIP consecutive frames, where an object of the same color is missing in just those frames and
+was seen next to that place in the frame before (and after, when there is one), is counted as that object.
+True masks, whose classes never flip, are left as they are (tested).
+
 A move is measured so that it follows the object, not its visible part: along an axis where the object
 touches the frame's edge on one side only (entering or leaving), its visible centroid moves faster or
 slower than it does, so the move along that axis is that of its other edge (the one inside the frame).
@@ -18,6 +24,7 @@ import numpy as np
 
 from data.classes import BACKGROUND, MATERIALS, NUM_CLASSES, SHAPES
 
+MAX_FLIP = 2  # frames: a class seen this briefly, where an object of its color is missing, is that object
 MIN_PIXELS = 20  # fewer pixels of a class in a frame: a stray blob of a segmenter, not an object
 MAX_OBJECTS = 16  # slots per video: a video holds 2-10 objects; a noisy segmenter's extra classes beyond this are dropped
 TOP, LEFT, BOTTOM, RIGHT = range(4)  # order of the edge flags in Tracks.cut
@@ -77,10 +84,46 @@ class Tracks:
         return self.present[t] & ~self.cut[t].any(1)
 
 
-def extract_tracks(masks, max_objects: int = MAX_OBJECTS, min_pixels: int = MIN_PIXELS) -> Tracks:
+def merge_class_flips(count, by_row, by_col, min_pixels: int = MIN_PIXELS) -> None:
+    """In place, on the per-(frame, class) pixel counts (T, C) and row / column histograms (T, C, H), (T, C, W):
+    the pixels of a class flipped for at most MAX_FLIP frames go to the object they belong to (module docstring)."""
+    T = count.shape[0]
+    if T < 3:
+        return
+    present = count >= min_pixels
+    present[:, BACKGROUND] = False
+    rows, cols = np.arange(by_row.shape[2]), np.arange(by_col.shape[2])
+    for c in np.flatnonzero(present.any(0)):
+        frames = np.flatnonzero(present[:, c])
+        first, last = frames[0], frames[-1]
+        if len(frames) > MAX_FLIP or last - first + 1 != len(frames) or first == 0:
+            continue
+        after = last + 1 if last + 1 < T else None
+        where = np.array([by_row[first, c] @ rows, by_col[first, c] @ cols]) / count[first, c]
+        best, best_dist = None, None
+        for d in np.flatnonzero(present.any(0)):
+            if d == c or (d - 1) % 8 != (c - 1) % 8 or present[first:last + 1, d].any() or not present[first - 1, d]:
+                continue
+            if after is not None and not present[after, d]:
+                continue
+            seen = np.array([by_row[first - 1, d] @ rows, by_col[first - 1, d] @ cols]) / count[first - 1, d]
+            dist = np.hypot(*(where - seen))
+            if dist <= max(10.0, 1.5 * np.sqrt(count[first - 1, d])) and (best is None or dist < best_dist):
+                best, best_dist = d, dist
+        if best is not None:
+            span = slice(first, last + 1)
+            count[span, best] += count[span, c]
+            by_row[span, best] += by_row[span, c]
+            by_col[span, best] += by_col[span, c]
+            count[span, c], by_row[span, c], by_col[span, c] = 0, 0, 0
+            present[span, best], present[span, c] = True, False
+
+
+def extract_tracks(masks, max_objects: int = MAX_OBJECTS, min_pixels: int = MIN_PIXELS,
+                   repair_flips: bool = True) -> Tracks:
     """masks (T, H, W) class ids (numpy or torch) -> Tracks of every object present (min_pixels or more) in at
     least one frame; at most max_objects of them, the largest over the frames first. Vectorised over frames and
-    classes (bincounts over the object pixels)."""
+    classes (bincounts over the object pixels). repair_flips: merge_class_flips first."""
     masks = np.asarray(masks.cpu() if hasattr(masks, "cpu") else masks)
     if masks.ndim != 3:
         raise ValueError(f"tracks need (T, H, W) masks, got shape {masks.shape}")
@@ -96,6 +139,8 @@ def extract_tracks(masks, max_objects: int = MAX_OBJECTS, min_pixels: int = MIN_
     by_row = np.bincount(keys * H + rows, minlength=T * C * H).reshape(T, C, H)
     by_col = np.bincount(keys * W + cols, minlength=T * C * W).reshape(T, C, W)
     count = by_row.sum(-1)
+    if repair_flips:
+        merge_class_flips(count, by_row, by_col, min_pixels)
     sum_r, sum_c = by_row @ np.arange(H), by_col @ np.arange(W)
     by_row, by_col = by_row > 0, by_col > 0
 

@@ -71,6 +71,37 @@ def test_tracks_of_objects_that_appear_vanish_or_are_stray_pixels():
     assert extract_tracks(masks, max_objects=1).classes.tolist() == [3]  # the largest over the frames is kept
 
 
+def test_a_class_flipped_for_a_frame_does_not_split_the_track():
+    """A segmenter names a moving red cube (class 2) a red sphere (18) in one frame, and a red rubber cube (10) in
+    the last two: the track stays one object with its velocity. Another color, or a flip far from where the object
+    was, is not merged; repair_flips=False gives the split tracks."""
+    video = square_video(8, 2, (50, 100), (2, 3))
+    flipped = video.copy()
+    flipped[3][flipped[3] == 2] = 18
+    flipped[6:][flipped[6:] == 2] = 10
+    tr = extract_tracks(flipped)
+    assert tr.classes.tolist() == [2] and tr.present.all()
+    np.testing.assert_allclose(tr.velocity[1:, 0], [[2, 3]] * 7)
+    assert sorted(extract_tracks(flipped, repair_flips=False).classes.tolist()) == [2, 10, 18]
+    other_color = video.copy()
+    other_color[3][other_color[3] == 2] = 19  # green sphere: a color is rarely wrong, a new object more likely
+    assert extract_tracks(other_color).classes.tolist() == [2, 19]
+    far = video.copy()
+    far[3][far[3] == 2] = 0
+    far[3, 120:130, 10:20] = 18  # the same color, but nowhere near where the cube was
+    assert extract_tracks(far).classes.tolist() == [2, 18]
+
+
+def test_true_masks_of_synthetic_videos_give_the_same_tracks_with_or_without_the_repair(tiny_root):
+    files = sorted(tiny_root.glob("*/video_*/mask.npy"))
+    assert files
+    for f in files:
+        masks = np.load(f)
+        a, b = extract_tracks(masks), extract_tracks(masks, repair_flips=False)
+        assert a.classes.tolist() == b.classes.tolist() and np.array_equal(a.present, b.present)
+        np.testing.assert_array_equal(a.centroid, b.centroid)
+
+
 def test_sample_targets_and_the_mirrored_video_give_the_mirrored_sample():
     video = np.maximum(square_video(22, 4, (40, 30), (1, 5)), square_video(22, 30, (100, 150), (0, 0), side=14))
     sample = track_sample(video)
