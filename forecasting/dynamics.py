@@ -14,6 +14,10 @@ it, the camera's perspective). The frame-22 mask is each frame-11 object's pixel
 move and scaled by its predicted size ratio, painted back to front (forecasting/motion.py: paint_objects), and
 objects predicted to have left the view left out. Objects that were seen in frames 1-10 but not in
 frame 11 take part in the interactions but are not painted (there is no frame-11 shape to move).
+
+Positions, velocities and sizes are the image's (pixels), or, for a model built with a view (a FloorView,
+fitted on its training masks), the floor's (forecasting/floor.py): the model then does not hang on one
+camera, and is applied through another by giving predict_masks that camera's view.
 """
 import numpy as np
 import torch
@@ -22,6 +26,7 @@ from torch import nn
 from data.classes import BACKGROUND, NUM_CLASSES
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_FUTURE_FRAMES, NUM_INPUT_FRAMES
 from engine import register_model
+from forecasting.floor import FloorView, floor_size, object_pixels, to_floor, to_image
 from forecasting.motion import MAX_SCALE, find_objects, paint_objects
 from forecasting.tracks import MAX_OBJECTS, Tracks, class_features, extract_tracks
 
@@ -29,6 +34,7 @@ FUTURE_STEPS = NUM_FUTURE_FRAMES  # frames 12..22
 POS_SCALE = 100.0  # pixels per unit of the network's position inputs
 VEL_SCALE = 10.0  # pixels per frame per unit of its velocity inputs and outputs
 SIZE_SCALE = 30.0  # pixels per unit of the square root of an object's area
+FLOOR_SPAN = 400.0  # floor units (forecasting/floor.py) per unit of the position inputs, when the model reads the floor
 NUM_FEATURES = 10  # per object and frame: present, row, column, velocity (2), size, four edge flags
 NUM_STATIC = 5  # one-hot shape (3) and material (2)
 NUM_PAIR_FEATURES = 9  # relative position (2), distance, relative velocity (2), both sizes, gap, closing speed
@@ -44,22 +50,35 @@ def _frame_features(present, centroid, velocity, area, cut, height: int, width: 
     return np.where(present[..., None], f, 0)
 
 
+def _floor_features(tracks: Tracks, view: np.ndarray) -> np.ndarray:
+    """_frame_features on the floor (forecasting/floor.py): position, velocity and size in floor units."""
+    pos = to_floor(tracks.centroid, view)
+    vel = pos - to_floor(tracks.centroid - tracks.velocity, view)  # zero where the image velocity is
+    size = floor_size(tracks.centroid[..., 0], tracks.area, view)
+    f = np.concatenate([tracks.present[..., None], pos / FLOOR_SPAN, vel / VEL_SCALE, size[..., None] / SIZE_SCALE,
+                        tracks.cut], -1).astype(np.float32)
+    return np.where(tracks.present[..., None], f, 0)
+
+
 def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None, end: int = LAST_INPUT_INDEX,
-                 whole: Tracks = None) -> dict:
+                 whole: Tracks = None, view: FloorView = None) -> dict:
     """One video's masks (T, H, W) -> the model's inputs (and, when T covers frame 22, its targets), as tensors
     with num_slots object slots (padding: exists False). `end` < frame 11's index makes a training window
     that ends earlier: its input frames are the 11 up to `end` (those before the video's start empty) and its
     targets the 11 after it; "frame 11" and "frame 22" below then mean `end` and `end` + 11.
 
     inputs:  obs (11, S, F) per-frame features of frames 1-11; static (S, 5); exists (S,) a real object;
-             paintable (S,) present in frame 11; start_pos (S, 2) its frame-11 centroid (its last seen one
-             if absent from frame 11); start_vel (S, 2) its frame-11 velocity; start_size (S,) log of the
-             square root of its area; classes (S,) class ids (0 for padding); half (S, 2) half its box.
-    targets: move (11, S, 2) the move from frame 11 to each of frames 12-22 (tracks.shift); move_ok (11, S);
-             log_scale (11, S) the log of the size ratio to frame 11, scale_ok (11, S) where the object is
-             whole in both; visible (11, S) present in the frame.
+             paintable (S,) present in frame 11; start_px (S, 2) its frame-11 centroid in the image (its last
+             seen one if absent from frame 11); start_pos (S, 2) the same where the model works (the image,
+             or the floor); start_vel (S, 2) its frame-11 velocity there; start_size (S,) log of its size there
+             (the square root of its area, or its floor size); classes (S,) class ids (0 for padding); half (S, 2)
+             half its box in the image; view (4,) the FloorView's numbers (zeros: the image).
+    targets: move (11, S, 2) the move from frame 11 to each of frames 12-22 (tracks.shift; on the floor: the
+             floor move of that image point); move_ok (11, S); log_scale (11, S) the log of the size ratio to
+             frame 11 (on the floor: less the perspective's share), scale_ok (11, S) where the object is whole
+             in both; visible (11, S) present in the frame.
     whole: the tracks of all 22 frames (extract_tracks), when the caller already has them (several windows of
-    one video share them).
+    one video share them). view: work on the floor as this camera shows it (forecasting/floor.py), not in pixels.
     """
     masks = np.asarray(masks.cpu() if hasattr(masks, "cpu") else masks)
     with_targets = masks.shape[0] >= NUM_FRAMES if with_targets is None else with_targets
@@ -74,8 +93,12 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
     H, W = inputs.height, inputs.width
     last = LAST_INPUT_INDEX
 
+    v = None if view is None else view.as_array()
     obs = np.zeros((T, S, NUM_FEATURES), np.float32)
-    obs[:, :n] = _frame_features(inputs.present, inputs.centroid, inputs.velocity, inputs.area, inputs.cut, H, W)
+    if v is None:
+        obs[:, :n] = _frame_features(inputs.present, inputs.centroid, inputs.velocity, inputs.area, inputs.cut, H, W)
+    else:
+        obs[:, :n] = _floor_features(inputs, v)
     seen = inputs.present.any(0)
     # last frame each object was seen in (frame 11 for those present there)
     last_seen = T - 1 - np.argmax(inputs.present[::-1], axis=0) if n else np.zeros(0, np.int64)
@@ -85,18 +108,28 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
         "static": np.zeros((S, NUM_STATIC), np.float32),
         "exists": np.zeros(S, bool),
         "paintable": np.zeros(S, bool),
+        "start_px": np.zeros((S, 2), np.float32),
         "start_pos": np.zeros((S, 2), np.float32),
         "start_vel": np.zeros((S, 2), np.float32),
         "start_size": np.zeros(S, np.float32),
         "half": np.zeros((S, 2), np.float32),
         "classes": np.zeros(S, np.int64),
+        "view": np.zeros(4, np.float32) if v is None else v,
     }
     sample["static"][:n] = class_features(inputs.classes)
     sample["exists"][:n] = seen
     sample["paintable"][:n] = inputs.present[last]
-    sample["start_pos"][:n] = inputs.centroid[last_seen, idx]
-    sample["start_vel"][:n] = np.where(inputs.present[last][:, None], inputs.velocity[last], 0)
-    sample["start_size"][:n] = np.log(np.sqrt(np.maximum(inputs.area[last_seen, idx], 1)))
+    start_px = inputs.centroid[last_seen, idx]
+    sample["start_px"][:n] = start_px
+    start_area = np.maximum(inputs.area[last_seen, idx], 1)
+    if v is None:
+        sample["start_pos"][:n] = start_px
+        sample["start_vel"][:n] = np.where(inputs.present[last][:, None], inputs.velocity[last], 0)
+        sample["start_size"][:n] = np.log(np.sqrt(start_area))
+    else:
+        sample["start_pos"][:n] = to_floor(start_px, v)
+        sample["start_vel"][:n] = obs[last, :n, 3:5] * VEL_SCALE
+        sample["start_size"][:n] = np.log(floor_size(start_px[:, 0], start_area, v))
     box = inputs.box[last_seen, idx]
     sample["half"][:n] = (box[:, 2:] - box[:, :2] + 1) / 2
     sample["classes"][:n] = inputs.classes
@@ -113,8 +146,14 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
         move = np.zeros((FUTURE_STEPS, S, 2), np.float32)
         move_ok, scale_ok = np.zeros((FUTURE_STEPS, S), bool), np.zeros((FUTURE_STEPS, S), bool)
         log_scale, visible = np.zeros((FUTURE_STEPS, S), np.float32), np.zeros((FUTURE_STEPS, S), np.float32)
-        move[:, :n], move_ok[:, :n] = m[:, rows], ok[:, rows]
-        log_scale[:, :n], scale_ok[:, :n] = np.where(whole_both, np.log(ratio), 0), whole_both
+        m, ok = m[:, rows], ok[:, rows]
+        log_ratio = np.log(ratio)
+        if v is not None:  # the floor move of the followed image point, and the size change the perspective leaves
+            moved = start_px[None] + m
+            m = np.where(ok[..., None], to_floor(moved, v) - to_floor(start_px, v)[None], 0)
+            log_ratio = log_ratio - np.log(object_pixels(moved[..., 0], v) / object_pixels(start_px[None, :, 0], v))
+        move[:, :n], move_ok[:, :n] = m, ok
+        log_scale[:, :n], scale_ok[:, :n] = np.where(whole_both, log_ratio, 0), whole_both
         visible[:, :n] = whole.present[future][:, rows]
         sample.update(move=move, move_ok=move_ok, log_scale=log_scale, scale_ok=scale_ok, visible=visible)
     return {k: torch.from_numpy(v) for k, v in sample.items()}
@@ -126,19 +165,24 @@ def video_tracks(masks) -> Tracks:
 
 
 def flip_sample(sample: dict, width: int) -> dict:
-    """The sample of the left-right mirrored video: columns mirrored, column velocities and moves negated,
-    the left and right edge flags swapped."""
+    """The sample of the left-right mirrored video: columns (or floor laterals) mirrored, their velocities and
+    moves negated, the left and right edge flags swapped."""
     out = dict(sample)
     obs = sample["obs"].clone()
     present = obs[..., 0] > 0
-    obs[..., 2] = torch.where(present, (width - 1) / width - obs[..., 2], 0)
+    floor = "view" in sample and bool(sample["view"][1] > 0)
+    obs[..., 2] = torch.where(present, -obs[..., 2] if floor else (width - 1) / width - obs[..., 2], 0)
     obs[..., 4] = -obs[..., 4]
     obs[..., [7, 9]] = obs[..., [9, 7]]  # edge flags (top, left, bottom, right) start at feature 6
     out["obs"] = obs
     exists = sample["exists"]
     pos = sample["start_pos"].clone()
-    pos[:, 1] = torch.where(exists, width - 1 - pos[:, 1], 0)
+    pos[:, 1] = torch.where(exists, -pos[:, 1] if floor else width - 1 - pos[:, 1], 0)
     out["start_pos"] = pos
+    if "start_px" in sample:
+        px = sample["start_px"].clone()
+        px[:, 1] = torch.where(exists, width - 1 - px[:, 1], 0)
+        out["start_px"] = px
     out["start_vel"] = sample["start_vel"] * torch.tensor([1.0, -1.0])
     if "move" in sample:
         out["move"] = sample["move"] * torch.tensor([1.0, -1.0])
@@ -148,11 +192,12 @@ def flip_sample(sample: dict, width: int) -> dict:
 # ---------------------------------------------------------------- the model
 
 
-PER_FRAME = ("obs", "move", "move_ok", "log_scale", "scale_ok", "visible")  # (B, T, S, ...); the rest (B, S, ...)
+PER_FRAME = ("obs", "move", "move_ok", "log_scale", "scale_ok", "visible")  # (B, T, S, ...)
+PER_VIDEO = ("view",)  # (B, ...); the rest (B, S, ...)
 
 
 def _take_slots(batch: dict, n: int) -> dict:
-    return {k: v.narrow(2 if k in PER_FRAME else 1, 0, n) for k, v in batch.items()}
+    return {k: v if k in PER_VIDEO else v.narrow(2 if k in PER_FRAME else 1, 0, n) for k, v in batch.items()}
 
 
 def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
@@ -169,11 +214,16 @@ class ObjectDynamics(nn.Module):
     predicted one (scheduled sampling; 0: the model rolls out on its own predictions, as at inference).
     """
 
-    def __init__(self, hidden: int = 96, message: int = 96, height: int = 160, width: int = 240):
+    def __init__(self, hidden: int = 96, message: int = 96, height: int = 160, width: int = 240, view: dict = None):
         super().__init__()
         if hidden < 1 or message < 1:
             raise ValueError(f"hidden and message must be >= 1, got {hidden}, {message}")
         self.config = {"hidden": hidden, "message": message, "height": height, "width": width}
+        # view: the camera of the training data (forecasting/floor.py: FloorView.to_config); given, the model reads
+        # and predicts tracks on the floor, and predict_masks uses it unless told another dataset's view
+        self.view = None if view is None else FloorView.from_config(view)
+        if view is not None:
+            self.config["view"] = self.view.to_config()
         self.hidden, self.height, self.width = hidden, height, width
         self.encode = _mlp(NUM_FEATURES, hidden, hidden)
         self.embed = nn.Linear(NUM_STATIC, hidden)
@@ -215,14 +265,17 @@ class ObjectDynamics(nn.Module):
         new = self.cell(torch.cat([x, m], -1).flatten(0, 1), h.flatten(0, 1)).view(B, S, -1)
         return torch.where(alive[..., None], new, h)
 
-    def _features(self, pos, vel, size, half):
+    def _features(self, pos, vel, size, half, image_pos=None):
         """Per-object features (B, S, F) of a predicted frame: present, position, velocity, size, and the edges
-        its box (half extents scaled with its size) would touch."""
+        its box (half extents scaled with its size) would touch. image_pos: where it is in the image, when the
+        model works on the floor."""
         H, W = self.height, self.width
         area_root = torch.exp(size)
-        lo, hi = pos - half, pos + half
+        at = pos if image_pos is None else image_pos
+        lo, hi = at - half, at + half
         cut = torch.stack([lo[..., 0] <= 0, lo[..., 1] <= 0, hi[..., 0] >= H - 1, hi[..., 1] >= W - 1], -1)
-        return torch.cat([torch.ones_like(size)[..., None], pos[..., :1] / H, pos[..., 1:] / W, vel / VEL_SCALE,
+        where = [pos[..., :1] / H, pos[..., 1:] / W] if image_pos is None else [pos / FLOOR_SPAN]
+        return torch.cat([torch.ones_like(size)[..., None], *where, vel / VEL_SCALE,
                           area_root[..., None] / SIZE_SCALE, cut.to(pos.dtype)], -1)
 
     def forward(self, batch: dict, teacher: dict = None, teacher_prob: float = 0.0) -> dict:
@@ -241,9 +294,14 @@ class ObjectDynamics(nn.Module):
         exists = batch["exists"]
         static = self.embed(batch["static"].float())
         h = obs.new_zeros(B, S, self.hidden)
+        floor = self.view is not None
+        view = batch["view"].float()[:, None, :] if floor else None  # (B, 1, 4)
         for t in range(T):  # read frames 1-11
             present = obs[:, t, :, 0] > 0
-            pos = torch.stack([obs[:, t, :, 1] * self.height, obs[:, t, :, 2] * self.width], -1)
+            if floor:
+                pos = obs[:, t, :, 1:3] * FLOOR_SPAN
+            else:
+                pos = torch.stack([obs[:, t, :, 1] * self.height, obs[:, t, :, 2] * self.width], -1)
             vel, size = obs[:, t, :, 3:5] * VEL_SCALE, torch.log(obs[:, t, :, 5] * SIZE_SCALE + 1e-6)
             h = self._step(h, obs[:, t], static, pos, vel, size, present)
 
@@ -269,7 +327,12 @@ class ObjectDynamics(nn.Module):
                 true_size = start_size + teacher["log_scale"][:, k]
                 size = torch.where(use & teacher["scale_ok"][:, k], true_size, size)
             if k + 1 < FUTURE_STEPS:
-                features = self._features(pos, vel, size, half * torch.exp(size - start_size)[..., None])
+                grow = torch.exp(size - start_size)
+                image_pos = None
+                if floor:  # where it is drawn, and how much bigger the perspective draws it
+                    image_pos = to_image(pos, view)
+                    grow = grow * object_pixels(image_pos[..., 0], view) / object_pixels(batch["start_px"][..., 0].float(), view)
+                features = self._features(pos, vel, size, half * grow[..., None], image_pos)
                 h = self._step(h, features, static, pos, vel, size, exists)
         return {"move": torch.stack(moves, 1), "log_scale": torch.stack(scales, 1), "visible": torch.stack(visible, 1)}
 
@@ -328,15 +391,35 @@ def collate(samples: list) -> dict:
     return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
 
 
+def image_outputs(batch: dict, out: dict, step: int = FUTURE_STEPS - 1) -> tuple:
+    """The model's outputs for one future step as image moves (B, S, 2) pixels and log size ratios (B, S): as they
+    are for a model of the image; for one of the floor, the predicted floor point drawn back into the image
+    (forecasting/floor.py), and the perspective's size change added to the learned one."""
+    move, log_scale = out["move"][:, step].float(), out["log_scale"][:, step].float()
+    view = batch["view"].float()
+    if not bool((view[:, 1] > 0).any()):
+        return move, log_scale
+    view = view[:, None, :]
+    start = batch["start_px"].float()
+    target = to_image(batch["start_pos"].float() + move, view)
+    perspective = torch.log(object_pixels(target[..., 0], view) / object_pixels(start[..., 0], view))
+    return target - start, log_scale + perspective
+
+
 @torch.no_grad()
-def predict_masks(model: ObjectDynamics, masks: torch.Tensor, drop_invisible: bool = True) -> torch.Tensor:
-    """masks (B, >= 11, H, W) of frames 1-11 (frames beyond 11 ignored) -> (B, H, W) frame-22 class ids, CPU."""
+def predict_masks(model: ObjectDynamics, masks: torch.Tensor, drop_invisible: bool = True,
+                  view: FloorView = None) -> torch.Tensor:
+    """masks (B, >= 11, H, W) of frames 1-11 (frames beyond 11 ignored) -> (B, H, W) frame-22 class ids, CPU.
+    view: the camera of these masks (forecasting/floor.py: fit_floor_view) for a model of the floor, when it is
+    not the one it was trained through (default: the model's); ignored by a model of the image."""
     model.eval()
     masks = torch.as_tensor(masks).cpu()[:, :NUM_INPUT_FRAMES]
     device = next(model.parameters()).device
-    batch = collate([track_sample(m, with_targets=False) for m in masks])
+    view = (view or model.view) if model.view is not None else None
+    batch = collate([track_sample(m, with_targets=False, view=view) for m in masks])
     out = model({k: v.to(device) for k, v in batch.items()})
+    move, log_scale = image_outputs(batch, {k: v.cpu() for k, v in out.items()})
     last = FUTURE_STEPS - 1
-    return torch.stack([paint_frame(m, out["move"][b, last].cpu(), out["log_scale"][b, last].cpu(),
-                                    out["visible"][b, last].cpu(), batch["classes"][b], drop_invisible)
+    return torch.stack([paint_frame(m, move[b], log_scale[b], out["visible"][b, last].cpu(), batch["classes"][b],
+                                    drop_invisible)
                         for b, m in enumerate(masks)])

@@ -28,6 +28,7 @@ from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES, WIDTH
 from data.metric import SegmentationScore
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos
 from data.readers import SplitIndex, add_exclude_args, check_before_training, read_exclusions
+from forecasting.floor import fit_floor_view
 from forecasting.dynamics import ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample, video_tracks  # noqa:E501
 from engine import (
     OPTIMIZER_RULES, RUN_RULES, add_optimizer_args, add_run_args, at_least, between, check_flags, count_parameters, fit, prepare_optimization, print0, resume_guard, run_cli,
@@ -51,6 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--windows", type=int, default=3,
                    help="training windows per video: the one ending at frame 11 and those ending 1, 2, ... frames "
                         "earlier (each predicts the 11 frames after its end): more motion to learn from per video")
+    p.add_argument("--coords", choices=("image", "floor"), default="image",
+                   help="what the model reads and predicts tracks in: image pixels, or floor coordinates through the "
+                        "camera fitted on the training masks (forecasting/floor.py), which carry to another camera")
     p.add_argument("--final_weight", type=float, default=2.0, help="extra weight of frame 22's moves in the loss")
     p.add_argument("--state_width", dest="hidden", type=int, default=96, help="width of each object's recurrent state")
     p.add_argument("--message_width", dest="message", type=int, default=96, help="width of the messages between two objects")
@@ -70,13 +74,13 @@ class TrackSamples(Dataset):
     """Mask videos (items {"masks": (22, H, W)}) turned once into track samples (forecasting/dynamics.py:
     track_sample; `windows` of them per video, ending at frame 11, 10, ...)."""
 
-    def __init__(self, videos: Dataset, desc: str = "tracks", show: bool = True, windows: int = 1):
+    def __init__(self, videos: Dataset, desc: str = "tracks", show: bool = True, windows: int = 1, view=None):
         ends = [LAST_INPUT_INDEX - k for k in range(windows)]
         self.samples = []
         for i in tqdm(range(len(videos)), desc=desc, disable=not show, dynamic_ncols=True):
             masks = videos[i]["masks"].numpy()
             whole = video_tracks(masks)  # shared by the video's windows
-            self.samples += [track_sample(masks, end=end, whole=whole) for end in ends]
+            self.samples += [track_sample(masks, end=end, whole=whole, view=view) for end in ends]
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -85,17 +89,33 @@ class TrackSamples(Dataset):
         return self.samples[i]
 
 
-def training_videos(args, exclude, show: bool) -> Dataset:
+VIEW_VIDEOS = 200  # training videos the floor view is fitted on: plenty for two numbers
+
+
+def mask_sources(args, exclude) -> list:
+    """(description, mask videos) of what the model trains on: the pseudo-labels, the train masks, or both."""
+    sources = []
+    if args.unlabeled_videos != 0:
+        sources.append(("tracks of pseudo-labels", StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir,
+                                                                     max(args.unlabeled_videos, 0), exclude=exclude)))
+    if args.train_videos != 0:
+        sources.append(("tracks of train masks",
+                        TrueMaskVideos(args.root_dir, "train", max(args.train_videos, 0), exclude=exclude)))
+    return sources
+
+
+def training_view(sources: list):
+    """The FloorView of the training masks (forecasting/floor.py), from the first VIEW_VIDEOS of them."""
+    videos = []
+    for _, masks in sources:
+        videos += [masks[i]["masks"].numpy() for i in range(min(len(masks), VIEW_VIDEOS - len(videos)))]
+    return fit_floor_view(videos)
+
+
+def training_videos(args, sources: list, show: bool, view=None) -> Dataset:
     """The track samples of the pseudo-labels and the train masks, each mirrored left-right with probability
     1/2 per epoch (RandomFlips: the same flips whatever the processes or resumes)."""
-    parts = []
-    if args.unlabeled_videos != 0:
-        parts.append(TrackSamples(StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir,
-                                                   max(args.unlabeled_videos, 0), exclude=exclude),
-                                  "tracks of pseudo-labels", show, args.windows))
-    if args.train_videos != 0:
-        parts.append(TrackSamples(TrueMaskVideos(args.root_dir, "train", max(args.train_videos, 0), exclude=exclude),
-                                  "tracks of train masks", show, args.windows))
+    parts = [TrackSamples(videos, desc, show, args.windows, view) for desc, videos in sources]
     return RandomFlips(ConcatDataset(parts) if len(parts) > 1 else parts[0], args.seed,
                        flip=partial(flip_sample, width=WIDTH))  # a partial, not a lambda: workers pickle it
 
@@ -127,10 +147,16 @@ def main(argv=None):
             print0(f"train: {train_masks.index.describe()}", ctx=ctx)
         check_before_training(train_masks, SplitIndex(args.root_dir, "val", frame_indices=range(NUM_INPUT_FRAMES),
                                                       need_mask=True, exclude=exclude), progress=ctx.is_main)
-        train_set = training_videos(args, exclude, show=ctx.is_main)
+        sources = mask_sources(args, exclude)
+        view = training_view(sources) if args.coords == "floor" else None
+        if view is not None:
+            print0(f"floor view of the training masks: horizon row {view.horizon_row:g}, size slope "
+                   f"{view.size_slope:.4f} px per row, nominal focal {view.focal:g} px", ctx=ctx)
+        train_set = training_videos(args, sources, show=ctx.is_main, view=view)
         val_set = (ValInputs(args.root_dir, args.pseudo_labels, args.val_videos, exclude) if args.val_inputs == "unet"
                    else TrueValInputs(args.root_dir, args.val_videos, exclude))
-        model = ObjectDynamics(hidden=args.hidden, message=args.message).to(ctx.device)
+        model = ObjectDynamics(hidden=args.hidden, message=args.message,
+                               view=None if view is None else view.to_config()).to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.3f}M parameters, {model.config}; "
                f"{len(train_set)} training videos, {len(val_set)} val videos ({val_set.truth.describe()})", ctx=ctx)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,

@@ -7,7 +7,8 @@ Rows, each a dataset-level Jaccard of frame 22:
 - on the val split of D, from the true masks of frames 1-11: copy frame 11, the motion model, the learned model;
 - from the U-Net's masks of frames 1-11 (P/val, as the dynamics train script stores them), the same three;
 - on the labeled real videos under --real_root (train and val together, true masks of frames 1-11), the same
-  three: a measurement only (nothing here fits on them);
+  three: a measurement only (nothing here fits on them but, for a model of the floor, the camera's view:
+  forecasting/floor.py fit_floor_view on those videos' input frames 1-11, a physical constant of their camera);
 and the learned model's speed from masks to painted frame 22 (the U-Net excluded), in videos per second.
 """
 import argparse
@@ -23,6 +24,7 @@ from data.metric import SegmentationScore
 from forecasting.motion import Motion, extrapolate_mask
 from data.pseudo_labels import StoredMaskVideos
 from forecasting.dynamics import ObjectDynamics, predict_masks
+from forecasting.floor import fit_floor_view
 from engine import load_model, run_cli
 from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores
 from pipeline.field import true_inputs
@@ -30,15 +32,15 @@ from pipeline.field import true_inputs
 BATCH = 16
 
 
-def score_inputs(inputs: list, targets: list, dynamics, motion: Motion) -> dict:
+def score_inputs(inputs: list, targets: list, dynamics, motion: Motion, view=None) -> dict:
     """Frames 1-11 masks (11, H, W) and frame-22 truths (H, W) -> {copy, motion, dynamics: Jaccard} and the
-    dynamics' seconds."""
+    dynamics' seconds. view: the inputs' camera for a model of the floor (None: the model's own)."""
     scores = {name: SegmentationScore() for name in ("copy", "motion", "dynamics")}
     seconds = 0.0
     for i in range(0, len(inputs), BATCH):
         masks, truth = torch.stack(inputs[i:i + BATCH]), torch.stack(targets[i:i + BATCH])
         start = time.perf_counter()
-        scores["dynamics"].update(predict_masks(dynamics, masks), truth)
+        scores["dynamics"].update(predict_masks(dynamics, masks, view=view), truth)
         seconds += time.perf_counter() - start
         scores["copy"].update(masks[:, LAST_INPUT_INDEX], truth)
         scores["motion"].update(torch.stack([extrapolate_mask(m, motion) for m in masks]), truth)
@@ -74,7 +76,12 @@ def main():
                                                              dynamics, motion)
     if args.real_root and Path(args.real_root).is_dir():
         real_inputs, real_targets, _, _ = true_inputs(args.real_root, ["train", "val"])
-        results["real"] = score_inputs(real_inputs, real_targets, dynamics, motion)
+        view = None
+        if dynamics.view is not None:
+            view = fit_floor_view([m.numpy() for m in real_inputs])
+            results["real_view"] = view.to_config()
+            print(f"the real videos' floor view (from their frames 1-11): {view}; the model's: {dynamics.view}")
+        results["real"] = score_inputs(real_inputs, real_targets, dynamics, motion, view)
     print("| inputs (frames 1-11) | videos | copy frame 11 | motion model | learned dynamics | dynamics videos/s |")
     print("|---|---|---|---|---|---|")
     labels = {"true": "synthetic val, true masks", "unet": "synthetic val, U-Net masks",
