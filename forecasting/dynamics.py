@@ -137,7 +137,10 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
         if whole is None:
             whole = video_tracks(masks)
         slot = {int(c): k for k, c in enumerate(whole.classes)}
-        rows = np.array([slot[int(c)] for c in inputs.classes], np.int64)  # each input object in the whole video
+        rows = np.array([slot.get(int(c), 0) for c in inputs.classes], np.int64)  # each input object in the whole video
+        # an input class the whole video lacks: a segmenter's error in the inputs (tracks.segmenter_errors); it
+        # has no targets to move or scale by, and stays visible (the object it stands for is there)
+        known = np.array([int(c) in slot for c in inputs.classes], bool)
         last = end  # frame 11 of the window, in the whole video
         future = np.arange(end + 1, end + 1 + FUTURE_STEPS)
         m, ok = whole.shift(np.full(FUTURE_STEPS, last), future)  # (11, N_all, 2), (11, N_all)
@@ -146,7 +149,8 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
         move = np.zeros((FUTURE_STEPS, S, 2), np.float32)
         move_ok, scale_ok = np.zeros((FUTURE_STEPS, S), bool), np.zeros((FUTURE_STEPS, S), bool)
         log_scale, visible = np.zeros((FUTURE_STEPS, S), np.float32), np.zeros((FUTURE_STEPS, S), np.float32)
-        m, ok = m[:, rows], ok[:, rows]
+        m, ok = m[:, rows], ok[:, rows] & known
+        whole_both &= known
         log_ratio = np.log(ratio)
         if v is not None:  # the floor move of the followed image point, and the size change the perspective leaves
             moved = start_px[None] + m
@@ -154,7 +158,7 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
             log_ratio = log_ratio - np.log(object_pixels(moved[..., 0], v) / object_pixels(start_px[None, :, 0], v))
         move[:, :n], move_ok[:, :n] = m, ok
         log_scale[:, :n], scale_ok[:, :n] = np.where(whole_both, log_ratio, 0), whole_both
-        visible[:, :n] = whole.present[future][:, rows]
+        visible[:, :n] = np.where(known, whole.present[future][:, rows], True)
         sample.update(move=move, move_ok=move_ok, log_scale=log_scale, scale_ok=scale_ok, visible=visible)
     return {k: torch.from_numpy(v) for k, v in sample.items()}
 

@@ -164,3 +164,52 @@ def extract_tracks(masks, max_objects: int = MAX_OBJECTS, min_pixels: int = MIN_
     if T > 1:
         tracks.velocity[1:] = tracks.shift(np.arange(T - 1), np.arange(1, T))[0]
     return tracks
+
+
+def _shrink(obj: np.ndarray) -> np.ndarray:
+    """The (H, W) bool region less its boundary (4-neighbour erosion; the frame's edge is not a boundary)."""
+    out = obj.copy()
+    out[1:] &= obj[:-1]
+    out[:-1] &= obj[1:]
+    out[:, 1:] &= obj[:, :-1]
+    out[:, :-1] &= obj[:, 1:]
+    return out
+
+
+def _grow(obj: np.ndarray) -> np.ndarray:
+    """The (H, W) bool region and its 4-neighbours."""
+    out = obj.copy()
+    out[1:] |= obj[:-1]
+    out[:-1] |= obj[1:]
+    out[:, 1:] |= obj[:, :-1]
+    out[:, :-1] |= obj[:, 1:]
+    return out
+
+
+def segmenter_errors(masks, rng, rate: float) -> np.ndarray:
+    """A copy of masks (T, H, W) class ids with the errors a segmenter's masks show, each object in each frame
+    independently with probability `rate`: left out (it missed the object in that frame), given another
+    shape's or material's class of its color (a class flip), or its boundary moved out or in by a pixel
+    (out over background only). What the learned dynamics can train on, so that their inputs at inference,
+    a U-Net's masks, are nothing new to them."""
+    out = np.array(masks, copy=True)
+    for t in range(out.shape[0]):
+        frame = out[t]
+        for c in np.unique(frame):
+            if c == BACKGROUND or rng.random() >= rate:
+                continue
+            obj = frame == c
+            kind = rng.integers(4)
+            if kind == 0:
+                frame[obj] = BACKGROUND
+            elif kind == 1:
+                color = (int(c) - 1) % 8
+                others = [k for k in range(1, NUM_CLASSES) if (k - 1) % 8 == color and k != c and not (frame == k).any()]
+                if others:
+                    frame[obj] = others[rng.integers(len(others))]
+            elif kind == 2:
+                frame[_grow(obj) & (frame == BACKGROUND)] = c
+            else:
+                frame[obj & ~_shrink(obj)] = BACKGROUND
+    return out
+

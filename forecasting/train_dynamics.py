@@ -18,6 +18,8 @@ AdamW with warm-up and cosine decay per batch; gradient clipping.
 """
 import argparse
 import sys
+
+import numpy as np
 from functools import partial
 
 import torch.distributed as dist
@@ -29,6 +31,7 @@ from data.metric import SegmentationScore
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos
 from data.readers import SplitIndex, add_exclude_args, check_before_training, read_exclusions
 from forecasting.floor import fit_floor_view
+from forecasting.tracks import segmenter_errors
 from forecasting.dynamics import ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample, video_tracks  # noqa:E501
 from engine import (
     OPTIMIZER_RULES, RUN_RULES, add_optimizer_args, add_run_args, at_least, between, check_flags, count_parameters, fit, prepare_optimization, print0, resume_guard, run_cli,
@@ -55,6 +58,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--coords", choices=("image", "floor"), default="image",
                    help="what the model reads and predicts tracks in: image pixels, or floor coordinates through the "
                         "camera fitted on the training masks (forecasting/floor.py), which carry to another camera")
+    p.add_argument("--segmenter_errors", type=float, default=0.0,
+                   help="for half the train split's videos, the input frames carry a segmenter's errors: each object "
+                        "in each frame with this probability left out, its class flipped, or its boundary moved by a "
+                        "pixel (forecasting/tracks.py: segmenter_errors); the pseudo-labels have their own")
     p.add_argument("--final_weight", type=float, default=2.0, help="extra weight of frame 22's moves in the loss")
     p.add_argument("--state_width", dest="hidden", type=int, default=96, help="width of each object's recurrent state")
     p.add_argument("--message_width", dest="message", type=int, default=96, help="width of the messages between two objects")
@@ -65,7 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     check_flags(p, args, {**RUN_RULES, **OPTIMIZER_RULES, "windows": between(1, NUM_INPUT_FRAMES),
                           "hidden": at_least(1), "message": at_least(1), "val_videos": at_least(0),
-                          "final_weight": at_least(0), "teacher_prob": between(0, 1)})
+                          "final_weight": at_least(0), "teacher_prob": between(0, 1),
+                          "segmenter_errors": between(0, 1)})
     check_mask_video_args(p, args)
     return args
 
@@ -74,12 +82,18 @@ class TrackSamples(Dataset):
     """Mask videos (items {"masks": (22, H, W)}) turned once into track samples (forecasting/dynamics.py:
     track_sample; `windows` of them per video, ending at frame 11, 10, ...)."""
 
-    def __init__(self, videos: Dataset, desc: str = "tracks", show: bool = True, windows: int = 1, view=None):
+    def __init__(self, videos: Dataset, desc: str = "tracks", show: bool = True, windows: int = 1, view=None,
+                 errors: float = 0.0, seed: int = 0):
         ends = [LAST_INPUT_INDEX - k for k in range(windows)]
         self.samples = []
         for i in tqdm(range(len(videos)), desc=desc, disable=not show, dynamic_ncols=True):
             masks = videos[i]["masks"].numpy()
-            whole = video_tracks(masks)  # shared by the video's windows
+            whole = video_tracks(masks)  # shared by the video's windows; targets from the masks as they are
+            if errors > 0:  # inputs with a segmenter's errors, for half the videos (the same ones every run)
+                rng = np.random.default_rng([seed, i])
+                if rng.random() < 0.5:
+                    masks = masks.copy()
+                    masks[:NUM_INPUT_FRAMES] = segmenter_errors(masks[:NUM_INPUT_FRAMES], rng, errors)
             self.samples += [track_sample(masks, end=end, whole=whole, view=view) for end in ends]
 
     def __len__(self) -> int:
@@ -89,6 +103,7 @@ class TrackSamples(Dataset):
         return self.samples[i]
 
 
+TRUE_MASKS = "tracks of train masks"
 VIEW_VIDEOS = 200  # training videos the floor view is fitted on: plenty for two numbers
 
 
@@ -99,7 +114,7 @@ def mask_sources(args, exclude) -> list:
         sources.append(("tracks of pseudo-labels", StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir,
                                                                      max(args.unlabeled_videos, 0), exclude=exclude)))
     if args.train_videos != 0:
-        sources.append(("tracks of train masks",
+        sources.append((TRUE_MASKS,
                         TrueMaskVideos(args.root_dir, "train", max(args.train_videos, 0), exclude=exclude)))
     return sources
 
@@ -115,7 +130,9 @@ def training_view(sources: list):
 def training_videos(args, sources: list, show: bool, view=None) -> Dataset:
     """The track samples of the pseudo-labels and the train masks, each mirrored left-right with probability
     1/2 per epoch (RandomFlips: the same flips whatever the processes or resumes)."""
-    parts = [TrackSamples(videos, desc, show, args.windows, view) for desc, videos in sources]
+    parts = [TrackSamples(videos, desc, show, args.windows, view,
+                          errors=args.segmenter_errors if desc == TRUE_MASKS else 0.0, seed=args.seed)
+             for desc, videos in sources]
     return RandomFlips(ConcatDataset(parts) if len(parts) > 1 else parts[0], args.seed,
                        flip=partial(flip_sample, width=WIDTH))  # a partial, not a lambda: workers pickle it
 

@@ -13,9 +13,9 @@ import torch
 from data.pseudo_labels import label_split
 from forecasting import train_dynamics
 from forecasting.dynamics import (
-    FUTURE_STEPS, ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample,
+    FUTURE_STEPS, ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample, video_tracks,
 )
-from forecasting.tracks import extract_tracks
+from forecasting.tracks import extract_tracks, segmenter_errors
 from Unets import inference_hidden_with_dynamics, inference_val_with_dynamics
 from Unets.segment import segment
 from engine import CheckpointError, ResumeError, load_model
@@ -90,6 +90,30 @@ def test_a_class_flipped_for_a_frame_does_not_split_the_track():
     far[3][far[3] == 2] = 0
     far[3, 120:130, 10:20] = 18  # the same color, but nowhere near where the cube was
     assert extract_tracks(far).classes.tolist() == [2, 18]
+
+
+def test_segmenter_errors_alter_the_inputs_and_leave_the_targets_to_the_true_masks():
+    """Errors are drawn from the generator alone (the same twice), none at rate 0; at rate 1 every object of every
+    frame is left out, flipped to another class of its color, or grown or shrunk by a pixel. A sample whose inputs
+    carry them keeps its targets from the true masks; an object known only by a flipped class gets no move target."""
+    video = square_video(22, 2, (50, 40), (2, 3)) | square_video(22, 5, (20, 150), (1, -2))
+    a = segmenter_errors(video[:11], np.random.default_rng(3), 0.3)
+    assert np.array_equal(a, segmenter_errors(video[:11], np.random.default_rng(3), 0.3))
+    assert np.array_equal(segmenter_errors(video[:11], np.random.default_rng(3), 0.0), video[:11])
+    every = segmenter_errors(video[:11], np.random.default_rng(4), 1.0)
+    for t in range(11):
+        for c in (2, 5):
+            assert not np.array_equal(every[t] == c, video[t] == c), (t, c)
+    noisy = video.copy()
+    noisy[:11] = every
+    clean = track_sample(video)
+    sample = track_sample(noisy, whole=video_tracks(video))
+    known = np.isin(sample["classes"].numpy(), [2, 5])
+    clean_slots = [clean["classes"].tolist().index(c) for c in sample["classes"].numpy()[known]]
+    for key in ("move", "move_ok", "log_scale", "scale_ok", "visible"):
+        assert np.array_equal(sample[key].numpy()[:, known], clean[key].numpy()[:, clean_slots]), key
+    phantom = (sample["exists"].numpy() & ~np.isin(sample["classes"].numpy(), [2, 5]))
+    assert phantom.any() and not sample["move_ok"].numpy()[:, phantom].any()
 
 
 def test_true_masks_of_synthetic_videos_give_the_same_tracks_with_or_without_the_repair(tiny_root):
