@@ -9,6 +9,9 @@ Rows, each a dataset-level Jaccard of frame 22:
 - on the labeled real videos under --real_root (train and val together, true masks of frames 1-11), the same
   three: a measurement only (nothing here fits on them but, for a model of the floor, the camera's view:
   forecasting/floor.py fit_floor_view on those videos' input frames 1-11, a physical constant of their camera);
+- with --real_unet U.pt: the same six videos as the U-Net segments all their 22 frames, its masks of frames 1-11
+  in and its frame 22 as the truth (how unlabeled real videos can be scored; a U-Net trained on synthetic
+  frames only keeps the row free of real labels);
 and the learned model's speed from masks to painted frame 22 (the U-Net excluded), in videos per second.
 """
 import argparse
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES
+from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX
 from data.metric import SegmentationScore
 from forecasting.motion import Motion, extrapolate_mask
 from data.pseudo_labels import StoredMaskVideos
@@ -27,7 +30,10 @@ from forecasting.dynamics import ObjectDynamics, predict_masks
 from forecasting.floor import fit_floor_view
 from engine import load_model, run_cli
 from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores
+from pipeline.evaluate import video_loader
 from pipeline.field import true_inputs
+from Unets.segment import segment
+from Unets.unet import UNet
 
 BATCH = 16
 
@@ -48,6 +54,16 @@ def score_inputs(inputs: list, targets: list, dynamics, motion: Motion, view=Non
             "dynamics_videos_per_s": round(len(inputs) / max(seconds, 1e-9), 1)}
 
 
+@torch.no_grad()
+def segmented_videos(root, splits, unet) -> list:
+    """The U-Net's masks (22, H, W) of every frame of every video of root's splits, in true_inputs' order."""
+    masks = []
+    for split in splits:
+        for batch in video_loader(root, split, 1, 0, "cpu", frame_indices=range(NUM_FRAMES)):
+            masks.append(segment(unet, batch["frames"][0]).cpu().to(torch.uint8))
+    return masks
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root_dir", required=True, help="synthetic dataset root holding val/")
@@ -57,6 +73,9 @@ def main():
                         help="folder whose val/ holds the U-Net's masks of val frames 1-11 (the dynamics train script "
                              "makes it); without it the U-Net rows are left out")
     parser.add_argument("--real_root", default=None, help="a root with labeled real videos (train/, val/); rows left out if absent")
+    parser.add_argument("--real_unet", default=None,
+                        help="a U-Net checkpoint (Unets/train.py) that segments every frame of the real videos: the "
+                             "row with its masks in and out (default: no such row)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the speed is quoted per thread count)")
     add_scores_json_arg(parser)  # one flat object, '<inputs>.<row>' keys: 'true.dynamics', 'unet.motion', 'real.copy'
     args = parser.parse_args()
@@ -82,10 +101,15 @@ def main():
             results["real_view"] = view.to_config()
             print(f"the real videos' floor view (from their frames 1-11): {view}; the model's: {dynamics.view}")
         results["real"] = score_inputs(real_inputs, real_targets, dynamics, motion, view)
+        if args.real_unet:
+            unet_masks = segmented_videos(args.real_root, ["train", "val"], load_model(args.real_unet, UNet))
+            unet_view = fit_floor_view([m[:NUM_INPUT_FRAMES].numpy() for m in unet_masks]) if view is not None else None
+            results["real_unet"] = score_inputs([m[:NUM_INPUT_FRAMES] for m in unet_masks],
+                                                [m[TARGET_INDEX] for m in unet_masks], dynamics, motion, unet_view)
     print("| inputs (frames 1-11) | videos | copy frame 11 | motion model | learned dynamics | dynamics videos/s |")
     print("|---|---|---|---|---|---|")
     labels = {"true": "synthetic val, true masks", "unet": "synthetic val, U-Net masks",
-              "real": "real train+val, true masks"}
+              "real": "real train+val, true masks", "real_unet": "real train+val, U-Net masks in and out"}
     for name, r in results.items():
         if isinstance(r, dict) and "copy" in r:
             print(f"| {labels[name]} | {r['videos']} | {r['copy']:.4f} | {r['motion']:.4f} | {r['dynamics']:.4f} | "
