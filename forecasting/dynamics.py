@@ -237,6 +237,13 @@ class ObjectDynamics(nn.Module):
         nn.init.zeros_(self.head[-1].weight)  # starts as constant velocity: nothing changes until it learns
         nn.init.zeros_(self.head[-1].bias)
 
+    def set_view(self, view: FloorView) -> None:
+        """Another camera for a model of the floor (fine-tuning on another dataset): what predict_masks uses."""
+        if self.view is None:
+            raise ValueError("a model of image pixels has no floor view to set")
+        self.view = view
+        self.config["view"] = view.to_config()
+
     def _messages(self, h, pos, vel, size, alive):
         """Sum over the other live objects j of pair(h_i, h_j, relative position, distance, relative velocity,
         sizes, the gap between them and how fast it closes): (B, S, message). h (B, S, hidden); pos, vel (B, S, 2) pixels; size (B, S) log; alive (B, S).

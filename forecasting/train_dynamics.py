@@ -6,6 +6,13 @@
     ... --resume                                              # continue from last.pt
     torchrun --nproc_per_node=2 forecasting/train_dynamics.py ...   # DDP, --batch_size per process
 
+On the floor, pre-trained on synthetic videos, then fine-tuned on your own videos' pseudo-labels:
+
+    python forecasting/train_dynamics.py --root_dir SYN --val_inputs true --unlabeled_videos 0 --coords floor \
+        --checkpoint_dir checkpoints/dynamics_synthetic
+    python forecasting/train_dynamics.py --root_dir Dataset_Student --pseudo_labels P --saved_seg_model_dir U/best.pt \
+        --train_videos 0 --init_from checkpoints/dynamics_synthetic/best.pt --checkpoint_dir checkpoints/dynamics
+
 Training videos: the unlabeled split's pseudo-labels (P/unlabeled, all 22 frames segmented by the U-Net)
 plus the train split's true masks, each turned once into object tracks (forecasting/tracks.py) held in
 memory. Validation: the val split as inference sees it, the U-Net's masks of frames 1-11 (segmented
@@ -35,7 +42,7 @@ from forecasting.tracks import segmenter_errors
 from forecasting.dynamics import ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample, video_tracks  # noqa:E501
 from engine import (
     OPTIMIZER_RULES, RUN_RULES, add_optimizer_args, add_run_args, at_least, between, check_flags, count_parameters, fit, prepare_optimization, print0, resume_guard, run_cli,
-    RandomFlips, setup_distributed, start_run, teardown_distributed, wrap_ddp,
+    RandomFlips, load_for_flag, setup_distributed, start_run, teardown_distributed, wrap_ddp,
 )
 from engine.flags import add_old_spellings
 from pipeline.val_inputs import (
@@ -58,6 +65,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--coords", choices=("image", "floor"), default="image",
                    help="what the model reads and predicts tracks in: image pixels, or floor coordinates through the "
                         "camera fitted on the training masks (forecasting/floor.py), which carry to another camera")
+    p.add_argument("--init_from", default=None, metavar="PATH",
+                   help="start from this dynamics checkpoint's weights (its model_config rebuilds the model, --coords "
+                        "and the width flags are then unused; a model of the floor takes the view of the masks it is "
+                        "now trained on): fine-tuning a model pre-trained on synthetic videos on your own pseudo-labels")
     p.add_argument("--segmenter_errors", type=float, default=0.0,
                    help="for half the train split's videos, the input frames carry a segmenter's errors: each object "
                         "in each frame with this probability left out, its class flipped, or its boundary moved by a "
@@ -164,16 +175,34 @@ def main(argv=None):
             print0(f"train: {train_masks.index.describe()}", ctx=ctx)
         check_before_training(train_masks, SplitIndex(args.root_dir, "val", frame_indices=range(NUM_INPUT_FRAMES),
                                                       need_mask=True, exclude=exclude), progress=ctx.is_main)
+        init = load_for_flag(args.init_from, ObjectDynamics, "--init_from") if args.init_from else None
+        if init is not None:  # the checkpoint decides what the model works in
+            args.coords = "image" if init.view is None else "floor"
         sources = mask_sources(args, exclude)
-        view = training_view(sources) if args.coords == "floor" else None
+        view = None
+        if args.coords == "floor":
+            try:
+                view = training_view(sources)
+            except ValueError as err:
+                if init is None:
+                    raise ValueError(f"--coords floor: {err}; train with --coords image") from None
+                view = init.view  # the masks do not show the camera: keep the one it was trained through
+                print0(f"floor view: {err}; keeping {args.init_from}'s", ctx=ctx)
         if view is not None:
             print0(f"floor view of the training masks: horizon row {view.horizon_row:g}, size slope "
                    f"{view.size_slope:.4f} px per row, nominal focal {view.focal:g} px", ctx=ctx)
         train_set = training_videos(args, sources, show=ctx.is_main, view=view)
         val_set = (ValInputs(args.root_dir, args.pseudo_labels, args.val_videos, exclude) if args.val_inputs == "unet"
                    else TrueValInputs(args.root_dir, args.val_videos, exclude))
-        model = ObjectDynamics(hidden=args.hidden, message=args.message,
-                               view=None if view is None else view.to_config()).to(ctx.device)
+        if init is not None:
+            model = init.train()
+            if view is not None:
+                model.set_view(view)  # the camera of the data it now learns from
+            print0(f"initialised from {args.init_from}", ctx=ctx)
+        else:
+            model = ObjectDynamics(hidden=args.hidden, message=args.message,
+                                   view=None if view is None else view.to_config())
+        model = model.to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.3f}M parameters, {model.config}; "
                f"{len(train_set)} training videos, {len(val_set)} val videos ({val_set.truth.describe()})", ctx=ctx)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,

@@ -200,6 +200,28 @@ def work(tiny_root, unet_ckpt, tmp_path_factory):
     return work, argv
 
 
+def test_a_floor_model_pre_trains_with_segmenter_errors_then_fine_tunes_on_pseudo_labels(work, capsys):
+    """The recipe: pre-train on the floor (train masks, some with a segmenter's errors), then --init_from on the
+    pseudo-labels alone: the weights' shapes come from the checkpoint. The tiny U-Net's pseudo-labels show no
+    object travelling in depth, so the camera cannot be fitted on them: the checkpoint's view is kept, said so."""
+    work, argv = work
+    train_dynamics.main(argv + ["--checkpoint_dir", str(work / "pre"), "--epochs", "1", "--coords", "floor",
+                                "--segmenter_errors", "0.2", "--unlabeled_videos", "0"])
+    pre = load_model(work / "pre" / "best.pt", ObjectDynamics)
+    assert pre.view is not None and pre.view.horizon_row < 0
+    assert "floor view of the training masks" in capsys.readouterr().out
+    train_dynamics.main(argv + ["--checkpoint_dir", str(work / "tuned"), "--epochs", "1", "--train_videos", "0",
+                                "--init_from", str(work / "pre" / "best.pt")])
+    out = capsys.readouterr().out
+    assert "initialised from" in out and "keeping" in out
+    tuned = load_model(work / "tuned" / "best.pt", ObjectDynamics)
+    assert tuned.view == pre.view and tuned.config["hidden"] == pre.config["hidden"]
+    with pytest.raises(ValueError, match="--coords image"):  # a fresh model has no view to fall back on
+        train_dynamics.main(argv + ["--checkpoint_dir", str(work / "fresh"), "--epochs", "1", "--train_videos", "0",
+                                    "--coords", "floor"])
+    assert any(not torch.equal(a, b) for a, b in zip(pre.state_dict().values(), tuned.state_dict().values()))
+
+
 def test_train_script_writes_checkpoints_and_refuses_what_it_should(work):
     work, argv = work
     log = read_log(work / "ref")

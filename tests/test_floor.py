@@ -130,5 +130,10 @@ def test_a_floor_model_trains_flips_saves_and_predicts_through_another_camera(tw
     assert loaded.view == view_a
     masks = torch.from_numpy(np.stack(videos_b))
     out = predict_masks(loaded, masks, view=view_b)  # through the other camera: its own view
+    loaded.set_view(view_b)
+    assert loaded.view == view_b and loaded.config["view"] == view_b.to_config()
+    assert torch.equal(predict_masks(loaded, masks), out)
+    with pytest.raises(ValueError, match="no floor view"):
+        ObjectDynamics(hidden=4, message=4).set_view(view_b)
     assert out.shape == (len(videos_b), 160, 240) and out.dtype == masks.dtype
     assert set(out.unique().tolist()) <= set(masks[:, 10].unique().tolist())
