@@ -137,3 +137,15 @@ def test_a_floor_model_trains_flips_saves_and_predicts_through_another_camera(tw
         ObjectDynamics(hidden=4, message=4).set_view(view_b)
     assert out.shape == (len(videos_b), 160, 240) and out.dtype == masks.dtype
     assert set(out.unique().tolist()) <= set(masks[:, 10].unique().tolist())
+
+
+def test_the_benchmarks_centroid_errors_follow_whole_objects_and_count_a_dropped_one_where_it_was():
+    from conftest import load_script
+    bench = load_script("scripts/bench/bench_dynamics.py")
+    frame11, truth = torch.zeros(160, 240, dtype=torch.uint8), torch.zeros(160, 240, dtype=torch.uint8)
+    frame11[50:60, 50:60], truth[50:60, 80:90] = 3, 3  # moved 30 px to the right
+    frame11[100:110, 0:10], truth[100:110, 0:10] = 7, 7  # cut by the left edge: not scored
+    pred = torch.zeros_like(truth)
+    pred[54:64, 80:90] = 3  # 4 px too low
+    assert bench.centroid_errors(frame11, pred, truth) == [pytest.approx(4.0)]
+    assert bench.centroid_errors(frame11, torch.zeros_like(truth), truth) == [pytest.approx(30.0)]

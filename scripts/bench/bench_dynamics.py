@@ -7,12 +7,12 @@ Rows, each a dataset-level Jaccard of frame 22:
 - on the val split of D, from the true masks of frames 1-11: copy frame 11, the motion model, the learned model;
 - from the U-Net's masks of frames 1-11 (P/val, as the dynamics train script stores them), the same three;
 - on the labeled real videos under --real_root (train and val together, true masks of frames 1-11), the same
-  three: a measurement only (nothing here fits on them but, for a model of the floor, the camera's view:
-  forecasting/floor.py fit_floor_view on those videos' input frames 1-11, a physical constant of their camera);
+  three: a measurement only (nothing here fits on them);
 - with --real_unet U.pt: the same six videos as the U-Net segments all their 22 frames, its masks of frames 1-11
   in and its frame 22 as the truth (how unlabeled real videos can be scored; a U-Net trained on synthetic
   frames only keeps the row free of real labels);
-and the learned model's speed from masks to painted frame 22 (the U-Net excluded), in videos per second.
+the median distance between each object's predicted and true centroid at frame 22 (objects wholly inside the
+frame in frames 11 and 22), and the learned model's speed from masks to painted frame 22 (the U-Net excluded), in videos per second.
 """
 import argparse
 import json
@@ -20,14 +20,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from data.classes import NUM_CLASSES
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX
 from data.metric import SegmentationScore
-from forecasting.motion import Motion, extrapolate_mask
 from data.pseudo_labels import StoredMaskVideos
 from forecasting.dynamics import ObjectDynamics, predict_masks
 from forecasting.floor import fit_floor_view
+from forecasting.motion import Motion, extrapolate_mask
+from forecasting.tracks import extract_tracks
 from engine import load_model, run_cli
 from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores
 from pipeline.evaluate import video_loader
@@ -38,20 +41,61 @@ from Unets.unet import UNet
 BATCH = 16
 
 
-def score_inputs(inputs: list, targets: list, dynamics, motion: Motion, view=None) -> dict:
+def inputs_view(dynamics, inputs: list, name: str):
+    """For a model of the floor, the camera of the videos it is scored on, as inference would have it: fitted on
+    their input frames 1-11 (forecasting/floor.py: fit_floor_view; a physical constant of their camera, not a
+    fit to what is scored), or the model's own when they show no depth travel. None for a model of the image."""
+    if dynamics.view is None:
+        return None
+    try:
+        view = fit_floor_view([m.numpy() for m in inputs])
+    except ValueError:
+        view = dynamics.view
+    print(f"{name}: floor view horizon row {view.horizon_row:g}, size slope {view.size_slope:.4f} "
+          f"(the model's: {dynamics.view.horizon_row:g}, {dynamics.view.size_slope:.4f})")
+    return view
+
+
+def score_inputs(inputs: list, targets: list, dynamics, motion: Motion, name: str = "inputs") -> dict:
     """Frames 1-11 masks (11, H, W) and frame-22 truths (H, W) -> {copy, motion, dynamics: Jaccard} and the
-    dynamics' seconds. view: the inputs' camera for a model of the floor (None: the model's own)."""
+    dynamics' seconds."""
+    view = inputs_view(dynamics, inputs, name)
     scores = {name: SegmentationScore() for name in ("copy", "motion", "dynamics")}
+    errors = {name: [] for name in scores}
     seconds = 0.0
     for i in range(0, len(inputs), BATCH):
         masks, truth = torch.stack(inputs[i:i + BATCH]), torch.stack(targets[i:i + BATCH])
         start = time.perf_counter()
-        scores["dynamics"].update(predict_masks(dynamics, masks, view=view), truth)
+        preds = {"dynamics": predict_masks(dynamics, masks, view=view)}
         seconds += time.perf_counter() - start
-        scores["copy"].update(masks[:, LAST_INPUT_INDEX], truth)
-        scores["motion"].update(torch.stack([extrapolate_mask(m, motion) for m in masks]), truth)
-    return {**{k: round(v.compute(), 4) for k, v in scores.items()}, "videos": len(inputs),
-            "dynamics_videos_per_s": round(len(inputs) / max(seconds, 1e-9), 1)}
+        preds["copy"] = masks[:, LAST_INPUT_INDEX]
+        preds["motion"] = torch.stack([extrapolate_mask(m, motion) for m in masks])
+        for k, pred in preds.items():
+            scores[k].update(pred, truth)
+            for m, p, t in zip(masks, pred, truth):
+                errors[k] += centroid_errors(m[LAST_INPUT_INDEX], p, t)
+    out = {k: round(v.compute(), 4) for k, v in scores.items()}
+    out.update({f"{k}_centroid_px": round(float(np.median(v)), 2) if v else None for k, v in errors.items()})
+    out.update(objects=len(errors["copy"]), videos=len(inputs), dynamics_videos_per_s=round(len(inputs) / max(seconds, 1e-9), 1))
+    return out
+
+
+def _centroids(mask: torch.Tensor) -> dict:
+    """{class id: (row, column)} of every object of at least MIN_PIXELS pixels in an (H, W) mask."""
+    tracks = extract_tracks(mask[None].numpy(), max_objects=NUM_CLASSES)
+    return {int(c): tracks.centroid[0, k] for k, c in enumerate(tracks.classes)}
+
+
+def centroid_errors(frame11: torch.Tensor, pred: torch.Tensor, truth: torch.Tensor) -> list:
+    """Pixels between the predicted and the true frame-22 centroid of each object wholly inside the frame in
+    frames 11 and 22 (one the prediction dropped counts at its frame-11 centroid: where it was left)."""
+    pair = extract_tracks(np.stack([frame11.numpy(), truth.numpy()]), max_objects=NUM_CLASSES)
+    got = _centroids(pred)
+    errors = []
+    for k, c in enumerate(pair.classes):
+        if pair.present[:, k].all() and not pair.cut[:, k].any():
+            errors.append(float(np.hypot(*(got.get(int(c), pair.centroid[0, k]) - pair.centroid[1, k]))))
+    return errors
 
 
 @torch.no_grad()
@@ -86,34 +130,31 @@ def main():
     motion = Motion.from_config(json.loads(Path(args.motion).read_text()))
     results = {"threads": args.threads, "motion": motion.to_config()}
     inputs, targets, _, ids = true_inputs(args.root_dir, ["val"])
-    results["true"] = score_inputs(inputs, targets, dynamics, motion)
+    results["true"] = score_inputs(inputs, targets, dynamics, motion, "synthetic val")
     if args.pseudo_labels:
         stored = StoredMaskVideos(args.pseudo_labels, "val", args.root_dir)
         by_id = dict(zip(ids, targets))
         unet_inputs = [torch.as_tensor(stored[i]["masks"])[:NUM_INPUT_FRAMES] for i in range(len(stored))]
-        results["unet"] = score_inputs(unet_inputs, [by_id[v] for v in stored.video_ids],
-                                                             dynamics, motion)
+        results["unet"] = score_inputs(unet_inputs, [by_id[v] for v in stored.video_ids], dynamics, motion,
+                                       "synthetic val, U-Net masks")
     if args.real_root and Path(args.real_root).is_dir():
         real_inputs, real_targets, _, _ = true_inputs(args.real_root, ["train", "val"])
-        view = None
-        if dynamics.view is not None:
-            view = fit_floor_view([m.numpy() for m in real_inputs])
-            results["real_view"] = view.to_config()
-            print(f"the real videos' floor view (from their frames 1-11): {view}; the model's: {dynamics.view}")
-        results["real"] = score_inputs(real_inputs, real_targets, dynamics, motion, view)
+        results["real"] = score_inputs(real_inputs, real_targets, dynamics, motion, "real videos")
         if args.real_unet:
             unet_masks = segmented_videos(args.real_root, ["train", "val"], load_model(args.real_unet, UNet))
-            unet_view = fit_floor_view([m[:NUM_INPUT_FRAMES].numpy() for m in unet_masks]) if view is not None else None
             results["real_unet"] = score_inputs([m[:NUM_INPUT_FRAMES] for m in unet_masks],
-                                                [m[TARGET_INDEX] for m in unet_masks], dynamics, motion, unet_view)
-    print("| inputs (frames 1-11) | videos | copy frame 11 | motion model | learned dynamics | dynamics videos/s |")
-    print("|---|---|---|---|---|---|")
+                                                [m[TARGET_INDEX] for m in unet_masks], dynamics, motion,
+                                                "real videos, U-Net masks")
+    print("| inputs (frames 1-11) | videos | copy frame 11 | motion model | learned dynamics | dynamics videos/s | "
+          "objects | median centroid error at frame 22, px: copy / motion / dynamics |")
+    print("|---|---|---|---|---|---|---|---|")
     labels = {"true": "synthetic val, true masks", "unet": "synthetic val, U-Net masks",
               "real": "real train+val, true masks", "real_unet": "real train+val, U-Net masks in and out"}
     for name, r in results.items():
         if isinstance(r, dict) and "copy" in r:
             print(f"| {labels[name]} | {r['videos']} | {r['copy']:.4f} | {r['motion']:.4f} | {r['dynamics']:.4f} | "
-                  f"{r['dynamics_videos_per_s']} |")
+                  f"{r['dynamics_videos_per_s']} | {r['objects']} | {r['copy_centroid_px']} / {r['motion_centroid_px']} / "
+                  f"{r['dynamics_centroid_px']} |")
     if args.scores_json:
         flat = {f"{inputs}.{k}": v for inputs, r in results.items() if isinstance(r, dict) and "copy" in r
                 for k, v in r.items()}
