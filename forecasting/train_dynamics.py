@@ -6,9 +6,9 @@
     ... --resume                                              # continue from last.pt
     torchrun --nproc_per_node=2 forecasting/train_dynamics.py ...   # DDP, --batch_size per process
 
-On the floor, pre-trained on synthetic videos, then fine-tuned on your own videos' pseudo-labels:
+Pre-trained on synthetic videos, then fine-tuned on your own videos' pseudo-labels:
 
-    python forecasting/train_dynamics.py --root_dir SYN --val_inputs true --unlabeled_videos 0 --coords floor \
+    python forecasting/train_dynamics.py --root_dir SYN --val_inputs true --unlabeled_videos 0 \
         --checkpoint_dir checkpoints/dynamics_synthetic
     python forecasting/train_dynamics.py --root_dir Dataset_Student --pseudo_labels P --saved_seg_model_dir U/best.pt \
         --train_videos 0 --init_from checkpoints/dynamics_synthetic/best.pt --checkpoint_dir checkpoints/dynamics
@@ -62,9 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--windows", type=int, default=3,
                    help="training windows per video: the one ending at frame 11 and those ending 1, 2, ... frames "
                         "earlier (each predicts the 11 frames after its end): more motion to learn from per video")
-    p.add_argument("--coords", choices=("image", "floor"), default="image",
-                   help="what the model reads and predicts tracks in: image pixels, or floor coordinates through the "
-                        "camera fitted on the training masks (forecasting/floor.py), which carry to another camera")
+    p.add_argument("--coords", choices=("image", "floor"), default="floor",
+                   help="what the model reads and predicts tracks in: floor coordinates through the camera fitted on "
+                        "the training masks (forecasting/floor.py), which carry to another camera, or image pixels")
     p.add_argument("--init_from", default=None, metavar="PATH",
                    help="start from this dynamics checkpoint's weights (its model_config rebuilds the model, --coords "
                         "and the width flags are then unused; a model of the floor takes the view of the masks it is "
