@@ -35,11 +35,13 @@ def train(name: str, script: str, checkpoint_dir: str, *args) -> dict:
             "done_when": f"{checkpoint_dir}/best.pt", "resume": checkpoint_dir}
 
 
-def dataset(train, val, unlabeled, hidden, seed, workers=2) -> dict:
-    """A synthetic dataset in the competition's layout at {data}: done once its hidden split exists."""
+def dataset(train, val, unlabeled, hidden, seed, workers=2, world=None) -> dict:
+    """A synthetic dataset in the competition's layout at {data}: done once its hidden split exists. world: the
+    generator's --world (None: its default)."""
     return {"name": "dataset", "cmd": ["{py}", "scripts/make_synthetic_dataset.py", "--out", "{data}", "--train",
                                        str(train), "--val", str(val), "--unlabeled", str(unlabeled), "--hidden",
-                                       str(hidden), "--seed", str(seed), "--num_workers", str(workers)],
+                                       str(hidden), "--seed", str(seed), "--num_workers", str(workers),
+                                       *(("--world", world) if world else ())],
             "done_when": "{data}/hidden"}
 
 
@@ -80,16 +82,18 @@ TRAIN_VIDEOS = "600"  # the learned dynamics need hundreds of videos' tracks; th
 # The README's main-job command (scripts/quickstart.py): the whole pipeline on a small synthetic dataset.
 QUICKSTART = {
     "stages": [
-        # 1. Data: a small synthetic set in the competition's layout and the reference bounds (its statistics are
-        #    one more command, scripts/analysis/data_stats.py, left out to keep the run within ten minutes).
-        dataset(TRAIN_VIDEOS, 20, 40, 10, 0),
+        # 1. Data: a small synthetic set in the competition's layout, drawn through the real videos' camera with
+        #    their objects' sizes and kinematics (the "real" world: what is learned on it is meant for real videos),
+        #    and the reference bounds (its statistics are one more command, scripts/analysis/data_stats.py, left
+        #    out to keep the run within ten minutes).
+        dataset(TRAIN_VIDEOS, 20, 40, 10, 0, world="real"),
         fit_motion("--motion_videos", "40"),
         references("--motion", "{out}/motion.json"),
         # 2. U-Net on labeled frames: the preset for a few CPU minutes (Unets/train.py --preset small: colors by
         #    pixel, shape and material by its object head) on the frames of the first 300 train videos, validated
         #    once at the end.
         train("train U-Net", "Unets/train.py", "{out}/unet", "--preset", "small", "--train_videos", "300",
-              "--epochs", "4", "--val_every", "4"),
+              "--epochs", "3", "--val_every", "3"),
         {"name": "curve, U-Net", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/unet", "--out", "{out}/curves"]},
         val("val, U-Net on frame 11", "Unets/inference_val_without_reconstructor.py", "unet",
             "--saved_seg_model_dir", UNET, "--visualize", "{out}/grids_unet"),
