@@ -7,10 +7,10 @@ every object forward one frame at a time for frames 12-22 on its own predictions
     per object i and frame:  x_i = encode(position, velocity, size, edge flags) + embed(shape, material)
                              m_i = sum over the other objects j of pair(h_i, h_j, p_j - p_i, v_j - v_i, sizes)
                              h_i = GRU([x_i, m_i], h_i)
-    after frame 11 also:     v_i += dv(h_i);  p_i += v_i;  log size_i += ds(h_i);  visible_i = sigmoid(vis(h_i))
+    after frame 11 also:     v_i = keep v_i + dv(h_i);  p_i += v_i;  log size_i += ds(h_i);  visible_i = sigmoid(vis(h_i))
 
-so an object keeps its velocity unless the network changes it (friction, a hit from the object beside
-it, the camera's perspective). The frame-22 mask is each frame-11 object's pixels moved by its predicted
+so an object keeps its velocity, slowed by a learned share `keep` per frame, unless the network changes it
+(friction, a hit from the object beside it, the camera's perspective). The frame-22 mask is each frame-11 object's pixels moved by its predicted
 move and scaled by its predicted size ratio, painted back to front (forecasting/motion.py: paint_objects), and
 objects predicted to have left the view left out. Objects that were seen in frames 1-10 but not in
 frame 11 take part in the interactions but are not painted (there is no frame-11 shape to move).
@@ -218,11 +218,21 @@ class ObjectDynamics(nn.Module):
     predicted one (scheduled sampling; 0: the model rolls out on its own predictions, as at inference).
     """
 
-    def __init__(self, hidden: int = 96, message: int = 96, height: int = 160, width: int = 240, view: dict = None):
+    def __init__(self, hidden: int = 96, message: int = 96, height: int = 160, width: int = 240, view: dict = None,
+                 keep: float = None):
         super().__init__()
         if hidden < 1 or message < 1:
             raise ValueError(f"hidden and message must be >= 1, got {hidden}, {message}")
+        if keep is not None and not 0 < keep < 1:
+            raise ValueError(f"keep must be in (0, 1) (or None: no decay), got {keep}")
         self.config = {"hidden": hidden, "message": message, "height": height, "width": width}
+        # keep: the share of its velocity an object keeps from one future frame to the next before the network's
+        # change, a learned number that starts here (objects slide with friction: a model that starts at constant
+        # velocity spends its first epochs learning to slow every object down). None: no such factor.
+        self.keep = None
+        if keep is not None:
+            self.keep = nn.Parameter(torch.tensor(float(np.log(keep / (1 - keep)))))
+            self.config["keep"] = float(keep)
         # view: the camera of the training data (forecasting/floor.py: FloorView.to_config); given, the model reads
         # and predicts tracks on the floor, and predict_masks uses it unless told another dataset's view
         self.view = None if view is None else FloorView.from_config(view)
@@ -321,6 +331,8 @@ class ObjectDynamics(nn.Module):
         moves, scales, visible = [], [], []
         for k in range(FUTURE_STEPS):
             out = self.head(h)  # (B, S, 4): the change from this frame to the next
+            if self.keep is not None:
+                vel = vel * torch.sigmoid(self.keep)
             vel = vel + out[..., :2] * VEL_SCALE
             pos = pos + vel
             size = size + out[..., 2] / 10

@@ -69,6 +69,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="start from this dynamics checkpoint's weights (its model_config rebuilds the model, --coords "
                         "and the width flags are then unused; a model of the floor takes the view of the masks it is "
                         "now trained on): fine-tuning a model pre-trained on synthetic videos on your own pseudo-labels")
+    p.add_argument("--velocity_keep", type=float, default=1.0,
+                   help="below 1: a learned share of its velocity that an object keeps per future frame, starting "
+                        "here (objects slide with friction; 0.93 per frame covers about the two thirds of the "
+                        "constant-velocity way in 11 frames that the motion model's damping fits on synthetic train "
+                        "splits); 1: no such factor, the model starts at constant velocity")
     p.add_argument("--segmenter_errors", type=float, default=0.0,
                    help="for half the train split's videos, the input frames carry a segmenter's errors: each object "
                         "in each frame with this probability left out, its class flipped, or its boundary moved by a "
@@ -84,7 +89,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     check_flags(p, args, {**RUN_RULES, **OPTIMIZER_RULES, "windows": between(1, NUM_INPUT_FRAMES),
                           "hidden": at_least(1), "message": at_least(1), "val_videos": at_least(0),
                           "final_weight": at_least(0), "teacher_prob": between(0, 1),
-                          "segmenter_errors": between(0, 1)})
+                          "segmenter_errors": between(0, 1), "velocity_keep": between(0.01, 1)})
     check_mask_video_args(p, args)
     return args
 
@@ -201,7 +206,8 @@ def main(argv=None):
             print0(f"initialised from {args.init_from}", ctx=ctx)
         else:
             model = ObjectDynamics(hidden=args.hidden, message=args.message,
-                                   view=None if view is None else view.to_config())
+                                   view=None if view is None else view.to_config(),
+                                   keep=None if args.velocity_keep >= 1 else args.velocity_keep)
         model = model.to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.3f}M parameters, {model.config}; "
                f"{len(train_set)} training videos, {len(val_set)} val videos ({val_set.truth.describe()})", ctx=ctx)

@@ -118,7 +118,7 @@ QUICKSTART = {
         val("val, motion model", "scripts/predict.py", "motion", "--method", "motion", "--saved_seg_model_dir", UNET,
             "--motion", "{out}/motion.json", "--visualize", "{out}/grids_motion"),
         train("train dynamics", "forecasting/train_dynamics.py", "{out}/dynamics", "--pseudo_labels",
-              "{out}/pseudo_labels", "--saved_seg_model_dir", UNET, "--epochs", "8", "--val_every", "2"),
+              "{out}/pseudo_labels", "--saved_seg_model_dir", UNET, "--epochs", "6", "--val_every", "2"),
         {"name": "curve, dynamics", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/dynamics", "--out",
                                             "{out}/curves"]},
         val("val, dynamics", "Unets/inference_val_with_dynamics.py", "dynamics", *DYN,

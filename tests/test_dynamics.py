@@ -160,6 +160,17 @@ def test_untrained_model_keeps_velocities_and_paints_the_moved_shape():
     assert pred.shape == (1, H, W) and torch.equal(pred[0], torch.from_numpy(video[21]))  # constant velocity
 
 
+def test_an_untrained_model_with_keep_slows_each_object_by_that_share_per_frame():
+    model = ObjectDynamics(hidden=16, message=16, keep=0.9)
+    video = square_video(22, 4, (40, 30), (1, 5))
+    out = model({k: v[None] for k, v in track_sample(video).items()})
+    covered = np.cumsum([0.9 ** k for k in range(1, 12)])  # frames ahead, each move 0.9 of the one before
+    np.testing.assert_allclose(out["move"][0, :, 0].detach(), np.stack([covered, 5 * covered], -1), atol=1e-4)
+    assert model.config["keep"] == 0.9 and "keep" in dict(model.named_parameters())
+    with pytest.raises(ValueError, match="keep"):
+        ObjectDynamics(keep=1.0)
+
+
 def test_a_few_steps_lower_the_loss():
     rng = np.random.default_rng(0)
     videos = []
