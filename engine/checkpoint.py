@@ -208,12 +208,16 @@ class RunState:
                 f"run's own model flags, or start a new --checkpoint_dir"
             )
         given = dict(vars(args)) if not isinstance(args, dict) else dict(args)
+        before = must_match if isinstance(must_match, dict) else {}
+
         def differs(k) -> bool:
             if k in ckpt["args"]:
                 return ckpt["args"][k] != given.get(k)
+            if before.get(k) is not None:  # a flag newer than the run, whose value then is known
+                return given.get(k) != before[k]
             return bool(given.get(k))  # a flag newer than the run: only its empty default continues it
 
-        differ = {k: (ckpt["args"].get(k), given.get(k)) for k in must_match if differs(k)}
+        differ = {k: (ckpt["args"].get(k, before.get(k)), given.get(k)) for k in must_match if differs(k)}
         if "global_batch_size" in differ:  # not a flag: name the ones that make it
             a, b = differ.pop("global_batch_size")
             differ["batch_size x processes (the global batch)"] = (a, b)

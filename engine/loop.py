@@ -110,11 +110,13 @@ FREE_ON_RESUME = ("checkpoint_dir", "resume", "num_workers", "device", "val_ever
                   "world_size", "root_dir")
 
 
-def resume_guard(run_args: dict) -> tuple:
-    """The run arguments a resumed run must keep: all of them but FREE_ON_RESUME.
-    Derived, not listed: a flag added to a trainer is guarded from the start (the model's own flags are
-    checked again through its model_config)."""
-    return tuple(k for k in run_args if k not in FREE_ON_RESUME)
+def resume_guard(run_args: dict, before: dict = None) -> dict:
+    """The run arguments a resumed run must keep: all of them but FREE_ON_RESUME, as {name: the value that
+    continues a run older than the flag}. Derived, not listed: a flag added to a trainer is guarded from the
+    start (the model's own flags are checked again through its model_config). A run older than a flag continues
+    with the flag empty, or with the value `before` gives it (what the trainer did before the flag existed)."""
+    before = before or {}
+    return {k: before.get(k) for k in run_args if k not in FREE_ON_RESUME}
 
 
 @dataclass

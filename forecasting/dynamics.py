@@ -71,8 +71,10 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
              paintable (S,) present in frame 11; start_px (S, 2) its frame-11 centroid in the image (its last
              seen one if absent from frame 11); start_pos (S, 2) the same where the model works (the image,
              or the floor); start_vel (S, 2) its frame-11 velocity there; start_size (S,) log of its size there
-             (the square root of its area, or its floor size); classes (S,) class ids (0 for padding); half (S, 2)
-             half its box in the image; view (4,) the FloorView's numbers (zeros: the image).
+             (the square root of its area, or its floor size); classes (S,) class ids (0 for padding); pixel_classes
+             (S,) the class its frame-11 pixels carry (another where a segmenter's flip was merged into it:
+             tracks.merge_class_flips); half (S, 2) half its box in the image; view (4,) the FloorView's numbers
+             (zeros: the image).
     targets: move (11, S, 2) the move from frame 11 to each of frames 12-22 (tracks.shift; on the floor: the
              floor move of that image point); move_ok (11, S); log_scale (11, S) the log of the size ratio to
              frame 11 (on the floor: less the perspective's share), scale_ok (11, S) where the object is whole
@@ -114,6 +116,7 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
         "start_size": np.zeros(S, np.float32),
         "half": np.zeros((S, 2), np.float32),
         "classes": np.zeros(S, np.int64),
+        "pixel_classes": np.zeros(S, np.int64),
         "view": np.zeros(4, np.float32) if v is None else v,
     }
     sample["static"][:n] = class_features(inputs.classes)
@@ -133,32 +136,38 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
     box = inputs.box[last_seen, idx]
     sample["half"][:n] = (box[:, 2:] - box[:, :2] + 1) / 2
     sample["classes"][:n] = inputs.classes
+    sample["pixel_classes"][:n] = inputs.pixel_class[last] if n else []
     if with_targets:
         if whole is None:
             whole = video_tracks(masks)
         slot = {int(c): k for k, c in enumerate(whole.classes)}
+        # an input class that the whole video's masks lack in the input frames: a segmenter's error in the inputs
+        # (tracks.segmenter_errors); it has no targets to move or scale by, and stays visible (the object it
+        # stands for is there)
+        window_frames = np.arange(max(0, end + 1 - NUM_INPUT_FRAMES), end + 1)
+        known = np.array([int(c) in slot and bool(whole.present[window_frames, slot[int(c)]].any())
+                          for c in inputs.classes], bool)
         rows = np.array([slot.get(int(c), 0) for c in inputs.classes], np.int64)  # each input object in the whole video
-        # an input class the whole video lacks: a segmenter's error in the inputs (tracks.segmenter_errors); it
-        # has no targets to move or scale by, and stays visible (the object it stands for is there)
-        known = np.array([int(c) in slot for c in inputs.classes], bool)
-        last = end  # frame 11 of the window, in the whole video
-        future = np.arange(end + 1, end + 1 + FUTURE_STEPS)
-        m, ok = whole.shift(np.full(FUTURE_STEPS, last), future)  # (11, N_all, 2), (11, N_all)
-        whole_both = whole.whole(last)[None, rows] & whole.present[future][:, rows] & ~whole.cut[future][:, rows].any(-1)
-        ratio = np.sqrt(np.maximum(whole.area[future][:, rows], 1) / np.maximum(whole.area[last][None, rows], 1))
         move = np.zeros((FUTURE_STEPS, S, 2), np.float32)
         move_ok, scale_ok = np.zeros((FUTURE_STEPS, S), bool), np.zeros((FUTURE_STEPS, S), bool)
         log_scale, visible = np.zeros((FUTURE_STEPS, S), np.float32), np.zeros((FUTURE_STEPS, S), np.float32)
-        m, ok = m[:, rows], ok[:, rows] & known
-        whole_both &= known
-        log_ratio = np.log(ratio)
-        if v is not None:  # the floor move of the followed image point, and the size change the perspective leaves
-            moved = start_px[None] + m
-            m = np.where(ok[..., None], to_floor(moved, v) - to_floor(start_px, v)[None], 0)
-            log_ratio = log_ratio - np.log(object_pixels(moved[..., 0], v) / object_pixels(start_px[None, :, 0], v))
-        move[:, :n], move_ok[:, :n] = m, ok
-        log_scale[:, :n], scale_ok[:, :n] = np.where(whole_both, log_ratio, 0), whole_both
-        visible[:, :n] = np.where(known, whole.present[future][:, rows], True)
+        visible[:, :n] = 1  # no true object at all: every input one is an error, left visible
+        if len(whole.classes):
+            last = end  # frame 11 of the window, in the whole video
+            future = np.arange(end + 1, end + 1 + FUTURE_STEPS)
+            m, ok = whole.shift(np.full(FUTURE_STEPS, last), future)  # (11, N_all, 2), (11, N_all)
+            whole_both = whole.whole(last)[None, rows] & whole.present[future][:, rows] & ~whole.cut[future][:, rows].any(-1)
+            ratio = np.sqrt(np.maximum(whole.area[future][:, rows], 1) / np.maximum(whole.area[last][None, rows], 1))
+            m, ok = m[:, rows], ok[:, rows] & known
+            whole_both &= known
+            log_ratio = np.log(ratio)
+            if v is not None:  # the floor move of the followed image point, and the size change the perspective leaves
+                moved = start_px[None] + m
+                m = np.where(ok[..., None], to_floor(moved, v) - to_floor(start_px, v)[None], 0)
+                log_ratio = log_ratio - np.log(object_pixels(moved[..., 0], v) / object_pixels(start_px[None, :, 0], v))
+            move[:, :n], move_ok[:, :n] = m, ok
+            log_scale[:, :n], scale_ok[:, :n] = np.where(whole_both, log_ratio, 0), whole_both
+            visible[:, :n] = np.where(known, whole.present[future][:, rows], True)
         sample.update(move=move, move_ok=move_ok, log_scale=log_scale, scale_ok=scale_ok, visible=visible)
     return {k: torch.from_numpy(v) for k, v in sample.items()}
 
@@ -389,8 +398,8 @@ def dynamics_loss(pred: dict, batch: dict, final_weight: float = 2.0, move_scale
 
 def paint_frame(masks, move, log_scale, visible, classes, drop_invisible: bool = True) -> torch.Tensor:
     """The frame-22 mask (H, W) from a video's masks (>= 2, H, W) (its frame 11 last) and the model's frame-22
-    outputs for its slots: move (S, 2) pixels, log_scale (S,), visible (S,) logits, classes (S,) the slots'
-    class ids. Each frame-11 object is moved and scaled about its centroid, painted back to front; one
+    outputs for its slots: move (S, 2) pixels, log_scale (S,), visible (S,) logits, classes (S,) the class of
+    each slot's frame-11 pixels (track_sample: pixel_classes). Each frame-11 object is moved and scaled about its centroid, painted back to front; one
     without a slot (too small to track) stays where it is; one predicted to have left the view is dropped."""
     masks = torch.as_tensor(masks)
     objects = find_objects(masks[-2:])
@@ -443,6 +452,6 @@ def predict_masks(model: ObjectDynamics, masks: torch.Tensor, drop_invisible: bo
     out = model({k: v.to(device) for k, v in batch.items()})
     move, log_scale = image_outputs(batch, {k: v.cpu() for k, v in out.items()})
     last = FUTURE_STEPS - 1
-    return torch.stack([paint_frame(m, move[b], log_scale[b], out["visible"][b, last].cpu(), batch["classes"][b],
+    return torch.stack([paint_frame(m, move[b], log_scale[b], out["visible"][b, last].cpu(), batch["pixel_classes"][b],
                                     drop_invisible)
                         for b, m in enumerate(masks)])

@@ -7,10 +7,11 @@ at row r is drawn s(r) = k (r - h) pixels big. Measured in that size,
 
     lateral = UNIT (column - middle column) / s(r)        depth = UNIT focal / s(r)
 
-are the floor point's distance from the camera's axis and its depth along the axis, in units where an
-object is UNIT across. Neither depends on the camera's height, its pitch, or how big the objects are; the
-depth keeps the factor focal / (the camera's focal length), which a nominal focal fixes (the field of
-view is the one thing the masks do not pin down). An object's size on the floor is UNIT sqrt(area) / s(r):
+are the floor point's distance from the camera's axis and its depth along the optical axis, in units where an
+object is UNIT across. Neither depends on the camera's height or how big the objects are. The depth keeps two
+factors: focal / (the camera's focal length), which a nominal focal fixes (the field of view is the one thing
+the masks do not pin down), and the pitch: depth along a tilted axis grows by cos(pitch) per unit of floor, so
+two cameras pitched 27 and 36 degrees see the same floor move in depth about 8% apart (tests/test_floor.py). An object's size on the floor is UNIT sqrt(area) / s(r):
 about UNIT wherever it stands.
 
 The learned dynamics (forecasting/dynamics.py) read and predict tracks in these coordinates when given a
@@ -24,9 +25,10 @@ import torch
 
 from data.format import WIDTH
 
-UNIT = 20.0  # floor units across an object of median size: floor numbers keep the pixel scale of image tracks
+UNIT = 20.0  # floor units across an object: laterally, a floor unit is about a pixel of a median object's size
 NOMINAL_FOCAL = 300.0  # pixels, for a 240-pixel-wide image: the depth scale's nominal camera (a 44-degree view)
-MIN_SIZE = 1e-3  # pixels: where a predicted floor point would cross the horizon, it is clamped just below it
+MIN_SIZE = 1e-3  # pixels: an apparent size is never taken below this (rows at or above the horizon)
+MIN_DEPTH = 1e-3  # floor units: a predicted depth at or behind the camera is clamped to this (drawn far below the image)
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def to_floor(points, view):
 
 def to_image(floor, view):
     """Floor points (..., 2) (depth, lateral) -> image points (..., 2) (row, column); to_floor's inverse."""
-    s = UNIT * view[..., 2] / _clamp_min(floor[..., 0], MIN_SIZE)
+    s = UNIT * view[..., 2] / _clamp_min(floor[..., 0], MIN_DEPTH)
     return _stack([view[..., 0] + s / view[..., 1], (view[..., 3] - 1) / 2 + floor[..., 1] * s / UNIT], floor)
 
 

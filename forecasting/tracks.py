@@ -59,6 +59,9 @@ class Tracks:
     velocity: np.ndarray
     height: int
     width: int
+    pixel_class: np.ndarray = None  # (T, N): the class the object's pixels carry in each frame (its own, but where a
+    # flip was merged into it, merge_class_flips); what finds its pixels in a frame to move them
+
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -84,12 +87,14 @@ class Tracks:
         return self.present[t] & ~self.cut[t].any(1)
 
 
-def merge_class_flips(count, by_row, by_col, min_pixels: int = MIN_PIXELS) -> None:
+def merge_class_flips(count, by_row, by_col, min_pixels: int = MIN_PIXELS) -> list:
     """In place, on the per-(frame, class) pixel counts (T, C) and row / column histograms (T, C, H), (T, C, W):
-    the pixels of a class flipped for at most MAX_FLIP frames go to the object they belong to (module docstring)."""
+    the pixels of a class flipped for at most MAX_FLIP frames go to the object they belong to (module docstring).
+    Returns the merges [(flipped class, the object's class, first frame, last frame)]."""
     T = count.shape[0]
+    merges = []
     if T < 3:
-        return
+        return merges
     present = count >= min_pixels
     present[:, BACKGROUND] = False
     rows, cols = np.arange(by_row.shape[2]), np.arange(by_col.shape[2])
@@ -117,6 +122,8 @@ def merge_class_flips(count, by_row, by_col, min_pixels: int = MIN_PIXELS) -> No
             by_col[span, best] += by_col[span, c]
             count[span, c], by_row[span, c], by_col[span, c] = 0, 0, 0
             present[span, best], present[span, c] = True, False
+            merges.append((int(c), int(best), int(first), int(last)))
+    return merges
 
 
 def extract_tracks(masks, max_objects: int = MAX_OBJECTS, min_pixels: int = MIN_PIXELS,
@@ -139,8 +146,7 @@ def extract_tracks(masks, max_objects: int = MAX_OBJECTS, min_pixels: int = MIN_
     by_row = np.bincount(keys * H + rows, minlength=T * C * H).reshape(T, C, H)
     by_col = np.bincount(keys * W + cols, minlength=T * C * W).reshape(T, C, W)
     count = by_row.sum(-1)
-    if repair_flips:
-        merge_class_flips(count, by_row, by_col, min_pixels)
+    merges = merge_class_flips(count, by_row, by_col, min_pixels) if repair_flips else []
     sum_r, sum_c = by_row @ np.arange(H), by_col @ np.arange(W)
     by_row, by_col = by_row > 0, by_col > 0
 
@@ -161,6 +167,11 @@ def extract_tracks(masks, max_objects: int = MAX_OBJECTS, min_pixels: int = MIN_
     tracks = Tracks(classes=candidates.astype(np.int64), present=present, area=np.where(present, n, 0).astype(np.float32),
                     centroid=np.where(keep, centroid, 0).astype(np.float32), box=np.where(keep, box, 0).astype(np.float32),
                     cut=cut, velocity=np.zeros((T, len(candidates), 2), np.float32), height=H, width=W)
+    tracks.pixel_class = np.repeat(tracks.classes[None], T, 0)
+    slot = {int(c): k for k, c in enumerate(candidates)}
+    for flipped, into, first, last in merges:
+        if into in slot:
+            tracks.pixel_class[first:last + 1, slot[into]] = flipped
     if T > 1:
         tracks.velocity[1:] = tracks.shift(np.arange(T - 1), np.arange(1, T))[0]
     return tracks

@@ -66,18 +66,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="what the model reads and predicts tracks in: floor coordinates through the camera fitted on "
                         "the training masks (forecasting/floor.py), which carry to another camera, or image pixels")
     p.add_argument("--init_from", default=None, metavar="PATH",
-                   help="start from this dynamics checkpoint's weights (its model_config rebuilds the model, --coords "
-                        "and the width flags are then unused; a model of the floor takes the view of the masks it is "
+                   help="start from this dynamics checkpoint's weights (its model_config rebuilds the model: --coords, "
+                        "--velocity_keep and the width flags are then unused; a model of the floor takes the view of the masks it is "
                         "now trained on): fine-tuning a model pre-trained on synthetic videos on your own pseudo-labels")
-    p.add_argument("--velocity_keep", type=float, default=1.0,
-                   help="below 1: a learned share of its velocity that an object keeps per future frame, starting "
-                        "here (objects slide with friction; 0.93 per frame covers about the two thirds of the "
+    p.add_argument("--velocity_keep", type=float, default=None,
+                   help="a learned share of its velocity that an object keeps per future frame, starting here "
+                        "(objects slide with friction; 0.93 per frame covers about the two thirds of the "
                         "constant-velocity way in 11 frames that the motion model's damping fits on synthetic train "
-                        "splits); 1: no such factor, the model starts at constant velocity")
+                        "splits); default: no such factor, the model starts at constant velocity")
     p.add_argument("--segmenter_errors", type=float, default=0.0,
                    help="for half the train split's videos, the input frames carry a segmenter's errors: each object "
                         "in each frame with this probability left out, its class flipped, or its boundary moved by a "
-                        "pixel (forecasting/tracks.py: segmenter_errors); the pseudo-labels have their own")
+                        "pixel (forecasting/tracks.py: segmenter_errors); the pseudo-labels have their own, so it "
+                        "needs train videos (not with --train_videos 0)")
     p.add_argument("--final_weight", type=float, default=2.0, help="extra weight of frame 22's moves in the loss")
     p.add_argument("--state_width", dest="hidden", type=int, default=96, help="width of each object's recurrent state")
     p.add_argument("--message_width", dest="message", type=int, default=96, help="width of the messages between two objects")
@@ -89,8 +90,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     check_flags(p, args, {**RUN_RULES, **OPTIMIZER_RULES, "windows": between(1, NUM_INPUT_FRAMES),
                           "hidden": at_least(1), "message": at_least(1), "val_videos": at_least(0),
                           "final_weight": at_least(0), "teacher_prob": between(0, 1),
-                          "segmenter_errors": between(0, 1), "velocity_keep": between(0.01, 1)})
+                          "segmenter_errors": between(0, 1)})
     check_mask_video_args(p, args)
+    if args.velocity_keep is not None and not 0 < args.velocity_keep < 1:
+        p.error(f"--velocity_keep must be in (0, 1), got {args.velocity_keep}")
+    if args.segmenter_errors > 0 and args.train_videos == 0:
+        p.error("--segmenter_errors puts errors into train videos' inputs, but --train_videos 0 trains on none")
     return args
 
 
@@ -207,12 +212,13 @@ def main(argv=None):
         else:
             model = ObjectDynamics(hidden=args.hidden, message=args.message,
                                    view=None if view is None else view.to_config(),
-                                   keep=None if args.velocity_keep >= 1 else args.velocity_keep)
+                                   keep=args.velocity_keep)
         model = model.to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.3f}M parameters, {model.config}; "
                f"{len(train_set)} training videos, {len(val_set)} val videos ({val_set.truth.describe()})", ctx=ctx)
+        # runs from before --coords were of the image
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
-                                     resume_guard(run_args), unit="training videos")
+                                     resume_guard(run_args, before={"coords": "image"}), unit="training videos")
 
         def compute_loss(model, batch):
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}

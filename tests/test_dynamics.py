@@ -116,6 +116,29 @@ def test_segmenter_errors_alter_the_inputs_and_leave_the_targets_to_the_true_mas
     assert phantom.any() and not sample["move_ok"].numpy()[:, phantom].any()
 
 
+def test_an_object_whose_class_flips_in_frame_11_is_still_moved_and_painted_with_its_frame_11_pixels():
+    """The track keeps the object's class, and the sample says which class its frame-11 pixels carry, so that
+    painting finds them: an untrained model (constant velocity) moves them as it moves any object."""
+    video = square_video(22, 2, (50, 30), (1, 5))
+    flipped = video.copy()
+    flipped[10][flipped[10] == 2] = 18  # frame 11 only
+    sample = track_sample(flipped[:11], with_targets=False)
+    assert sample["classes"][0] == 2 and sample["pixel_classes"][0] == 18 and sample["paintable"][0]
+    torch.manual_seed(0)
+    pred = predict_masks(ObjectDynamics(hidden=8, message=8), torch.from_numpy(flipped[None, :11]))[0]
+    moved = np.zeros_like(video[21])
+    moved[video[21] == 2] = 18  # frame 11's pixels, 11 frames on at its velocity
+    assert torch.equal(pred, torch.from_numpy(moved))
+
+
+def test_segmenter_errors_on_an_object_the_true_masks_lack_give_no_targets():
+    video = np.zeros((22, H, W), np.uint8)
+    noisy = video.copy()
+    noisy[:11, 50:60, 50:60] = 7  # a segmenter's phantom in the inputs; the true masks are empty
+    sample = track_sample(noisy, whole=video_tracks(video))
+    assert sample["exists"][0] and not sample["move_ok"].any() and sample["visible"][:, 0].all()
+
+
 def test_true_masks_of_synthetic_videos_give_the_same_tracks_with_or_without_the_repair(tiny_root):
     files = sorted(tiny_root.glob("*/video_*/mask.npy"))
     assert files
@@ -231,6 +254,25 @@ def test_a_floor_model_pre_trains_with_segmenter_errors_then_fine_tunes_on_pseud
         train_dynamics.main(argv + ["--checkpoint_dir", str(work / "fresh"), "--epochs", "1", "--train_videos", "0",
                                     "--coords", "floor"])
     assert any(not torch.equal(a, b) for a, b in zip(pre.state_dict().values(), tuned.state_dict().values()))
+
+
+def test_a_run_from_before_the_floor_flags_resumes_as_the_image_model_it_was(work):
+    """A checkpoint whose args lack --coords, --velocity_keep, --segmenter_errors and --init_from (a run begun
+    before they existed) continues with --coords image and their empty defaults; the new default floor is refused."""
+    work, argv = work
+    run = work / "old"
+    train_dynamics.main(argv + ["--checkpoint_dir", str(run), "--epochs", "2", "--coords", "image"])
+    ckpt = torch.load(run / "last.pt", weights_only=False)
+    for k in ("coords", "velocity_keep", "segmenter_errors", "init_from"):
+        del ckpt["args"][k]
+    torch.save(ckpt, run / "last.pt")
+    with pytest.raises(ResumeError, match="the flags build .*view"):  # the floor model is another model
+        train_dynamics.main(argv + ["--checkpoint_dir", str(run), "--epochs", "2", "--resume"])
+    with pytest.raises(ResumeError, match="the flags build .*keep"):
+        train_dynamics.main(argv + ["--checkpoint_dir", str(run), "--epochs", "2", "--resume", "--coords", "image",
+                                    "--velocity_keep", "0.9"])
+    train_dynamics.main(argv + ["--checkpoint_dir", str(run), "--epochs", "2", "--resume", "--coords", "image"])
+    assert [r["epoch"] for r in read_log(run)] == [1, 2]  # finished: resumed and found nothing left to do
 
 
 def test_train_script_writes_checkpoints_and_refuses_what_it_should(work):

@@ -41,25 +41,29 @@ from Unets.unet import UNet
 BATCH = 16
 
 
-def inputs_view(dynamics, inputs: list, name: str):
+def inputs_view(dynamics, inputs: list, name: str, how: str = "inputs"):
     """For a model of the floor, the camera of the videos it is scored on, as inference would have it: fitted on
     their input frames 1-11 (forecasting/floor.py: fit_floor_view; a physical constant of their camera, not a
     fit to what is scored), or the model's own when they show no depth travel. None for a model of the image."""
     if dynamics.view is None:
         return None
+    if how == "model":
+        return dynamics.view
     try:
         view = fit_floor_view([m.numpy() for m in inputs])
-    except ValueError:
-        view = dynamics.view
-    print(f"{name}: floor view horizon row {view.horizon_row:g}, size slope {view.size_slope:.4f} "
-          f"(the model's: {dynamics.view.horizon_row:g}, {dynamics.view.size_slope:.4f})")
+    except ValueError as err:
+        print(f"{name}: no floor view fitted ({err}); the model's own is used: horizon row "
+              f"{dynamics.view.horizon_row:g}, size slope {dynamics.view.size_slope:.4f}")
+        return dynamics.view
+    print(f"{name}: floor view fitted on the inputs: horizon row {view.horizon_row:g}, size slope "
+          f"{view.size_slope:.4f} (the model's: {dynamics.view.horizon_row:g}, {dynamics.view.size_slope:.4f})")
     return view
 
 
-def score_inputs(inputs: list, targets: list, dynamics, motion: Motion, name: str = "inputs") -> dict:
+def score_inputs(inputs: list, targets: list, dynamics, motion: Motion, name: str = "inputs", how: str = "inputs") -> dict:
     """Frames 1-11 masks (11, H, W) and frame-22 truths (H, W) -> {copy, motion, dynamics: Jaccard} and the
-    dynamics' seconds."""
-    view = inputs_view(dynamics, inputs, name)
+    dynamics' seconds; how: the view a floor model sees them through (inputs_view)."""
+    view = inputs_view(dynamics, inputs, name, how)
     scores = {name: SegmentationScore() for name in ("copy", "motion", "dynamics")}
     errors = {name: [] for name in scores}
     seconds = 0.0
@@ -120,6 +124,9 @@ def main():
     parser.add_argument("--real_unet", default=None,
                         help="a U-Net checkpoint (Unets/train.py) that segments every frame of the real videos: the "
                              "row with its masks in and out (default: no such row)")
+    parser.add_argument("--view", choices=("inputs", "model"), default="inputs",
+                        help="the camera a floor model sees each row's videos through: fitted on their frames 1-11, or "
+                             "the model's own (what the inference scripts use)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the speed is quoted per thread count)")
     add_scores_json_arg(parser)  # one flat object, '<inputs>.<row>' keys: 'true.dynamics', 'unet.motion', 'real.copy'
     args = parser.parse_args()
@@ -130,21 +137,21 @@ def main():
     motion = Motion.from_config(json.loads(Path(args.motion).read_text()))
     results = {"threads": args.threads, "motion": motion.to_config()}
     inputs, targets, _, ids = true_inputs(args.root_dir, ["val"])
-    results["true"] = score_inputs(inputs, targets, dynamics, motion, "synthetic val")
+    results["true"] = score_inputs(inputs, targets, dynamics, motion, "synthetic val", args.view)
     if args.pseudo_labels:
         stored = StoredMaskVideos(args.pseudo_labels, "val", args.root_dir)
         by_id = dict(zip(ids, targets))
         unet_inputs = [torch.as_tensor(stored[i]["masks"])[:NUM_INPUT_FRAMES] for i in range(len(stored))]
         results["unet"] = score_inputs(unet_inputs, [by_id[v] for v in stored.video_ids], dynamics, motion,
-                                       "synthetic val, U-Net masks")
+                                       "synthetic val, U-Net masks", args.view)
     if args.real_root and Path(args.real_root).is_dir():
         real_inputs, real_targets, _, _ = true_inputs(args.real_root, ["train", "val"])
-        results["real"] = score_inputs(real_inputs, real_targets, dynamics, motion, "real videos")
+        results["real"] = score_inputs(real_inputs, real_targets, dynamics, motion, "real videos", args.view)
         if args.real_unet:
             unet_masks = segmented_videos(args.real_root, ["train", "val"], load_model(args.real_unet, UNet))
             results["real_unet"] = score_inputs([m[:NUM_INPUT_FRAMES] for m in unet_masks],
                                                 [m[TARGET_INDEX] for m in unet_masks], dynamics, motion,
-                                                "real videos, U-Net masks")
+                                                "real videos, U-Net masks", args.view)
     print("| inputs (frames 1-11) | videos | copy frame 11 | motion model | learned dynamics | dynamics videos/s | "
           "objects | median centroid error at frame 22, px: copy / motion / dynamics |")
     print("|---|---|---|---|---|---|---|---|")
