@@ -90,9 +90,9 @@ QUICKSTART = {
         fit_motion("--motion_videos", "40"),
         references("--motion", "{out}/motion.json"),
         # 2. U-Net on labeled frames: the preset for a few CPU minutes (Unets/train.py --preset small: colors by
-        #    pixel, shape and material by its object head) on the frames of the first 300 train videos, validated
+        #    pixel, shape and material by its object head) on the frames of the first 250 train videos, validated
         #    once at the end.
-        train("train U-Net", "Unets/train.py", "{out}/unet", "--preset", "small", "--train_videos", "300",
+        train("train U-Net", "Unets/train.py", "{out}/unet", "--preset", "small", "--train_videos", "250",
               "--epochs", "3", "--val_every", "3"),
         {"name": "curve, U-Net", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/unet", "--out", "{out}/curves"]},
         val("val, U-Net on frame 11", "Unets/inference_val_without_reconstructor.py", "unet",
@@ -106,7 +106,7 @@ QUICKSTART = {
         #    velocities; the U-Net segments its prediction. (Fine-tuning the U-Net on predicted frames lowered
         #    the score: README, left out. SimVP, the mask-space method, is measured by scripts/bench/bench_field.py.)
         train("train reconstructor", "SSL_convLSTM_Reconstructor/train_reconstructor.py", "{out}/reconstructor",
-              "--epochs", "6", "--batch_size", "4", "--downsample", "4", "--intermediate_weight", "0",
+              "--epochs", "4", "--batch_size", "4", "--downsample", "4", "--intermediate_weight", "0",
               "--reference", "extrapolated", "--pseudo_labels", "{out}/pseudo_labels", "--saved_seg_model_dir", UNET,
               "--motion", "{out}/motion.json"),
         {"name": "curve, reconstructor", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/reconstructor", "--out",
