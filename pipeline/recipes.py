@@ -77,7 +77,7 @@ def user_path(path) -> str:
 
 TWO_STAGE = ("--saved_recon_model_dir", RECON)
 DYN = ("--saved_seg_model_dir", UNET, "--saved_dynamics_model_dir", DYNAMICS)
-TRAIN_VIDEOS = "600"  # the learned dynamics need hundreds of videos' tracks; the U-Net trains on the first 300
+TRAIN_VIDEOS = "600"  # the learned dynamics need hundreds of videos' tracks; the U-Net trains on the first 250
 
 # The README's main-job command (scripts/quickstart.py): the whole pipeline on a small synthetic dataset.
 QUICKSTART = {
