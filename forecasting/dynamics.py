@@ -136,7 +136,7 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
     box = inputs.box[last_seen, idx]
     sample["half"][:n] = (box[:, 2:] - box[:, :2] + 1) / 2
     sample["classes"][:n] = inputs.classes
-    sample["pixel_classes"][:n] = inputs.pixel_class[last] if n else []
+    sample["pixel_classes"][:n] = inputs.pixel_class[last]
     if with_targets:
         if whole is None:
             whole = video_tracks(masks)
@@ -177,13 +177,18 @@ def video_tracks(masks) -> Tracks:
     return extract_tracks(np.asarray(masks)[:NUM_FRAMES], max_objects=NUM_CLASSES)
 
 
+def on_floor(view: torch.Tensor) -> bool:
+    """Whether a sample's (4,) or a batch's (B, 4) view numbers are a FloorView's (zeros: a model of the image)."""
+    return bool((view[..., 1] > 0).any())
+
+
 def flip_sample(sample: dict, width: int) -> dict:
     """The sample of the left-right mirrored video: columns (or floor laterals) mirrored, their velocities and
     moves negated, the left and right edge flags swapped."""
     out = dict(sample)
     obs = sample["obs"].clone()
     present = obs[..., 0] > 0
-    floor = "view" in sample and bool(sample["view"][1] > 0)
+    floor = on_floor(sample["view"])
     obs[..., 2] = torch.where(present, -obs[..., 2] if floor else (width - 1) / width - obs[..., 2], 0)
     obs[..., 4] = -obs[..., 4]
     obs[..., [7, 9]] = obs[..., [9, 7]]  # edge flags (top, left, bottom, right) start at feature 6
@@ -192,10 +197,9 @@ def flip_sample(sample: dict, width: int) -> dict:
     pos = sample["start_pos"].clone()
     pos[:, 1] = torch.where(exists, -pos[:, 1] if floor else width - 1 - pos[:, 1], 0)
     out["start_pos"] = pos
-    if "start_px" in sample:
-        px = sample["start_px"].clone()
-        px[:, 1] = torch.where(exists, width - 1 - px[:, 1], 0)
-        out["start_px"] = px
+    px = sample["start_px"].clone()
+    px[:, 1] = torch.where(exists, width - 1 - px[:, 1], 0)
+    out["start_px"] = px
     out["start_vel"] = sample["start_vel"] * torch.tensor([1.0, -1.0])
     if "move" in sample:
         out["move"] = sample["move"] * torch.tensor([1.0, -1.0])
@@ -428,10 +432,9 @@ def image_outputs(batch: dict, out: dict, step: int = FUTURE_STEPS - 1) -> tuple
     are for a model of the image; for one of the floor, the predicted floor point drawn back into the image
     (forecasting/floor.py), and the perspective's size change added to the learned one."""
     move, log_scale = out["move"][:, step].float(), out["log_scale"][:, step].float()
-    view = batch["view"].float()
-    if not bool((view[:, 1] > 0).any()):
+    if not on_floor(batch["view"]):
         return move, log_scale
-    view = view[:, None, :]
+    view = batch["view"].float()[:, None, :]
     start = batch["start_px"].float()
     target = to_image(batch["start_pos"].float() + move, view)
     perspective = torch.log(object_pixels(target[..., 0], view) / object_pixels(start[..., 0], view))

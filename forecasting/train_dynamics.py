@@ -25,10 +25,9 @@ AdamW with warm-up and cosine decay per batch; gradient clipping.
 """
 import argparse
 import sys
-
-import numpy as np
 from functools import partial
 
+import numpy as np
 import torch.distributed as dist
 from torch.utils.data import ConcatDataset, Dataset
 from tqdm import tqdm
@@ -124,26 +123,26 @@ class TrackSamples(Dataset):
         return self.samples[i]
 
 
-TRUE_MASKS = "tracks of train masks"
 VIEW_VIDEOS = 200  # training videos the floor view is fitted on: plenty for two numbers
 
 
 def mask_sources(args, exclude) -> list:
-    """(description, mask videos) of what the model trains on: the pseudo-labels, the train masks, or both."""
+    """(description, mask videos, segmenter error rate of their inputs) of what the model trains on: the
+    pseudo-labels (a segmenter's masks already: no errors added), the train masks, or both."""
     sources = []
     if args.unlabeled_videos != 0:
         sources.append(("tracks of pseudo-labels", StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir,
-                                                                     max(args.unlabeled_videos, 0), exclude=exclude)))
+                                                                     max(args.unlabeled_videos, 0), exclude=exclude), 0.0))
     if args.train_videos != 0:
-        sources.append((TRUE_MASKS,
-                        TrueMaskVideos(args.root_dir, "train", max(args.train_videos, 0), exclude=exclude)))
+        sources.append(("tracks of train masks", TrueMaskVideos(args.root_dir, "train", max(args.train_videos, 0),
+                                                                exclude=exclude), args.segmenter_errors))
     return sources
 
 
 def training_view(sources: list):
     """The FloorView of the training masks (forecasting/floor.py), from the first VIEW_VIDEOS of them."""
     videos = []
-    for _, masks in sources:
+    for _, masks, _ in sources:
         videos += [masks[i]["masks"].numpy() for i in range(min(len(masks), VIEW_VIDEOS - len(videos)))]
     return fit_floor_view(videos)
 
@@ -151,9 +150,8 @@ def training_view(sources: list):
 def training_videos(args, sources: list, show: bool, view=None) -> Dataset:
     """The track samples of the pseudo-labels and the train masks, each mirrored left-right with probability
     1/2 per epoch (RandomFlips: the same flips whatever the processes or resumes)."""
-    parts = [TrackSamples(videos, desc, show, args.windows, view,
-                          errors=args.segmenter_errors if desc == TRUE_MASKS else 0.0, seed=args.seed)
-             for desc, videos in sources]
+    parts = [TrackSamples(videos, desc, show, args.windows, view, errors=errors, seed=args.seed)
+             for desc, videos, errors in sources]
     return RandomFlips(ConcatDataset(parts) if len(parts) > 1 else parts[0], args.seed,
                        flip=partial(flip_sample, width=WIDTH))  # a partial, not a lambda: workers pickle it
 
