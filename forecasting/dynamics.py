@@ -18,6 +18,11 @@ frame 11 take part in the interactions but are not painted (there is no frame-11
 Positions, velocities and sizes are the image's (pixels), or, for a model built with a view (a FloorView,
 fitted on its training masks), the floor's (forecasting/floor.py): the model then does not hang on one
 camera, and is applied through another by giving predict_masks that camera's view.
+
+A model may also carry a blend with the motion model (forecasting/motion.py): each object's frame-22 centroid
+and size are then the weighted mean of the two forecasts, `weight` the learned model's share. Two forecasters
+that err differently average to smaller errors than either (on synthetic val, and on the real videos; see
+docs/RESULTS.md), and the hand-written one carries to another world unchanged. predict_masks applies it.
 """
 import numpy as np
 import torch
@@ -27,7 +32,7 @@ from data.classes import BACKGROUND, NUM_CLASSES
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_FUTURE_FRAMES, NUM_INPUT_FRAMES
 from engine import register_model
 from forecasting.floor import FloorView, floor_size, object_pixels, to_floor, to_image
-from forecasting.motion import MAX_SCALE, find_objects, paint_objects
+from forecasting.motion import FRAMES_AHEAD, MAX_SCALE, Motion, find_objects, paint_objects, trajectories
 from forecasting.tracks import MAX_OBJECTS, Tracks, class_features, extract_tracks
 
 FUTURE_STEPS = NUM_FUTURE_FRAMES  # frames 12..22
@@ -232,7 +237,7 @@ class ObjectDynamics(nn.Module):
     """
 
     def __init__(self, hidden: int = 96, message: int = 96, height: int = 160, width: int = 240, view: dict = None,
-                 keep: float = None):
+                 keep: float = None, blend: dict = None):
         super().__init__()
         if hidden < 1 or message < 1:
             raise ValueError(f"hidden and message must be >= 1, got {hidden}, {message}")
@@ -251,6 +256,9 @@ class ObjectDynamics(nn.Module):
         self.view = None if view is None else FloorView.from_config(view)
         if view is not None:
             self.config["view"] = self.view.to_config()
+        self.blend = None  # (the learned model's share, the motion model) of the frame-22 forecast: set_blend
+        if blend is not None:
+            self.set_blend(blend["motion"], blend["weight"])
         self.hidden, self.height, self.width = hidden, height, width
         self.encode = _mlp(NUM_FEATURES, hidden, hidden)
         self.embed = nn.Linear(NUM_STATIC, hidden)
@@ -266,6 +274,15 @@ class ObjectDynamics(nn.Module):
             raise ValueError("a model of image pixels has no floor view to set")
         self.view = view
         self.config["view"] = view.to_config()
+
+    def set_blend(self, motion, weight: float) -> None:
+        """Forecast each object's frame-22 centroid and size as `weight` x this model's + (1 - weight) x the motion
+        model's (a Motion or its config); what predict_masks does unless told otherwise. weight 1: no blend."""
+        if not 0 <= weight <= 1:
+            raise ValueError(f"the learned model's share of a blend must be in [0, 1], got {weight}")
+        motion = Motion.from_config(motion)
+        self.blend = (float(weight), motion)
+        self.config["blend"] = {"weight": float(weight), "motion": motion.to_config()}
 
     def _messages(self, h, pos, vel, size, alive):
         """Sum over the other live objects j of pair(h_i, h_j, relative position, distance, relative velocity,
@@ -400,25 +417,41 @@ def dynamics_loss(pred: dict, batch: dict, final_weight: float = 2.0, move_scale
 # ---------------------------------------------------------------- painting
 
 
-def paint_frame(masks, move, log_scale, visible, classes, drop_invisible: bool = True) -> torch.Tensor:
+def paint_frame(masks, move, log_scale, visible, classes, drop_invisible: bool = True, motion: Motion = None,
+                weight: float = 1.0) -> torch.Tensor:
     """The frame-22 mask (H, W) from a video's masks (>= 2, H, W) (its frame 11 last) and the model's frame-22
     outputs for its slots: move (S, 2) pixels, log_scale (S,), visible (S,) logits, classes (S,) the class of
     each slot's frame-11 pixels (track_sample: pixel_classes). Each frame-11 object is moved and scaled about its centroid, painted back to front; one
-    without a slot (too small to track) stays where it is; one predicted to have left the view is dropped."""
+    without a slot (too small to track) stays where it is; one predicted to have left the view is dropped.
+
+    weight < 1 blends in the motion model: each object's centroid and log size ratio are weight x the learned
+    model's + (1 - weight) x the motion model's, an object without a slot moves as the motion model has it, and
+    none is dropped (the learned visibility is the learned model's alone). weight 0 paints the motion model's
+    forecast (forecasting/motion.py: extrapolate_mask)."""
     masks = torch.as_tensor(masks)
     objects = find_objects(masks[-2:])
+    guides = [None] * len(objects)  # the motion model's (centroid, scale) of each object, None where it stays
+    if weight < 1:
+        if motion is None:
+            raise ValueError(f"a blend of weight {weight} needs the motion model")
+        guides = trajectories(objects, [FRAMES_AHEAD], Motion.from_config(motion), masks.shape[-1])[0]
     slot = {int(c): k for k, c in enumerate(classes.tolist()) if c != BACKGROUND}
     kept, moves = [], []
-    for obj in objects:
+    for obj, guide in zip(objects, guides):
         k = slot.get(obj[0])
-        if k is None:
+        if k is None or weight == 0:
             kept.append(obj)
-            moves.append(None)
+            moves.append(guide)
             continue
-        if drop_invisible and float(visible[k]) < 0:
+        if weight == 1 and drop_invisible and float(visible[k]) < 0:
             continue
         kept.append(obj)
-        moves.append((obj[3] + move[k].float().cpu(), float(torch.exp(log_scale[k]).clamp(1 / MAX_SCALE, MAX_SCALE))))
+        learned = (obj[3] + move[k].float().cpu(), float(torch.exp(log_scale[k]).clamp(1 / MAX_SCALE, MAX_SCALE)))
+        if weight < 1:
+            target, scale = guide if guide is not None else (obj[3], 1.0)
+            learned = (weight * learned[0] + (1 - weight) * torch.as_tensor(target).float(),
+                       float(np.exp(weight * np.log(learned[1]) + (1 - weight) * np.log(scale))))
+        moves.append(learned)
     out = torch.full(masks.shape[-2:], BACKGROUND, dtype=masks.dtype)
     return paint_objects(kept, moves, out)
 
@@ -443,18 +476,23 @@ def image_outputs(batch: dict, out: dict, step: int = FUTURE_STEPS - 1) -> tuple
 
 @torch.no_grad()
 def predict_masks(model: ObjectDynamics, masks: torch.Tensor, drop_invisible: bool = True,
-                  view: FloorView = None) -> torch.Tensor:
+                  view: FloorView = None, weight: float = None, motion: Motion = None) -> torch.Tensor:
     """masks (B, >= 11, H, W) of frames 1-11 (frames beyond 11 ignored) -> (B, H, W) frame-22 class ids, CPU.
     view: the camera of these masks (forecasting/floor.py: fit_floor_view) for a model of the floor, when it is
-    not the one it was trained through (default: the model's); ignored by a model of the image."""
+    not the one it was trained through (default: the model's); ignored by a model of the image.
+    weight, motion: the learned model's share of a blend with the motion model (paint_frame), and that model;
+    by default the model's own blend (set_blend), or none (weight 1)."""
     model.eval()
     masks = torch.as_tensor(masks).cpu()[:, :NUM_INPUT_FRAMES]
     device = next(model.parameters()).device
     view = (view or model.view) if model.view is not None else None
+    own_weight, own_motion = model.blend or (1.0, None)
+    weight = own_weight if weight is None else weight
+    motion = own_motion if motion is None else motion
     batch = collate([track_sample(m, with_targets=False, view=view) for m in masks])
     out = model({k: v.to(device) for k, v in batch.items()})
     move, log_scale = image_outputs(batch, {k: v.cpu() for k, v in out.items()})
     last = FUTURE_STEPS - 1
     return torch.stack([paint_frame(m, move[b], log_scale[b], out["visible"][b, last].cpu(), batch["pixel_classes"][b],
-                                    drop_invisible)
+                                    drop_invisible, motion, weight)
                         for b, m in enumerate(masks)])

@@ -37,6 +37,7 @@ from data.metric import SegmentationScore
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos
 from data.readers import SplitIndex, add_exclude_args, check_before_training, read_exclusions
 from forecasting.floor import fit_floor_view
+from forecasting.motion_args import MOTION_RULES, add_motion_args, resolve_motion
 from forecasting.tracks import segmenter_errors
 from forecasting.dynamics import ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample, video_tracks  # noqa:E501
 from engine import (
@@ -78,6 +79,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "in each frame with this probability left out, its class flipped, or its boundary moved by a "
                         "pixel (forecasting/tracks.py: segmenter_errors); the pseudo-labels have their own, so it "
                         "needs train videos (not with --train_videos 0)")
+    add_motion_args(p)
+    p.set_defaults(motion=None)  # no blend unless asked for
+    p.add_argument("--motion_blend", type=float, default=0.5,
+                   help="with --motion: the learned model's share of each object's frame-22 centroid and size, the "
+                        "rest the motion model's; stored in the checkpoint, so validation and every inference script "
+                        "forecast the blend (forecasting/dynamics.py: set_blend; 1: the learned model alone)")
     p.add_argument("--final_weight", type=float, default=2.0, help="extra weight of frame 22's moves in the loss")
     p.add_argument("--state_width", dest="hidden", type=int, default=96, help="width of each object's recurrent state")
     p.add_argument("--message_width", dest="message", type=int, default=96, help="width of the messages between two objects")
@@ -89,7 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     check_flags(p, args, {**RUN_RULES, **OPTIMIZER_RULES, "windows": between(1, NUM_INPUT_FRAMES),
                           "hidden": at_least(1), "message": at_least(1), "val_videos": at_least(0),
                           "final_weight": at_least(0), "teacher_prob": between(0, 1),
-                          "segmenter_errors": between(0, 1)})
+                          "segmenter_errors": between(0, 1), "motion_blend": between(0, 1), **MOTION_RULES})
     check_mask_video_args(p, args)
     if args.velocity_keep is not None and not 0 < args.velocity_keep < 1:
         p.error(f"--velocity_keep must be in (0, 1), got {args.velocity_keep}")
@@ -202,6 +209,8 @@ def main(argv=None):
         train_set = training_videos(args, sources, show=ctx.is_main, view=view)
         val_set = (ValInputs(args.root_dir, args.pseudo_labels, args.val_videos, exclude) if args.val_inputs == "unet"
                    else TrueValInputs(args.root_dir, args.val_videos, exclude))
+        motion = None if args.motion is None else resolve_motion(args, args.root_dir, print_fn=lambda m: print0(m, ctx=ctx),
+                                                                  exclude=exclude)
         if init is not None:
             model = init.train()
             if view is not None:
@@ -211,12 +220,14 @@ def main(argv=None):
             model = ObjectDynamics(hidden=args.hidden, message=args.message,
                                    view=None if view is None else view.to_config(),
                                    keep=args.velocity_keep)
+        if motion is not None:  # an --init_from model keeps its own blend unless given one
+            model.set_blend(motion, args.motion_blend)
         model = model.to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.3f}M parameters, {model.config}; "
                f"{len(train_set)} training videos, {len(val_set)} val videos ({val_set.truth.describe()})", ctx=ctx)
-        # runs from before --coords were of the image
+        # runs from before --coords were of the image; those from before --motion had no blend (the defaults)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
-                                     resume_guard(run_args, before={"coords": "image"}), unit="training videos")
+                                     resume_guard(run_args, before={"coords": "image", "motion_blend": 0.5, "motion_videos": 200}), unit="training videos")
 
         def compute_loss(model, batch):
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}

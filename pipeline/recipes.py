@@ -114,11 +114,13 @@ QUICKSTART = {
         val("val, two-stage", "Unets/inference_val_with_reconstructor.py", "two_stage", *TWO_STAGE,
             "--saved_seg_model_dir", UNET, "--visualize", "{out}/grids_two_stage"),
         # 5. The motion model on the U-Net's masks (no learning) and the learned object dynamics, trained on the
-        #    tracks of the train masks and the pseudo-labels.
+        #    tracks of the train masks and the pseudo-labels, forecasting half way between their own and the motion
+        #    model's frame 22 (--motion: the blend travels in the checkpoint; docs/MODELS.md says why).
         val("val, motion model", "scripts/predict.py", "motion", "--method", "motion", "--saved_seg_model_dir", UNET,
             "--motion", "{out}/motion.json", "--visualize", "{out}/grids_motion"),
         train("train dynamics", "forecasting/train_dynamics.py", "{out}/dynamics", "--pseudo_labels",
-              "{out}/pseudo_labels", "--saved_seg_model_dir", UNET, "--epochs", "6", "--val_every", "2"),
+              "{out}/pseudo_labels", "--saved_seg_model_dir", UNET, "--epochs", "6", "--val_every", "2",
+              "--motion", "{out}/motion.json"),
         {"name": "curve, dynamics", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/dynamics", "--out",
                                             "{out}/curves"]},
         val("val, dynamics", "Unets/inference_val_with_dynamics.py", "dynamics", *DYN,
@@ -140,14 +142,18 @@ QUICKSTART = {
              "why": "the ConvLSTM reconstructor draws frame 22 as an image, the U-Net segments it"},
             {"label": "motion model on the U-Net's masks", "scores": "{out}/scores/motion.json", "key": "jaccard",
              "why": "the U-Net's frame-11 objects moved by the hand-written motion model (no learning)"},
-            {"label": "learned dynamics on the U-Net's masks", "scores": "{out}/scores/dynamics.json",
-             "key": "jaccard",
-             "why": "the U-Net's frame-1-11 objects rolled forward by the learned dynamics: compare with the row above"},
+            {"label": "learned dynamics, blended with the motion model, on the U-Net's masks",
+             "scores": "{out}/scores/dynamics.json", "key": "jaccard",
+             "why": "the U-Net's frame-1-11 objects rolled forward by the learned dynamics, each landing half way "
+                    "between its forecast and the motion model's (what the dynamics' inference scripts submit)"},
             {"label": "true frame-11 mask moved by the motion model", "scores": REFS, "key": "extrapolate",
              "why": "the motion model on perfect masks"},
-            {"label": "true frame-11 mask moved by the learned dynamics", "scores":
+            {"label": "true frame-11 mask moved by the learned dynamics alone", "scores":
              "{out}/scores/dynamics_true_masks.json", "key": "true.dynamics",
              "why": "the learned dynamics on perfect masks: compare with the row above"},
+            {"label": "true frame-11 mask moved by the learned dynamics, blended with the motion model", "scores":
+             "{out}/scores/dynamics_true_masks.json", "key": "true.blend",
+             "why": "each object half way between the two rows above"},
             {"label": "ceiling (true frame 22, objects absent from frame 11 removed)", "scores": REFS, "key": "ceiling",
              "why": "the best any mover of frame-11 objects can score: objects that enter later cannot be known"},
         ],

@@ -15,10 +15,11 @@ from forecasting import train_dynamics
 from forecasting.dynamics import (
     FUTURE_STEPS, ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample, video_tracks,
 )
+from forecasting.motion import Motion, extrapolate_mask
 from forecasting.tracks import extract_tracks, segmenter_errors
 from Unets import inference_hidden_with_dynamics, inference_val_with_dynamics
 from Unets.segment import segment
-from engine import CheckpointError, ResumeError, load_model
+from engine import CheckpointError, ResumeError, build_model, load_model, model_config
 from Unets.unet import UNet
 
 from conftest import ONE_THREAD, REPO, kill_after_first_epoch, load_ckpt, read_log, torchrun
@@ -194,6 +195,42 @@ def test_an_untrained_model_with_keep_slows_each_object_by_that_share_per_frame(
         ObjectDynamics(keep=1.0)
 
 
+def test_a_blend_with_the_motion_model_lands_between_the_two_forecasts_and_travels_in_the_checkpoint():
+    """weight 1 is the learned model alone, 0 the motion model's forecast to the pixel, 0.5 puts each object
+    halfway; an object too small to track moves as the motion model has it; the blend is part of the model's
+    config, so a rebuilt model forecasts it by default."""
+    torch.manual_seed(0)
+    model = ObjectDynamics(hidden=16, message=16)  # untrained: constant velocity, 55 columns in 11 frames
+    motion = Motion(damping=0.5)  # image-space motion, half the constant-velocity way
+    video = square_video(22, 4, (40, 30), (0, 5))
+    speck = square_video(22, 9, (120, 100), (0, 2), side=2)  # 4 pixels: no track slot
+    video = np.where(speck > 0, speck, video)
+    masks = torch.from_numpy(video[None, :11])
+
+    def centroid(mask, cls):
+        return torch.nonzero(mask == cls).float().mean(0)
+
+    alone = predict_masks(model, masks)
+    assert torch.equal(predict_masks(model, masks, weight=1.0, motion=motion), alone)
+    assert torch.equal(predict_masks(model, masks, weight=0.0, motion=motion)[0], extrapolate_mask(video[:11], motion))
+    half = predict_masks(model, masks, weight=0.5, motion=motion)[0]
+    by_motion = extrapolate_mask(video[:11], motion)
+    learned_col, motion_col = float(centroid(alone[0], 4)[1]), float(centroid(by_motion, 4)[1])
+    assert learned_col - motion_col > 20  # the two forecasts differ ...
+    assert float(centroid(half, 4)[1]) == pytest.approx((learned_col + motion_col) / 2, abs=0.5)  # ... half way
+    assert torch.equal(half == 9, by_motion == 9) and not torch.equal(alone[0] == 9, by_motion == 9)
+    with pytest.raises(ValueError, match="motion model"):
+        predict_masks(model, masks, weight=0.5)
+    model.set_blend(motion, 0.5)
+    assert torch.equal(predict_masks(model, masks)[0], half)
+    rebuilt = build_model(model_config(model), ObjectDynamics)  # as a checkpoint rebuilds it
+    rebuilt.load_state_dict(model.state_dict())
+    assert rebuilt.config["blend"] == {"weight": 0.5, "motion": motion.to_config()}
+    assert torch.equal(predict_masks(rebuilt, masks)[0], half)
+    with pytest.raises(ValueError, match="share"):
+        model.set_blend(motion, 1.5)
+
+
 def test_a_few_steps_lower_the_loss():
     rng = np.random.default_rng(0)
     videos = []
@@ -257,13 +294,15 @@ def test_a_floor_model_pre_trains_with_segmenter_errors_then_fine_tunes_on_pseud
 
 
 def test_a_run_from_before_the_floor_flags_resumes_as_the_image_model_it_was(work):
-    """A checkpoint whose args lack --coords, --velocity_keep, --segmenter_errors and --init_from (a run begun
+    """A checkpoint whose args lack --coords, --velocity_keep, --segmenter_errors, --init_from and the blend's
+    flags (a run begun
     before they existed) continues with --coords image and their empty defaults; the new default floor is refused."""
     work, argv = work
     run = work / "old"
     train_dynamics.main(argv + ["--checkpoint_dir", str(run), "--epochs", "2", "--coords", "image"])
     ckpt = torch.load(run / "last.pt", weights_only=False)
-    for k in ("coords", "velocity_keep", "segmenter_errors", "init_from"):
+    for k in ("coords", "velocity_keep", "segmenter_errors", "init_from", "motion", "motion_blend", "motion_videos",
+              "damping", "horizon_row", "contact", "focal"):
         del ckpt["args"][k]
     torch.save(ckpt, run / "last.pt")
     with pytest.raises(ResumeError, match="the flags build .*view"):  # the floor model is another model
@@ -288,6 +327,17 @@ def test_train_script_writes_checkpoints_and_refuses_what_it_should(work):
                                     "--teacher_prob", "0.5"])
     with pytest.raises(SystemExit):
         train_dynamics.parse_args(["--unlabeled_videos", "0", "--train_videos", "0"])
+
+
+def test_with_motion_the_checkpoint_carries_the_blend_that_validation_and_inference_forecast(work, capsys):
+    work, argv = work
+    train_dynamics.main(argv + ["--checkpoint_dir", str(work / "blend"), "--epochs", "1", "--motion", "fit",
+                                "--motion_videos", "2", "--motion_blend", "0.25"])
+    assert "motion:" in capsys.readouterr().out
+    model = load_model(work / "blend" / "best.pt", ObjectDynamics)
+    assert model.blend[0] == 0.25 and model.config["blend"]["motion"] == model.blend[1].to_config()
+    with pytest.raises(SystemExit):
+        train_dynamics.parse_args(argv + ["--motion", "fit", "--motion_blend", "1.5"])
 
 
 def test_killed_run_resumes_to_the_same_weights(work):

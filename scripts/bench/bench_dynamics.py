@@ -4,10 +4,12 @@
         [--pseudo_labels P] [--real_root ../shared/real_samples/Dataset_Student] [--scores_json S.json]
 
 Rows, each a dataset-level Jaccard of frame 22:
-- on the val split of D, from the true masks of frames 1-11: copy frame 11, the motion model, the learned model;
-- from the U-Net's masks of frames 1-11 (P/val, as the dynamics train script stores them), the same three;
+- on the val split of D, from the true masks of frames 1-11: copy frame 11, the motion model, the learned model
+  alone, and its blend with the motion model (each object's frame-22 centroid and size a weighted mean of the two
+  forecasts: --motion_blend, by default the checkpoint's, as the inference scripts forecast);
+- from the U-Net's masks of frames 1-11 (P/val, as the dynamics train script stores them), the same four;
 - on the labeled real videos under --real_root (train and val together, true masks of frames 1-11), the same
-  three: a measurement only (nothing here fits on them);
+  four: a measurement only (nothing here fits on them);
 - with --real_unet U.pt: the same six videos as the U-Net segments all their 22 frames, its masks of frames 1-11
   in and its frame 22 as the truth (how unlabeled real videos can be scored; a U-Net trained on synthetic
   frames only keeps the row free of real labels);
@@ -18,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -60,18 +63,21 @@ def inputs_view(dynamics, inputs: list, name: str, how: str = "inputs"):
     return view
 
 
-def score_inputs(inputs: list, targets: list, dynamics, motion: Motion, name: str = "inputs", how: str = "inputs") -> dict:
-    """Frames 1-11 masks (11, H, W) and frame-22 truths (H, W) -> {copy, motion, dynamics: Jaccard} and the
-    dynamics' seconds; how: the view a floor model sees them through (inputs_view)."""
+def score_inputs(inputs: list, targets: list, dynamics, motion: Motion, name: str = "inputs", how: str = "inputs",
+                 blend: float = 0.5) -> dict:
+    """Frames 1-11 masks (11, H, W) and frame-22 truths (H, W) -> {copy, motion, dynamics (the learned model alone),
+    blend (its blend with the motion model, the learned share `blend`): Jaccard} and the dynamics' seconds; how: the
+    view a floor model sees them through (inputs_view)."""
     view = inputs_view(dynamics, inputs, name, how)
-    scores = {name: SegmentationScore() for name in ("copy", "motion", "dynamics")}
+    scores = {name: SegmentationScore() for name in ("copy", "motion", "dynamics", "blend")}
     errors = {name: [] for name in scores}
     seconds = 0.0
     for i in range(0, len(inputs), BATCH):
         masks, truth = torch.stack(inputs[i:i + BATCH]), torch.stack(targets[i:i + BATCH])
         start = time.perf_counter()
-        preds = {"dynamics": predict_masks(dynamics, masks, view=view)}
+        preds = {"dynamics": predict_masks(dynamics, masks, view=view, weight=1.0)}
         seconds += time.perf_counter() - start
+        preds["blend"] = predict_masks(dynamics, masks, view=view, weight=blend, motion=motion)
         preds["copy"] = masks[:, LAST_INPUT_INDEX]
         preds["motion"] = torch.stack([extrapolate_mask(m, motion) for m in masks])
         for k, pred in preds.items():
@@ -127,6 +133,9 @@ def main():
     parser.add_argument("--view", choices=("inputs", "model"), default="inputs",
                         help="the camera a floor model sees each row's videos through: fitted on their frames 1-11, or "
                              "the model's own (what the inference scripts use)")
+    parser.add_argument("--motion_blend", type=float, default=None,
+                        help="the learned model's share in the blend column (forecasting/dynamics.py: set_blend), with "
+                             "--motion's model for the rest (default: the checkpoint's blend, else 0.5)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the speed is quoted per thread count)")
     add_scores_json_arg(parser)  # one flat object, '<inputs>.<row>' keys: 'true.dynamics', 'unet.motion', 'real.copy'
     args = parser.parse_args()
@@ -135,37 +144,40 @@ def main():
 
     dynamics = load_model(args.saved_dynamics_model_dir, ObjectDynamics)
     motion = Motion.from_config(json.loads(Path(args.motion).read_text()))
-    results = {"threads": args.threads, "motion": motion.to_config()}
+    blend = args.motion_blend if args.motion_blend is not None else dynamics.blend[0] if dynamics.blend else 0.5
+    if not 0 <= blend <= 1:
+        parser.error(f"--motion_blend must be in [0, 1], got {blend}")
+    results = {"threads": args.threads, "motion": motion.to_config(), "motion_blend": blend}
+    score = partial(score_inputs, dynamics=dynamics, motion=motion, how=args.view, blend=blend)
     inputs, targets, _, ids = true_inputs(args.root_dir, ["val"])
-    results["true"] = score_inputs(inputs, targets, dynamics, motion, "synthetic val", args.view)
+    results["true"] = score(inputs, targets, name="synthetic val")
     if args.pseudo_labels:
         stored = StoredMaskVideos(args.pseudo_labels, "val", args.root_dir)
         by_id = dict(zip(ids, targets))
         unet_inputs = [torch.as_tensor(stored[i]["masks"])[:NUM_INPUT_FRAMES] for i in range(len(stored))]
-        results["unet"] = score_inputs(unet_inputs, [by_id[v] for v in stored.video_ids], dynamics, motion,
-                                       "synthetic val, U-Net masks", args.view)
+        results["unet"] = score(unet_inputs, [by_id[v] for v in stored.video_ids], name="synthetic val, U-Net masks")
     if args.real_root and Path(args.real_root).is_dir():
         real_inputs, real_targets, _, _ = true_inputs(args.real_root, ["train", "val"])
-        results["real"] = score_inputs(real_inputs, real_targets, dynamics, motion, "real videos", args.view)
+        results["real"] = score(real_inputs, real_targets, name="real videos")
         if args.real_unet:
             unet_masks = segmented_videos(args.real_root, ["train", "val"], load_model(args.real_unet, UNet))
-            results["real_unet"] = score_inputs([m[:NUM_INPUT_FRAMES] for m in unet_masks],
-                                                [m[TARGET_INDEX] for m in unet_masks], dynamics, motion,
-                                                "real videos, U-Net masks", args.view)
-    print("| inputs (frames 1-11) | videos | copy frame 11 | motion model | learned dynamics | dynamics videos/s | "
-          "objects | median centroid error at frame 22, px: copy / motion / dynamics |")
-    print("|---|---|---|---|---|---|---|---|")
+            results["real_unet"] = score([m[:NUM_INPUT_FRAMES] for m in unet_masks], [m[TARGET_INDEX] for m in unet_masks],
+                                         name="real videos, U-Net masks")
+    print(f"| inputs (frames 1-11) | videos | copy frame 11 | motion model | learned dynamics | dynamics {blend:g} + motion "
+          f"model {1 - blend:g} | dynamics videos/s | objects | median centroid error at frame 22, px: copy / motion / "
+          f"dynamics / blend |")
+    print("|---|---|---|---|---|---|---|---|---|")
     labels = {"true": "synthetic val, true masks", "unet": "synthetic val, U-Net masks",
               "real": "real train+val, true masks", "real_unet": "real train+val, U-Net masks in and out"}
     for name, r in results.items():
         if isinstance(r, dict) and "copy" in r:
             print(f"| {labels[name]} | {r['videos']} | {r['copy']:.4f} | {r['motion']:.4f} | {r['dynamics']:.4f} | "
-                  f"{r['dynamics_videos_per_s']} | {r['objects']} | {r['copy_centroid_px']} / {r['motion_centroid_px']} / "
-                  f"{r['dynamics_centroid_px']} |")
+                  f"{r['blend']:.4f} | {r['dynamics_videos_per_s']} | {r['objects']} | {r['copy_centroid_px']} / "
+                  f"{r['motion_centroid_px']} / {r['dynamics_centroid_px']} / {r['blend_centroid_px']} |")
     if args.scores_json:
         flat = {f"{inputs}.{k}": v for inputs, r in results.items() if isinstance(r, dict) and "copy" in r
                 for k, v in r.items()}
-        flat.update(threads=args.threads)
+        flat.update(threads=args.threads, motion_blend=blend)
         write_scores(args.scores_json, flat)
         print(f"wrote {args.scores_json}")
 
