@@ -9,6 +9,10 @@
   color) with the most summed log-probability over its pixels, so an object gets a single shape and
   material instead of a patchwork (pixels at an object's rim, far from its telling parts, are the
   ones a segmenter gets wrong). Used by the U-Net's inference (Unets/segment.py: segment).
+- vote_per_video: over the frames of one video, a class that names its color's pixels in under a quarter of the
+  frames where that color is seen is a flicker, and takes the color's most frequent class (an object keeps its
+  shape and material from frame to frame; two objects of one color, each seen in most frames, both keep theirs).
+  Used wherever a video's frames are segmented together (Unets/segment.py: segment_videos).
 All work on batches, on any device, with torch alone.
 """
 import torch
@@ -125,3 +129,41 @@ def vote_per_object(logits: torch.Tensor) -> torch.Tensor:
             logp = logits[b].reshape(C, -1)[:, where].float().log_softmax(dim=0)  # (C, object pixels)
             out[b, where] = _vote(logp, out[b, where], labels[b, where])
     return out.reshape(B, H, W)
+
+
+VIDEO_SHARE = 0.25  # a class seen in fewer than this share of its color's frames is a flicker (chosen on synthetic val)
+MIN_SEEN_PIXELS = 20  # a class counts as seen in a frame from this many pixels on
+
+
+def vote_per_video(masks: torch.Tensor, share: float = VIDEO_SHARE) -> torch.Tensor:
+    """masks (..., T, H, W) class ids, the frames of one video along T -> the same, where each class seen (at least
+    MIN_SEEN_PIXELS pixels) in fewer than `share` of the frames in which its color is seen, or never seen, becomes
+    the class of that color seen in the most frames; a color without such a class is left alone."""
+    shape = masks.shape
+    T = shape[-3]
+    videos = masks.reshape(-1, T, shape[-2] * shape[-1]).long()
+    class_color = CLASS_COLOR.to(masks.device)
+    onehot = F.one_hot(class_color, len(COLORS) + 1).to(torch.float32)  # (49, 9)
+    out = []
+    for video in videos:
+        counts = torch.zeros(T, NUM_CLASSES, device=masks.device, dtype=torch.long)
+        counts.scatter_add_(1, video, torch.ones_like(video))
+        seen = counts >= MIN_SEEN_PIXELS  # (T, 49)
+        seen[:, BACKGROUND] = False
+        class_frames = seen.sum(0).float()  # (49,)
+        color_frames = ((seen.float() @ onehot) > 0).sum(0).float()  # (9,): frames in which each color is seen
+        kept = (class_frames > 0) & (class_frames >= share * color_frames[class_color])
+        score = torch.where(kept, class_frames, torch.full_like(class_frames, -1.0))
+        best = torch.full((len(COLORS) + 1,), -1, dtype=torch.long, device=masks.device)
+        best_score = torch.full((len(COLORS) + 1,), -1.0, device=masks.device)
+        best_score.scatter_reduce_(0, class_color, score, reduce="amax")
+        for c in torch.nonzero(kept).flatten().tolist():  # the first class of the top count, for each color
+            k = int(class_color[c])
+            if best[k] < 0 and score[c] == best_score[k]:
+                best[k] = c
+        lut = torch.arange(NUM_CLASSES, device=masks.device)
+        replace = ~kept & (best[class_color] >= 0)
+        replace[BACKGROUND] = False
+        lut = torch.where(replace, best[class_color], lut)
+        out.append(lut[video])
+    return torch.stack(out).reshape(shape).to(masks.dtype)

@@ -5,7 +5,7 @@ import torch
 from data.readers import to_float
 from engine import autocast, memory_format
 from Unets.objects import classify_pieces
-from Unets.postprocess import color_pieces, connected_components, vote_per_object
+from Unets.postprocess import VIDEO_SHARE, color_pieces, connected_components, vote_per_object, vote_per_video
 
 
 @torch.no_grad()
@@ -28,6 +28,18 @@ def segment(model, frames: torch.Tensor, vote: bool = True, refine: bool = True)
     if colors:
         return classify_pieces(model.objects, x, logits.argmax(dim=1))
     return vote_per_object(logits) if vote else logits.argmax(dim=1)
+
+
+@torch.no_grad()
+def segment_videos(model, frames: torch.Tensor, share: float = VIDEO_SHARE) -> torch.Tensor:
+    """Class ids of whole videos: (B, T, 3, H, W) -> (B, T, H, W) int64: each frame segmented (segment), then each
+    video's flickering classes voted away (Unets/postprocess.py: vote_per_video, at `share`; 0: no such vote). What
+    every step that segments a video's frames together uses: pseudo-labels, the forecasters' inputs, the sim-to-real
+    measure."""
+    B, T = frames.shape[:2]
+    masks = segment(model, frames.flatten(0, 1))
+    masks = masks.reshape(B, T, *masks.shape[-2:])
+    return vote_per_video(masks, share) if share > 0 else masks
 
 
 def model_input(model, frames: torch.Tensor) -> torch.Tensor:

@@ -107,12 +107,20 @@ def store_finished(out_dir, split: str) -> bool:
     return (d / META).is_file() and bool(_read(d / DONE, _remake(d, out_dir, split)).all())
 
 
+def per_video_name(per_video) -> str:
+    """How a store's per-video step is recorded in its meta.json: the function's name, or None."""
+    return None if per_video is None else getattr(per_video, "__name__", repr(per_video))
+
+
 def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split: str, out_dir, *,
-                segmenter: str, batch_size: int = 8, num_videos: int = 0, desc: str = None, exclude=()) -> Path:
+                segmenter: str, batch_size: int = 8, num_videos: int = 0, desc: str = None, exclude=(),
+                per_video: Callable[[torch.Tensor], torch.Tensor] = None) -> Path:
     """Segment the frames STORE_FRAMES[split] of every video of `split` into DIR/<split>, resumably.
 
     segment_fn: (N, 3, H, W) uint8 frames -> (N, H, W) class ids (any device). segmenter: the
-    checkpoint file that segment_fn comes from (its sha256 is recorded and checked on resume).
+    checkpoint file that segment_fn comes from (its sha256 is recorded and checked on resume). per_video:
+    a step over each video's masks (B, T, H, W) -> (B, T, H, W) after segment_fn (Unets/postprocess.py:
+    vote_per_video), recorded by name and checked on resume like the segmenter.
     num_videos: the first N videos only (0: all). exclude: video ids left out (SplitIndex). Returns the
     store's folder.
     """
@@ -125,7 +133,7 @@ def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split:
     ids = np.asarray(index.video_ids[:n], dtype=np.int64)
     meta = {"split": split, "frames": T, "segmenter": str(Path(segmenter).resolve()),
             "segmenter_sha256": file_sha256(segmenter), "root": str(Path(root).resolve()),
-            "dataset": dataset_fingerprint(index.paths[:n], split, ids)}
+            "dataset": dataset_fingerprint(index.paths[:n], split, ids), "per_video": per_video_name(per_video)}
     d = store_dir(out_dir, split)
     if (d / META).is_file():  # resume: same videos, same segmenter, same dataset, undamaged
         fix = _remake(d, out_dir, split)
@@ -133,6 +141,9 @@ def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split:
         if old.get("segmenter_sha256") != meta["segmenter_sha256"] or old.get("frames") != T:
             raise ValueError(f"{d} holds pseudo-labels of another segmenter ({old.get('segmenter')}): delete {d} "
                              f"or choose another --out")
+        if old.get("per_video") != meta["per_video"]:
+            raise ValueError(f"{d} holds pseudo-labels with per-video step {old.get('per_video')}, not "
+                             f"{meta['per_video']}: delete {d} or choose another --out")
         if not np.array_equal(old_ids, ids):
             raise ValueError(f"{d} holds pseudo-labels of other videos ({len(old_ids)} from "
                              f"{old_ids[:1].tolist()}): delete {d} or choose another --out")
@@ -152,8 +163,10 @@ def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split:
     for start in range(0, len(todo), batch_size):
         rows = todo[start:start + batch_size]
         frames = torch.stack([_chw(index.frames(int(i), range(T))) for i in rows])  # (B, T, 3, H, W) uint8
-        pred = segment_fn(frames.flatten(0, 1))  # (B*T, H, W)
-        masks[rows] = pred.reshape(len(rows), T, HEIGHT, WIDTH).to("cpu", torch.uint8).numpy()
+        pred = segment_fn(frames.flatten(0, 1)).reshape(len(rows), T, HEIGHT, WIDTH)  # (B*T, H, W) -> (B, T, H, W)
+        if per_video is not None:
+            pred = per_video(pred)
+        masks[rows] = pred.to("cpu", torch.uint8).numpy()
         masks.flush()
         done[rows] = True
         atomic_write(d / DONE, lambda f: np.save(f, done))  # after the masks are on disk: a crash never marks an unwritten row

@@ -33,7 +33,7 @@ from forecasting.simvp import SimVP
 from pipeline.evaluate import Predictor
 from pipeline.models import load_for_flag
 from SSL_convLSTM_Reconstructor.model import Reconstructor
-from Unets.segment import segment
+from Unets.segment import segment, segment_videos
 from Unets.unet import UNet
 
 
@@ -130,8 +130,7 @@ def simvp_predictor(unet, simvp) -> Predictor:
 
     @torch.no_grad()
     def predictor(frames: torch.Tensor) -> torch.Tensor:
-        B, T, _, H, W = frames.shape
-        masks = segment(unet, frames.flatten(0, 1)).reshape(B, T, H, W).to(device)  # (B*T, H, W) -> (B, T, H, W)
+        masks = segment_videos(unet, frames).to(device)  # (B, T, H, W)
         with autocast(device):
             return simvp.predict(masks)
 
@@ -162,8 +161,7 @@ def dynamics_predictor(unet, dynamics) -> Predictor:
 
     @torch.no_grad()
     def predictor(frames: torch.Tensor) -> torch.Tensor:
-        B, T, _, H, W = frames.shape
-        masks = segment(unet, frames.flatten(0, 1)).reshape(B, T, H, W)  # (B*T, H, W) -> (B, T, H, W)
+        masks = segment_videos(unet, frames)  # (B, T, H, W)
         return predict_masks(dynamics, masks).to(frames.device)
 
     return predictor

@@ -5,10 +5,13 @@ import torch
 from torch.utils.data import Dataset
 
 from data.format import NUM_INPUT_FRAMES, TARGET_INDEX
-from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos, file_sha256, label_split, open_store, store_dir, store_finished
+from data.pseudo_labels import (
+    StoredMaskVideos, TrueMaskVideos, file_sha256, label_split, open_store, per_video_name, store_dir, store_finished,
+)
 from data.readers import SplitIndex
 from engine import checkpoint_file, load_model
 from pipeline.models import load_for_flag
+from Unets.postprocess import vote_per_video
 from Unets.segment import segment
 from Unets.unet import UNet
 
@@ -26,12 +29,15 @@ def prepare_val_inputs(root, pseudo_labels, seg_checkpoint, device, print_fn=pri
         if Path(seg_checkpoint).is_file() and file_sha256(seg_checkpoint) != meta["segmenter_sha256"]:
             raise ValueError(f"{d} holds val inputs made by another segmenter ({meta['segmenter']}) than "
                              f"{seg_checkpoint}: delete {d} to segment them again")
+        if meta.get("per_video") != per_video_name(vote_per_video):
+            raise ValueError(f"{d} holds val inputs made without this repository's per-video vote "
+                             f"({meta.get('per_video')}): delete {d} to segment them again")
         print_fn(f"val inputs: {d} (made by {meta['segmenter']})")
         return
     if unet is None:
         unet = load_model(seg_checkpoint, UNet, device)  # not a file: says what is missing
     label_split(lambda frames: segment(unet, frames), root, "val", pseudo_labels, segmenter=seg_checkpoint,
-                desc="val inputs (U-Net on frames 1-11)", exclude=exclude)
+                desc="val inputs (U-Net on frames 1-11)", exclude=exclude, per_video=vote_per_video)
 
 
 class ValInputs(Dataset):

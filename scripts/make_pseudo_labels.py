@@ -5,7 +5,8 @@
 
 Writes OUT/<split>/masks.npy, uint8 (videos, frames, 160, 240), memory-mapped, with ids.npy,
 done.npy and meta.json (see data/pseudo_labels.py): all 22 frames of an unlabeled video (the mask-space
-models' training targets), frames 1-11 of a val or hidden video (inputs). The train split
+models' training targets), frames 1-11 of a val or hidden video (inputs), each video's flickering classes voted
+away (Unets/postprocess.py: vote_per_video). The train split
 needs none: the trainers read its true masks. Resumable: re-running the same command continues
 with the videos not done; a store made by another U-Net is refused. Keep OUT outside the dataset.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from data.pseudo_labels import STORE_FRAMES, label_split
 from data.readers import add_exclude_args, read_exclusions
+from Unets.postprocess import vote_per_video
 from Unets.segment import segment
 from engine import check_output_folder, checkpoint_file, lock_folder, choose_device, load_model, run_cli
 from Unets.unet import UNet
@@ -46,7 +48,7 @@ def main(argv=None) -> Path:
     unet = load_model(segmenter, UNet, device)
     out = label_split(lambda frames: segment(unet, frames), args.root_dir, args.split, args.out,
                       segmenter=segmenter, batch_size=args.batch_size, num_videos=args.num_videos,
-                      exclude=exclude)
+                      exclude=exclude, per_video=vote_per_video)
     print(f"pseudo-labels: {out} ({STORE_FRAMES[args.split]} frames per video)")
     return out
 

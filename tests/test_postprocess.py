@@ -3,7 +3,7 @@ import torch
 
 from data.classes import class_id
 from Unets.postprocess import (
-    connected_components, input_classes, remove_small_blobs, restrict_to_input_classes, vote_per_object,
+    connected_components, input_classes, remove_small_blobs, restrict_to_input_classes, vote_per_object, vote_per_video,
 )
 
 
@@ -74,3 +74,28 @@ def test_vote_per_object_gives_each_piece_of_one_color_a_single_class():
     # a piece's class keeps its color, whatever the logits of other colors say
     logits[0, class_id("cube", "metal", "green"), 0:3, 0:4] = 9.9
     assert torch.equal(vote_per_object(logits)[0, 0:3, 0:4], torch.full((3, 4), red_sphere))
+
+
+def test_vote_per_video_removes_flickers_and_keeps_two_objects_of_one_color():
+    """A red cube seen in 10 frames, called a red sphere in 2 of them (a flicker: it becomes the cube); a green cube
+    and a green cylinder each seen in every frame (both kept); a 5-pixel blue speck in one frame with no blue class
+    seen (left alone); a video of a batch does not vote on another's."""
+    red_cube, red_sphere = class_id("cube", "metal", "red"), class_id("sphere", "metal", "red")
+    green_cube, green_cyl = class_id("cube", "rubber", "green"), class_id("cylinder", "rubber", "green")
+    blue = class_id("sphere", "rubber", "blue")
+    video = torch.zeros(10, 40, 40, dtype=torch.uint8)
+    video[:, 0:6, 0:6] = red_cube
+    video[3:5, 0:6, 0:6] = red_sphere
+    video[:, 10:16, 10:16] = green_cube
+    video[:, 20:26, 20:26] = green_cyl
+    video[7, 30, 30:35] = blue
+    out = vote_per_video(video)
+    assert out.shape == video.shape and out.dtype == video.dtype
+    assert (out[:, 0:6, 0:6] == red_cube).all()
+    assert (out[:, 10:16, 10:16] == green_cube).all() and (out[:, 20:26, 20:26] == green_cyl).all()
+    assert (out[7, 30, 30:35] == blue).all()
+    other = torch.zeros_like(video)
+    other[:, 0:6, 0:6] = red_sphere  # the sphere in every frame of the other video: kept there
+    both = vote_per_video(torch.stack([video, other]))
+    assert torch.equal(both[0], out) and torch.equal(both[1], other)
+    assert torch.equal(vote_per_video(video, share=0.1), video)  # 2 of 10 frames is no flicker at a 10% share

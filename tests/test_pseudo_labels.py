@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos, label_split, open_store
+from Unets.postprocess import vote_per_video
 from data.readers import DatasetFormatError, SplitIndex
 from engine import atomic_save, make_checkpoint
 from Unets.unet import UNet
@@ -149,7 +150,7 @@ def test_a_reconstructor_passed_as_the_segmenter_is_named_not_blamed_on_the_stor
     from engine import CheckpointError
 
     out = tmp_path / "pl"
-    label_split(fake_segment, tiny_root, "val", out, segmenter=unet_ckpt)
+    label_split(fake_segment, tiny_root, "val", out, segmenter=unet_ckpt, per_video=vote_per_video)
     recon = tmp_path / "recon.pt"
     torch.save({**torch.load(unet_ckpt, weights_only=True), "model_config": {"name": "reconstructor", "kwargs": {}}},
                recon)
@@ -157,6 +158,12 @@ def test_a_reconstructor_passed_as_the_segmenter_is_named_not_blamed_on_the_stor
         prepare_val_inputs(tiny_root, out, recon, "cpu")
     assert "delete" not in str(e.value)
     prepare_val_inputs(tiny_root, out, unet_ckpt, "cpu", print_fn=lambda m: None)  # the store is fine
+    plain = tmp_path / "plain"  # made without the per-video vote (or by an older version): refused, with the fix
+    label_split(fake_segment, tiny_root, "val", plain, segmenter=unet_ckpt)
+    with pytest.raises(ValueError, match="per-video vote .*delete"):
+        prepare_val_inputs(tiny_root, plain, unet_ckpt, "cpu")
+    with pytest.raises(ValueError, match="per-video step None, not vote_per_video"):
+        label_split(fake_segment, tiny_root, "val", plain, segmenter=unet_ckpt, per_video=vote_per_video)
 
 
 def test_a_run_folder_names_its_best_pt_as_the_segmenter(tiny_root, unet_ckpt, tmp_path):

@@ -4,8 +4,8 @@
         --real_root ../shared/real_samples/Dataset_Student [--synthetic_root D] [--visualize grids]
 
 Segments every frame (all 22) of every labeled video of --real_root (its train and val splits),
-with the repository's segmentation (Unets/segment.py: segment, vote and crop refinement
-included), and scores them with the competition's metric (data/metric.py), over all frames
+with the repository's segmentation of videos (Unets/segment.py: segment_videos: crop refinement, the vote per
+object and the vote per video included), and scores them with the competition's metric (data/metric.py), over all frames
 together and per split. With --synthetic_root it scores all frames of that root's val split the same
 way, for comparison. It also counts, over every object of every frame, whether the class the
 segmentation gives most of the object's pixels is right, background, or wrong in shape, material or
@@ -25,7 +25,8 @@ from data.format import LABELED_SPLITS, NUM_FRAMES
 from data.metric import SegmentationScore, object_outcomes
 from pipeline.models import load_for_flag
 from pipeline.evaluate import save_grid, video_loader
-from Unets.segment import segment
+from Unets.postprocess import VIDEO_SHARE
+from Unets.segment import segment_videos
 from engine import check_output_folder, choose_device, run_cli
 from Unets.unet import UNet
 
@@ -33,7 +34,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @torch.no_grad()
-def score_all_frames(model, root, split: str, device, batch_size: int = 2, visualize_dir=None, also=None) -> tuple:
+def score_all_frames(model, root, split: str, device, batch_size: int = 2, visualize_dir=None, also=None,
+                     share: float = VIDEO_SHARE) -> tuple:
     """(score over every frame of every video of root/split, number of frames, object_outcomes); `also`,
     a second SegmentationScore, counts the same frames. With visualize_dir, one grid (frame | prediction |
     truth) each of frames 1, 11 and 22 of the split's first video."""
@@ -43,7 +45,7 @@ def score_all_frames(model, root, split: str, device, batch_size: int = 2, visua
     for batch in loader:
         frames = batch["frames"]  # (B, T, 3, H, W) uint8
         b, t = frames.shape[:2]
-        preds = segment(model, frames.flatten(0, 1)).cpu()  # (B*T, H, W)
+        preds = segment_videos(model, frames, share).flatten(0, 1).cpu()  # (B*T, H, W)
         truth = batch["masks"].flatten(0, 1)
         for s in (score, also) if also is not None else (score,):
             s.update(preds, truth)
@@ -80,9 +82,14 @@ def main(argv=None):
                    help="a real dataset root with labeled train/ and/or val/ videos (default: ../shared's samples)")
     p.add_argument("--synthetic_root", default=None, help="also score all frames of this root's val split (default: no)")
     p.add_argument("--batch_size", type=int, default=2, help="videos per batch (22 frames each)")
+    p.add_argument("--video_share", type=float, default=VIDEO_SHARE,
+                   help="the per-video vote's share (Unets/postprocess.py: vote_per_video): a class seen in fewer of "
+                        "its color's frames becomes that color's most frequent class; 0: no per-video vote")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: CUDA if present)")
     p.add_argument("--visualize", default=None, help="folder for PNG grids of a few real frames (default: none)")
     args = p.parse_args(argv)
+    if not 0 <= args.video_share <= 1:
+        p.error(f"--video_share must be in [0, 1], got {args.video_share}")
     if args.visualize:
         check_output_folder(args.visualize, "--visualize", args)
     device = choose_device(args.device)
@@ -93,15 +100,17 @@ def main(argv=None):
     model = load_for_flag(args.saved_seg_model_dir, UNet, "--saved_seg_model_dir", device).eval()
     results, total = {}, SegmentationScore()
     for split in splits:
-        score, n, outcomes = score_all_frames(model, real, split, device, args.batch_size, args.visualize, also=total)
+        score, n, outcomes = score_all_frames(model, real, split, device, args.batch_size, args.visualize, also=total,
+                                              share=args.video_share)
         results[f"real {split}"] = {"jaccard": score.compute(), "frames": n, "objects": dict(outcomes)}
     results["real, all labeled frames"] = {"jaccard": total.compute(),
                                            "frames": sum(r["frames"] for r in results.values()),
                                            "classes": class_presence(total)}
     if args.synthetic_root:
-        score, n, outcomes = score_all_frames(model, args.synthetic_root, "val", device, args.batch_size)
+        score, n, outcomes = score_all_frames(model, args.synthetic_root, "val", device, args.batch_size,
+                                              share=args.video_share)
         results["synthetic val"] = {"jaccard": score.compute(), "frames": n, "objects": dict(outcomes)}
-    print(f"U-Net {args.saved_seg_model_dir}, every frame segmented (vote and crop refinement included):")
+    print(f"U-Net {args.saved_seg_model_dir}, every frame segmented (crop refinement and votes included):")
     for name, r in results.items():
         print(f"  {name:<26} Jaccard {r['jaccard']:.4f}  ({r['frames']} frames)")
         if "objects" in r:

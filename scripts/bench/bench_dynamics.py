@@ -38,7 +38,7 @@ from engine import load_model, run_cli
 from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores
 from pipeline.evaluate import video_loader
 from pipeline.field import true_inputs
-from Unets.segment import segment
+from Unets.segment import segment_videos
 from Unets.unet import UNet
 
 BATCH = 16
@@ -114,7 +114,7 @@ def segmented_videos(root, splits, unet) -> list:
     masks = []
     for split in splits:
         for batch in video_loader(root, split, 1, 0, "cpu", frame_indices=range(NUM_FRAMES)):
-            masks.append(segment(unet, batch["frames"][0]).cpu().to(torch.uint8))
+            masks.append(segment_videos(unet, batch["frames"])[0].cpu().to(torch.uint8))
     return masks
 
 
