@@ -81,9 +81,17 @@ class SceneConfig:
 WORLDS = {
     "clevr": SceneConfig(),
     "real": SceneConfig(
-        p_static=0.75, arena_x=3.0, arena_y=(-2.3, 4.3), arena_near=1.25, enter_by=0.55,
+        # most objects on the floor at frame 1 stand still until something hits them, as in the real videos
+        p_static=0.75,
+        # the arena: the floor strip that puts objects at the real objects' rows, more of them near the camera
+        # (arena_near). Its near edge sets how low in the picture the nearest objects stand, its far edge how
+        # high the farthest: farther back, on the compressed top rows, objects crowd and hide each other more
+        # often than the real ones do, and look smaller than the real objects' sizes and areas
+        arena_x=3.0, arena_y=(-2.4, 3.9), arena_near=1.25,
+        enter_by=0.55,
+        # the floor's friction, drag and bounce set on the real tracks' speeds, slow-down and hits
         physics=Physics(floor="smooth", floor_friction=0.12, drag=0.45, restitution=0.9),
-        camera=CameraSpec(height=4.977, distance=10.1, hfov_deg=42.69, look_y=-0.467),
+        camera=CameraSpec(height=4.977, distance=10.1, hfov_deg=42.69, look_y=-0.467),  # fitted on the real masks
         # fitted on the real masks (fit_camera.py), but the sphere 3% above its fit, within the fit's error:
         # drawn at the fitted radius, spheres come out smaller than the real ones at every row of the size line
         sizes=ObjectSizes(cube_half=0.3583, sphere_radius=0.3842, cylinder_radius=0.3841, cylinder_height=0.7209),
