@@ -89,7 +89,8 @@ WORLDS = {
         # often than the real ones do, and look smaller than the real objects' sizes and areas
         arena_x=3.0, arena_y=(-2.4, 3.9), arena_near=1.25,
         # entering objects start in the first 60% of the video: late enough that as many videos as in the real
-        # set show an object at frame 22 that frame 11 did not, early enough that most still objects get hit
+        # set show an object at frame 22 that frame 11 did not, early enough that most of them still reach the
+        # still object they are aimed at within the video (the real share of still objects set moving)
         enter_by=0.6,
         # the floor's friction, drag and bounce set on the real tracks' speeds, slow-down and hits
         physics=Physics(floor="smooth", floor_friction=0.12, drag=0.45, restitution=0.9),
