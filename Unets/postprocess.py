@@ -11,7 +11,8 @@
   ones a segmenter gets wrong). Used by the U-Net's inference (Unets/segment.py: segment).
 - vote_per_video: over the frames of one video, a class that names its color's pixels in under a quarter of the
   frames where that color is seen is a flicker, and takes the color's most frequent class (an object keeps its
-  shape and material from frame to frame; two objects of one color, each seen in most frames, both keep theirs).
+  shape and material from frame to frame; two objects of one color, each seen in most frames, both keep theirs);
+  a color that no frame shows on an object-sized piece is a sliver, and becomes background.
   Used wherever a video's frames are segmented together (Unets/segment.py: segment_videos).
 All work on batches, on any device, with torch alone.
 """
@@ -138,7 +139,8 @@ MIN_SEEN_PIXELS = 20  # a class counts as seen in a frame from this many pixels 
 def vote_per_video(masks: torch.Tensor, share: float = VIDEO_SHARE) -> torch.Tensor:
     """masks (..., T, H, W) class ids, the frames of one video along T -> the same, where each class seen (at least
     MIN_SEEN_PIXELS pixels) in fewer than `share` of the frames in which its color is seen, or never seen, becomes
-    the class of that color seen in the most frames; a color without such a class is left alone."""
+    the class of that color seen in the most frames; a class never seen, of a color never seen in the video either,
+    becomes background (slivers: no object of any size shows that color in any frame)."""
     shape = masks.shape
     T = shape[-3]
     videos = masks.reshape(-1, T, shape[-2] * shape[-1]).long()
@@ -165,5 +167,8 @@ def vote_per_video(masks: torch.Tensor, share: float = VIDEO_SHARE) -> torch.Ten
         replace = ~kept & (best[class_color] >= 0)
         replace[BACKGROUND] = False
         lut = torch.where(replace, best[class_color], lut)
+        noise = (class_frames == 0) & (color_frames[class_color] == 0)
+        noise[BACKGROUND] = False
+        lut = torch.where(noise, torch.full_like(lut, BACKGROUND), lut)
         out.append(lut[video])
     return torch.stack(out).reshape(shape).to(masks.dtype)
