@@ -134,13 +134,19 @@ def vote_per_object(logits: torch.Tensor) -> torch.Tensor:
 
 VIDEO_SHARE = 0.25  # a class seen in fewer than this share of its color's frames is a flicker (chosen on synthetic val)
 MIN_SEEN_PIXELS = 20  # a class counts as seen in a frame from this many pixels on
+# what a pseudo-label store records of the vote that made it (data/pseudo_labels.py: per_video_name): a store made
+# by another version or setting is refused, not mixed
+VIDEO_VOTE = f"vote_per_video v3 share {VIDEO_SHARE} min_pixels {MIN_SEEN_PIXELS}"
 
 
 def vote_per_video(masks: torch.Tensor, share: float = VIDEO_SHARE) -> torch.Tensor:
-    """masks (..., T, H, W) class ids, the frames of one video along T -> the same, where each class seen (at least
-    MIN_SEEN_PIXELS pixels) in fewer than `share` of the frames in which its color is seen, or never seen, becomes
-    the class of that color seen in the most frames; a class never seen, of a color never seen in the video either,
-    becomes background (slivers: no object of any size shows that color in any frame)."""
+    """masks (..., T, H, W) class ids, the frames of one video along T -> the same, where a class seen (at least
+    MIN_SEEN_PIXELS pixels of it in a frame) in fewer than `share` of the frames in which its color is seen, or never
+    seen, is a flicker if its color has a kept class: in a frame where it is seen it becomes the kept class of its
+    color that the frame misses (the most frequent), or stays itself if the frame misses none (another object, one
+    entering late); elsewhere (slivers) it becomes the color's most frequent kept class. A class never seen, of a
+    color never seen in the video either, becomes background (no frame shows that color on an object-sized share of
+    pixels)."""
     shape = masks.shape
     T = shape[-3]
     videos = masks.reshape(-1, T, shape[-2] * shape[-1]).long()
@@ -163,12 +169,25 @@ def vote_per_video(masks: torch.Tensor, share: float = VIDEO_SHARE) -> torch.Ten
             k = int(class_color[c])
             if best[k] < 0 and score[c] == best_score[k]:
                 best[k] = c
-        lut = torch.arange(NUM_CLASSES, device=masks.device)
-        replace = ~kept & (best[class_color] >= 0)
+        target = best[class_color]  # (49,): the color's most frequent kept class (-1: none)
+        replace = ~kept & (target >= 0)
         replace[BACKGROUND] = False
-        lut = torch.where(replace, best[class_color], lut)
+        # In each frame, an object-sized piece of a flickering class is the color's kept object that this frame
+        # misses (the most frequent of them); when the frame misses none, it is another object (one entering
+        # late, say) and keeps its class. Smaller pieces are slivers of the color's most frequent kept class.
+        lut = torch.arange(NUM_CLASSES, device=masks.device).repeat(T, 1)  # (T, 49)
+        lut = torch.where(replace, target, lut)
+        for c in torch.nonzero(replace).flatten().tolist():
+            mates = torch.nonzero(kept & (class_color == class_color[c])).flatten()  # kept classes of its color
+            order = mates[torch.argsort(class_frames[mates], descending=True, stable=True)]
+            for t in torch.nonzero(seen[:, c]).flatten().tolist():
+                missing = order[~seen[t, order]]
+                lut[t, c] = int(missing[0]) if len(missing) else c
         noise = (class_frames == 0) & (color_frames[class_color] == 0)
         noise[BACKGROUND] = False
         lut = torch.where(noise, torch.full_like(lut, BACKGROUND), lut)
-        out.append(lut[video])
+        out.append(torch.gather(lut, 1, video))
     return torch.stack(out).reshape(shape).to(masks.dtype)
+
+
+vote_per_video.describe = VIDEO_VOTE

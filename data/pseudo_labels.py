@@ -108,8 +108,11 @@ def store_finished(out_dir, split: str) -> bool:
 
 
 def per_video_name(per_video) -> str:
-    """How a store's per-video step is recorded in its meta.json: the function's name, or None."""
-    return None if per_video is None else getattr(per_video, "__name__", repr(per_video))
+    """How a store's per-video step is recorded in its meta.json: its `describe` (its name, version and settings),
+    else its name, or None."""
+    if per_video is None:
+        return None
+    return getattr(per_video, "describe", None) or getattr(per_video, "__name__", type(per_video).__name__)
 
 
 def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split: str, out_dir, *,

@@ -487,7 +487,9 @@ def predict_masks(model: ObjectDynamics, masks: torch.Tensor, drop_invisible: bo
     device = next(model.parameters()).device
     view = (view or model.view) if model.view is not None else None
     own_weight, own_motion = model.blend or (1.0, None)
-    weight = own_weight if weight is None else weight
+    weight = own_weight if weight is None else float(weight)
+    if not 0 <= weight <= 1:  # NaN too
+        raise ValueError(f"the learned model's share of a blend must be in [0, 1], got {weight}")
     motion = own_motion if motion is None else motion
     batch = collate([track_sample(m, with_targets=False, view=view) for m in masks])
     out = model({k: v.to(device) for k, v in batch.items()})

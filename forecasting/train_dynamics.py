@@ -81,10 +81,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "needs train videos (not with --train_videos 0)")
     add_motion_args(p)
     p.set_defaults(motion=None)  # no blend unless asked for
-    p.add_argument("--motion_blend", type=float, default=0.5,
+    p.add_argument("--motion_blend", type=float, default=None,
                    help="with --motion: the learned model's share of each object's frame-22 centroid and size, the "
                         "rest the motion model's; stored in the checkpoint, so validation and every inference script "
-                        "forecast the blend (forecasting/dynamics.py: set_blend; 1: the learned model alone)")
+                        "forecast the blend (forecasting/dynamics.py: set_blend; 1: the learned model alone; "
+                        "default with --motion: 0.5)")
     p.add_argument("--final_weight", type=float, default=2.0, help="extra weight of frame 22's moves in the loss")
     p.add_argument("--state_width", dest="hidden", type=int, default=96, help="width of each object's recurrent state")
     p.add_argument("--message_width", dest="message", type=int, default=96, help="width of the messages between two objects")
@@ -100,6 +101,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     check_mask_video_args(p, args)
     if args.velocity_keep is not None and not 0 < args.velocity_keep < 1:
         p.error(f"--velocity_keep must be in (0, 1), got {args.velocity_keep}")
+    if args.motion is None:
+        given = [f"--{k}" for k in ("motion_blend", "damping", "horizon_row", "contact", "focal")
+                 if getattr(args, k) is not None]
+        if given:
+            p.error(f"{', '.join(given)} set the blend with the motion model, which needs --motion FILE or fit")
+    elif args.motion_blend is None:
+        args.motion_blend = 0.5
     if args.segmenter_errors > 0 and args.train_videos == 0:
         p.error("--segmenter_errors puts errors into train videos' inputs, but --train_videos 0 trains on none")
     return args
@@ -222,12 +230,16 @@ def main(argv=None):
                                    keep=args.velocity_keep)
         if motion is not None:  # an --init_from model keeps its own blend unless given one
             model.set_blend(motion, args.motion_blend)
+        elif model.blend is not None:
+            print0(f"--init_from's blend is kept: {model.blend[0]:g} of the learned model, the rest its motion model "
+                   f"({model.blend[1].describe()}), fitted on its own training data: give --motion FILE or fit for "
+                   f"this data's", ctx=ctx)
         model = model.to(ctx.device)
         print0(f"model: {count_parameters(model) / 1e6:.3f}M parameters, {model.config}; "
                f"{len(train_set)} training videos, {len(val_set)} val videos ({val_set.truth.describe()})", ctx=ctx)
         # runs from before --coords were of the image; those from before --motion had no blend (the defaults)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
-                                     resume_guard(run_args, before={"coords": "image", "motion_blend": 0.5, "motion_videos": 200}), unit="training videos")
+                                     resume_guard(run_args, before={"coords": "image", "motion_videos": 200}), unit="training videos")
 
         def compute_loss(model, batch):
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}

@@ -103,9 +103,8 @@ def motion_predictor(unet, motion: Motion) -> Predictor:
 
     @torch.no_grad()
     def predictor(frames: torch.Tensor) -> torch.Tensor:
-        B, _, _, H, W = frames.shape
-        last_two = frames[:, LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1].flatten(0, 1)  # (B*2, 3, H, W)
-        masks = segment(unet, last_two).reshape(B, 2, H, W).cpu()
+        # frames 10-11 as the forecasters see them: segmented with the rest of frames 1-11 and voted per video
+        masks = segment_videos(unet, frames[:, :LAST_INPUT_INDEX + 1])[:, -2:].cpu()  # (B, 2, H, W)
         return torch.stack([extrapolate_mask(m, motion) for m in masks]).long()
 
     return predictor
@@ -192,8 +191,7 @@ def needs_segmenter(reconstructor) -> bool:
 def extrapolated_reference(unet, frames: torch.Tensor, motion: Motion = None) -> torch.Tensor:
     """Frames 1-11 (B, 11, 3, H, W) uint8 -> (B, 1, 3, H, W) uint8: frame 11 with the objects the U-Net
     finds in frames 10-11 moved to where their velocity takes them by frame 22 (forecasting/motion.py)."""
-    B, T, _, H, W = frames.shape
-    masks = segment(unet, frames[:, LAST_INPUT_INDEX - 1:LAST_INPUT_INDEX + 1].flatten(0, 1)).reshape(B, 2, H, W)
+    masks = segment_videos(unet, frames[:, :LAST_INPUT_INDEX + 1])[:, -2:]  # (B, 2, H, W), as the pseudo-labels are voted
     return torch.stack([extrapolate_frames(f, m.to(f.device), future_horizons(), motion)
                         for f, m in zip(frames, masks)])
 

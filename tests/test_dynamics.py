@@ -229,6 +229,8 @@ def test_a_blend_with_the_motion_model_lands_between_the_two_forecasts_and_trave
     assert torch.equal(predict_masks(rebuilt, masks)[0], half)
     with pytest.raises(ValueError, match="share"):
         model.set_blend(motion, 1.5)
+    with pytest.raises(ValueError, match="share"):
+        predict_masks(model, masks, weight=float("nan"))
 
 
 def test_a_few_steps_lower_the_loss():
@@ -338,6 +340,9 @@ def test_with_motion_the_checkpoint_carries_the_blend_that_validation_and_infere
     assert model.blend[0] == 0.25 and model.config["blend"]["motion"] == model.blend[1].to_config()
     with pytest.raises(SystemExit):
         train_dynamics.parse_args(argv + ["--motion", "fit", "--motion_blend", "1.5"])
+    with pytest.raises(SystemExit):  # a blend without a motion model would be ignored: refused instead
+        train_dynamics.parse_args(argv + ["--motion_blend", "0.3"])
+    assert train_dynamics.parse_args(argv + ["--motion", "fit"]).motion_blend == 0.5
 
 
 def test_killed_run_resumes_to_the_same_weights(work):

@@ -100,3 +100,10 @@ def test_vote_per_video_removes_flickers_and_keeps_two_objects_of_one_color():
     assert torch.equal(both[0], out) and torch.equal(both[1], other)
     at_10 = vote_per_video(video, share=0.1)  # 2 of 10 frames is no flicker at a 10% share
     assert torch.equal(at_10[:, :28], video[:, :28]) and (at_10[7, 30] == 0).all()
+    late = video.clone()  # a green sphere enters in the last frame, beside the green cube and cylinder
+    green_sphere = class_id("sphere", "rubber", "green")
+    late[9, 30:36, 0:6] = green_sphere
+    late[3, 10:16, 10:16] = green_sphere  # ... and the cube flickers to a sphere in frame 4: the cube it misses
+    out = vote_per_video(late)
+    assert (out[9, 30:36, 0:6] == green_sphere).all() and (out[3, 10:16, 10:16] == green_cube).all()
+    assert (out[3, 20:26, 20:26] == green_cyl).all()

@@ -162,7 +162,7 @@ def test_a_reconstructor_passed_as_the_segmenter_is_named_not_blamed_on_the_stor
     label_split(fake_segment, tiny_root, "val", plain, segmenter=unet_ckpt)
     with pytest.raises(ValueError, match="per-video vote .*delete"):
         prepare_val_inputs(tiny_root, plain, unet_ckpt, "cpu")
-    with pytest.raises(ValueError, match="per-video step None, not vote_per_video"):
+    with pytest.raises(ValueError, match="per-video step None, not vote_per_video v3"):
         label_split(fake_segment, tiny_root, "val", plain, segmenter=unet_ckpt, per_video=vote_per_video)
 
 

@@ -110,7 +110,8 @@ def main(argv=None):
         score, n, outcomes = score_all_frames(model, args.synthetic_root, "val", device, args.batch_size,
                                               share=args.video_share)
         results["synthetic val"] = {"jaccard": score.compute(), "frames": n, "objects": dict(outcomes)}
-    print(f"U-Net {args.saved_seg_model_dir}, every frame segmented (crop refinement and votes included):")
+    vote = f"the vote per video at share {args.video_share:g}" if args.video_share > 0 else "no vote per video"
+    print(f"U-Net {args.saved_seg_model_dir}, every frame segmented (crop refinement, the vote per object, {vote}):")
     for name, r in results.items():
         print(f"  {name:<26} Jaccard {r['jaccard']:.4f}  ({r['frames']} frames)")
         if "objects" in r:

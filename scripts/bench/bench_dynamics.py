@@ -6,12 +6,13 @@
 Rows, each a dataset-level Jaccard of frame 22:
 - on the val split of D, from the true masks of frames 1-11: copy frame 11, the motion model, the learned model
   alone, and its blend with the motion model (each object's frame-22 centroid and size a weighted mean of the two
-  forecasts: --motion_blend, by default the checkpoint's, as the inference scripts forecast);
+  forecasts: --motion_blend with --motion's model, or by default the checkpoint's own blend, as the inference
+  scripts forecast, else 0.5 with --motion's model);
 - from the U-Net's masks of frames 1-11 (P/val, as the dynamics train script stores them), the same four;
 - on the labeled real videos under --real_root (train and val together, true masks of frames 1-11), the same
   four: a measurement only (nothing here fits on them);
-- with --real_unet U.pt: the same six videos as the U-Net segments all their 22 frames, its masks of frames 1-11
-  in and its frame 22 as the truth (how unlabeled real videos can be scored; a U-Net trained on synthetic
+- with --real_unet U.pt: the same six videos as the U-Net segments them, its masks of frames 1-11 (voted per video
+  on their own, as inference sees them) in and its frame 22 (of all 22 frames segmented together) as the truth (how unlabeled real videos can be scored; a U-Net trained on synthetic
   frames only keeps the row free of real labels);
 the median distance between each object's predicted and true centroid at frame 22 (objects wholly inside the
 frame in frames 11 and 22), and the learned model's speed from masks to painted frame 22 (the U-Net excluded), in videos per second.
@@ -64,7 +65,7 @@ def inputs_view(dynamics, inputs: list, name: str, how: str = "inputs"):
 
 
 def score_inputs(inputs: list, targets: list, dynamics, motion: Motion, name: str = "inputs", how: str = "inputs",
-                 blend: float = 0.5) -> dict:
+                 blend: float = 0.5, blend_motion: Motion = None) -> dict:
     """Frames 1-11 masks (11, H, W) and frame-22 truths (H, W) -> {copy, motion, dynamics (the learned model alone),
     blend (its blend with the motion model, the learned share `blend`): Jaccard} and the dynamics' seconds; how: the
     view a floor model sees them through (inputs_view)."""
@@ -77,7 +78,7 @@ def score_inputs(inputs: list, targets: list, dynamics, motion: Motion, name: st
         start = time.perf_counter()
         preds = {"dynamics": predict_masks(dynamics, masks, view=view, weight=1.0)}
         seconds += time.perf_counter() - start
-        preds["blend"] = predict_masks(dynamics, masks, view=view, weight=blend, motion=motion)
+        preds["blend"] = predict_masks(dynamics, masks, view=view, weight=blend, motion=blend_motion or motion)
         preds["copy"] = masks[:, LAST_INPUT_INDEX]
         preds["motion"] = torch.stack([extrapolate_mask(m, motion) for m in masks])
         for k, pred in preds.items():
@@ -109,13 +110,17 @@ def centroid_errors(frame11: torch.Tensor, pred: torch.Tensor, truth: torch.Tens
 
 
 @torch.no_grad()
-def segmented_videos(root, splits, unet) -> list:
-    """The U-Net's masks (22, H, W) of every frame of every video of root's splits, in true_inputs' order."""
-    masks = []
+def segmented_videos(root, splits, unet) -> tuple:
+    """The U-Net's masks of every video of root's splits, in true_inputs' order: ([frames 1-11 (11, H, W), segmented
+    and voted per video on their own, as inference sees them], [frame 22 (H, W) of all 22 frames segmented and voted
+    together: the stand-in truth])."""
+    inputs, truths = [], []
     for split in splits:
         for batch in video_loader(root, split, 1, 0, "cpu", frame_indices=range(NUM_FRAMES)):
-            masks.append(segment_videos(unet, batch["frames"])[0].cpu().to(torch.uint8))
-    return masks
+            frames = batch["frames"]
+            inputs.append(segment_videos(unet, frames[:, :NUM_INPUT_FRAMES])[0].cpu().to(torch.uint8))
+            truths.append(segment_videos(unet, frames)[0, TARGET_INDEX].cpu().to(torch.uint8))
+    return inputs, truths
 
 
 def main():
@@ -147,8 +152,10 @@ def main():
     blend = args.motion_blend if args.motion_blend is not None else dynamics.blend[0] if dynamics.blend else 0.5
     if not 0 <= blend <= 1:
         parser.error(f"--motion_blend must be in [0, 1], got {blend}")
+    # the checkpoint's own blend, as inference forecasts it (its motion model too), unless told another weight
+    blend_motion = dynamics.blend[1] if dynamics.blend and args.motion_blend is None else motion
     results = {"threads": args.threads, "motion": motion.to_config(), "motion_blend": blend}
-    score = partial(score_inputs, dynamics=dynamics, motion=motion, how=args.view, blend=blend)
+    score = partial(score_inputs, dynamics=dynamics, motion=motion, how=args.view, blend=blend, blend_motion=blend_motion)
     inputs, targets, _, ids = true_inputs(args.root_dir, ["val"])
     results["true"] = score(inputs, targets, name="synthetic val")
     if args.pseudo_labels:
@@ -160,9 +167,8 @@ def main():
         real_inputs, real_targets, _, _ = true_inputs(args.real_root, ["train", "val"])
         results["real"] = score(real_inputs, real_targets, name="real videos")
         if args.real_unet:
-            unet_masks = segmented_videos(args.real_root, ["train", "val"], load_model(args.real_unet, UNet))
-            results["real_unet"] = score([m[:NUM_INPUT_FRAMES] for m in unet_masks], [m[TARGET_INDEX] for m in unet_masks],
-                                         name="real videos, U-Net masks")
+            unet_inputs, unet_truths = segmented_videos(args.real_root, ["train", "val"], load_model(args.real_unet, UNet))
+            results["real_unet"] = score(unet_inputs, unet_truths, name="real videos, U-Net masks")
     print(f"| inputs (frames 1-11) | videos | copy frame 11 | motion model | learned dynamics | dynamics {blend:g} + motion "
           f"model {1 - blend:g} | dynamics videos/s | objects | median centroid error at frame 22, px: copy / motion / "
           f"dynamics / blend |")
