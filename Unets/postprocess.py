@@ -161,25 +161,19 @@ def vote_per_video(masks: torch.Tensor, share: float = VIDEO_SHARE) -> torch.Ten
         class_frames = seen.sum(0).float()  # (49,)
         color_frames = ((seen.float() @ onehot) > 0).sum(0).float()  # (9,): frames in which each color is seen
         kept = (class_frames > 0) & (class_frames >= share * color_frames[class_color])
-        score = torch.where(kept, class_frames, torch.full_like(class_frames, -1.0))
-        best = torch.full((len(COLORS) + 1,), -1, dtype=torch.long, device=masks.device)
-        best_score = torch.full((len(COLORS) + 1,), -1.0, device=masks.device)
-        best_score.scatter_reduce_(0, class_color, score, reduce="amax")
-        for c in torch.nonzero(kept).flatten().tolist():  # the first class of the top count, for each color
-            k = int(class_color[c])
-            if best[k] < 0 and score[c] == best_score[k]:
-                best[k] = c
-        target = best[class_color]  # (49,): the color's most frequent kept class (-1: none)
-        replace = ~kept & (target >= 0)
-        replace[BACKGROUND] = False
-        # In each frame, an object-sized piece of a flickering class is the color's kept object that this frame
-        # misses (the most frequent of them); when the frame misses none, it is another object (one entering
-        # late, say) and keeps its class. Smaller pieces are slivers of the color's most frequent kept class.
+        # A flickering class of a color with kept classes: in each frame, an object-sized piece of it is the kept
+        # object of its color that this frame misses (the most frequent of them); when the frame misses none, it is
+        # another object (one entering late, say) and keeps its class. Smaller pieces are slivers of the color's
+        # most frequent kept class.
         lut = torch.arange(NUM_CLASSES, device=masks.device).repeat(T, 1)  # (T, 49)
-        lut = torch.where(replace, target, lut)
-        for c in torch.nonzero(replace).flatten().tolist():
-            mates = torch.nonzero(kept & (class_color == class_color[c])).flatten()  # kept classes of its color
+        for c in torch.nonzero(~kept).flatten().tolist():
+            if c == BACKGROUND:
+                continue
+            mates = torch.nonzero(kept & (class_color == class_color[c])).flatten()  # ascending: ties go to the first
+            if len(mates) == 0:
+                continue
             order = mates[torch.argsort(class_frames[mates], descending=True, stable=True)]
+            lut[:, c] = order[0]
             for t in torch.nonzero(seen[:, c]).flatten().tolist():
                 missing = order[~seen[t, order]]
                 lut[t, c] = int(missing[0]) if len(missing) else c

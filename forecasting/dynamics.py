@@ -226,6 +226,14 @@ def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(n_in, n_hidden), nn.SiLU(), nn.Linear(n_hidden, n_out))
 
 
+def blend_weight(weight) -> float:
+    """The learned model's share of a blend with the motion model, checked to lie in [0, 1] (NaN refused too)."""
+    weight = float(weight)
+    if not 0 <= weight <= 1:
+        raise ValueError(f"the learned model's share of a blend must be in [0, 1], got {weight}")
+    return weight
+
+
 @register_model("dynamics", train_script="forecasting/train_dynamics.py")
 class ObjectDynamics(nn.Module):
     """A recurrent interaction network over a video's objects (see the module docstring).
@@ -278,10 +286,9 @@ class ObjectDynamics(nn.Module):
     def set_blend(self, motion, weight: float) -> None:
         """Forecast each object's frame-22 centroid and size as `weight` x this model's + (1 - weight) x the motion
         model's (a Motion or its config); what predict_masks does unless told otherwise. weight 1: no blend."""
-        if not 0 <= weight <= 1:
-            raise ValueError(f"the learned model's share of a blend must be in [0, 1], got {weight}")
+        weight = blend_weight(weight)
         motion = Motion.from_config(motion)
-        self.blend = (float(weight), motion)
+        self.blend = (weight, motion)
         self.config["blend"] = {"weight": float(weight), "motion": motion.to_config()}
 
     def _messages(self, h, pos, vel, size, alive):
@@ -487,9 +494,7 @@ def predict_masks(model: ObjectDynamics, masks: torch.Tensor, drop_invisible: bo
     device = next(model.parameters()).device
     view = (view or model.view) if model.view is not None else None
     own_weight, own_motion = model.blend or (1.0, None)
-    weight = own_weight if weight is None else float(weight)
-    if not 0 <= weight <= 1:  # NaN too
-        raise ValueError(f"the learned model's share of a blend must be in [0, 1], got {weight}")
+    weight = own_weight if weight is None else blend_weight(weight)
     motion = own_motion if motion is None else motion
     batch = collate([track_sample(m, with_targets=False, view=view) for m in masks])
     out = model({k: v.to(device) for k, v in batch.items()})

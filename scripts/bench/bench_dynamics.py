@@ -39,7 +39,8 @@ from engine import load_model, run_cli
 from pipeline.cli import add_scores_json_arg, check_scores_json, write_scores
 from pipeline.evaluate import video_loader
 from pipeline.field import true_inputs
-from Unets.segment import segment_videos
+from Unets.postprocess import vote_per_video
+from Unets.segment import segment
 from Unets.unet import UNet
 
 BATCH = 16
@@ -117,9 +118,9 @@ def segmented_videos(root, splits, unet) -> tuple:
     inputs, truths = [], []
     for split in splits:
         for batch in video_loader(root, split, 1, 0, "cpu", frame_indices=range(NUM_FRAMES)):
-            frames = batch["frames"]
-            inputs.append(segment_videos(unet, frames[:, :NUM_INPUT_FRAMES])[0].cpu().to(torch.uint8))
-            truths.append(segment_videos(unet, frames)[0, TARGET_INDEX].cpu().to(torch.uint8))
+            masks = segment(unet, batch["frames"][0]).cpu()  # (22, H, W), each frame once; then the two votes
+            inputs.append(vote_per_video(masks[:NUM_INPUT_FRAMES]).to(torch.uint8))
+            truths.append(vote_per_video(masks)[TARGET_INDEX].to(torch.uint8))
     return inputs, truths
 
 
