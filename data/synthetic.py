@@ -72,7 +72,7 @@ class SceneConfig:
 
 # The worlds the generator draws (make_synthetic_dataset.py --world):
 #  - "clevr": CLEVR's camera and one size for all shapes, Bullet's floor; the videos of generator
-#    version 2, and the default while the rest of the project's figures are measured on it;
+#    version 2, and the default until the real world matched the real videos' statistics;
 #  - "real": the camera and each shape's dimensions fitted on the real videos' masks
 #    (scripts/analysis/fit_camera.py), the smooth floor (data/physics.py: free motion is not chaotic), its
 #    friction, drag, bounce and the scene script's launches calibrated on the real videos' tracks
@@ -110,6 +110,9 @@ WORLDS = {
 #  - "random": every video in a world of its own, drawn around "real" (randomized_world), so that
 #    what is learned on it does not hang on one camera, one friction or one set of sizes.
 WORLDS["random"] = dataclasses.replace(WORLDS["real"], randomize=1.0)
+# The world the generator draws unless told otherwise (make_synthetic_dataset.py --world). SceneConfig's own
+# field defaults stay the clevr world's: a manifest written before a setting existed reads back with them.
+DEFAULT_WORLD = "real"
 
 
 def randomized_world(cfg: SceneConfig, rng) -> SceneConfig:
@@ -245,7 +248,7 @@ def renderer_for(cfg: SceneConfig) -> Renderer:
     return _RENDERERS[key]
 
 
-def render_video(seed: int, video_id: int, n_frames: int = NUM_FRAMES, cfg: SceneConfig = SceneConfig()):
+def render_video(seed: int, video_id: int, n_frames: int = NUM_FRAMES, cfg: SceneConfig = WORLDS[DEFAULT_WORLD]):
     """(frames (T, H, W, 3) uint8, masks (T, H, W) uint8) of video `video_id` of dataset `seed`.
     A shorter video (hidden split: 11 frames) is the start of the same full video."""
     rng = np.random.default_rng([seed, video_id])
@@ -323,7 +326,7 @@ def config_from_settings(settings: dict, template=None):
     return dataclasses.replace(template, **{k: value(getattr(template, k), v) for k, v in settings.items()})
 
 
-def prepare_root(root, seed: int, counts: dict, cfg: SceneConfig = SceneConfig()) -> dict:
+def prepare_root(root, seed: int, counts: dict, cfg: SceneConfig = WORLDS[DEFAULT_WORLD]) -> dict:
     """Check that `root` may receive this dataset, record it in the manifest and return the manifest.
 
     A new or empty folder is fine. A folder with a manifest is fine when seed and settings agree
@@ -393,7 +396,7 @@ def _job(args):
     return SPLIT_FRAMES[split]
 
 
-def generate_dataset(root, counts: dict, seed: int = 0, workers: int = 1, cfg: SceneConfig = SceneConfig(),
+def generate_dataset(root, counts: dict, seed: int = 0, workers: int = 1, cfg: SceneConfig = WORLDS[DEFAULT_WORLD],
                      progress: bool = True) -> int:
     """Write (or finish, or extend) a synthetic dataset at root; returns the number of videos written."""
     root = Path(root)

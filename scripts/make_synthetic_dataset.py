@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from data.format import SPLITS
-from data.synthetic import WORLDS, generate_dataset, split_ids
+from data.synthetic import DEFAULT_WORLD, WORLDS, generate_dataset, split_ids
 from engine import RunLock, at_least, check_flags, run_cli
 from engine.flags import add_old_spellings
 
@@ -33,11 +33,12 @@ def main(argv=None):
     p.add_argument("--unlabeled", type=int, default=200, help="unlabeled videos (22 frames, no mask)")
     p.add_argument("--hidden", type=int, default=50, help="hidden test videos (frames 1-11 only, no mask)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed; video i is drawn from (seed, i) alone")
-    p.add_argument("--world", choices=sorted(WORLDS), default="clevr",
-                   help="'clevr': CLEVR's camera and sizes, Bullet's floor (the default, generator version 2's videos); "
-                        "'real': the camera, sizes and kinematics fitted on the real videos, smooth free motion "
-                        "(data/synthetic.py: WORLDS); 'random': each video in its own world drawn around 'real' (camera, sizes, "
-                        "friction, bounce, densities, launches, noise); recorded in the dataset's manifest")
+    p.add_argument("--world", choices=sorted(WORLDS), default=DEFAULT_WORLD,
+                   help="'real': the camera, sizes and kinematics fitted on the real "
+                        "videos, smooth free motion (data/synthetic.py: WORLDS); 'clevr': CLEVR's camera and sizes, "
+                        "Bullet's floor (generator version 2's first videos, the default before the real world); "
+                        "'random': each video in its own world drawn around 'real' (camera, sizes, friction, bounce, "
+                        "densities, launches, noise); recorded in the dataset's manifest")
     p.add_argument("--num_workers", dest="workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="parallel processes: min(2, CPUs) on this machine")
     add_old_spellings(p, {'--workers': '--num_workers'})  # kept for one release

@@ -48,6 +48,30 @@ def test_measures_on_hand_made_masks():
     assert s["copy-11 Jaccard"] == pytest.approx(expected) and s["ceiling Jaccard"] == pytest.approx(expected)
 
 
+def test_block_rows_score_each_block_as_its_own_dataset():
+    """Two videos: one whose frame 22 equals frame 11 (copy 1.0), one whose only object left (its class scores 0).
+    Pooled, the left object's class is a zero beside the kept one's 1; in blocks of one video, each video is its
+    own dataset and the two block scores are averaged; a block covering both videos is the pooled score."""
+    still = np.zeros((22, 160, 240), np.uint8)
+    still[:, 10:20, 10:20] = 5
+    gone = np.zeros((22, 160, 240), np.uint8)
+    gone[:11, 50:60, 50:60] = 7
+    script = load_script()
+    from data.metric import jaccard
+
+    copies = np.stack([still[10], gone[10]])
+    targets = np.stack([still[21], gone[21]])
+    one = [jaccard(copies[i:i + 1], targets[i:i + 1]) for i in range(2)]
+    assert one[0] == pytest.approx(1.0) and one[1] < one[0]
+    assert script.block_jaccard(copies, targets, 1) == pytest.approx(np.mean(one))
+    assert script.block_jaccard(copies, targets, 2) == pytest.approx(jaccard(copies, targets))
+    assert script.block_jaccard(np.concatenate([copies, copies[:1]]), np.concatenate([targets, targets[:1]]),
+                                2) == pytest.approx(jaccard(copies, targets))  # the short last block is left out
+    s = script.mask_stats([still, gone], block_videos=1)
+    assert s["copy-11, 1-video blocks"] == pytest.approx(np.mean(one))
+    assert s["copy-11 Jaccard"] == pytest.approx(jaccard(copies, targets)) != pytest.approx(np.mean(one))
+
+
 def test_kinematics_on_hand_made_masks():
     """Four 10x10 squares, by their left edge x per frame: one slides 8 then 6 px and stops dead (as
     if it hit something) at frame 3, when a still one leaves at 12 then 9 px and stops; one creeps
@@ -79,6 +103,7 @@ def test_prints_the_fields_for_a_synthetic_root_side_by_side(tiny_root):
     assert lines[0].split() == [tiny_root.name, tiny_root.name]
     assert lines[1].split() == ["videos", "4", "4"]  # train + val
     assert any(l.startswith("cube horizon h (row)") for l in lines)  # the per-shape geometry table
+    assert any(l.startswith("copy-11, 4-video blocks") for l in lines)  # blocks of the smallest root's count
 
 
 def test_exclude_videos_leaves_them_out_and_names_them(tiny_root):

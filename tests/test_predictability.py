@@ -30,11 +30,11 @@ def test_limit_rows_redraw_the_stored_val_videos(tiny_root, tmp_path):
     import pytest
 
     from data.predictability import dataset_world, limit_predictions
-    from data.synthetic import MANIFEST_FILE
+    from data.synthetic import DEFAULT_WORLD, MANIFEST_FILE
     from pipeline.field import LIMIT_LABELS, field_table, limit_rows, limit_scores, true_inputs
 
     seed, _, world = dataset_world(tiny_root)
-    assert (seed, world) == (0, "clevr")
+    assert (seed, world) == (0, DEFAULT_WORLD)  # the fixture is drawn with the generator's defaults
     _, targets, _, ids = true_inputs(tiny_root, ["val"])
     cache = tmp_path / "limits.json"
     limits = limit_scores(tiny_root, "val", ids, targets, cache, progress=False)

@@ -127,13 +127,14 @@ def test_refuses_renumbering_shrinking_and_other_datasets(tmp_path):
 
 def test_a_manifest_older_than_a_setting_extends_when_the_setting_is_its_default(tmp_path):
     """Settings the generator gained since a dataset was made (arena_near, looks, ...) count as their defaults,
-    which draw the videos as before: the dataset extends; a world that sets them otherwise is refused."""
+    which draw the videos as before: the dataset extends; a world that sets them otherwise is refused. (The
+    clevr world: SceneConfig's field defaults, the world such older datasets were drawn in.)"""
     root = tmp_path / "root"
-    generate_dataset(root, {"train": 1}, seed=0, progress=False)
+    generate_dataset(root, {"train": 1}, seed=0, cfg=SceneConfig(), progress=False)
     manifest = json.loads((root / MANIFEST_FILE).read_text())
     del manifest["settings"]["arena_near"], manifest["settings"]["looks"]
     (root / MANIFEST_FILE).write_text(json.dumps(manifest))
-    assert generate_dataset(root, {"train": 2}, seed=0, progress=False) == 1
+    assert generate_dataset(root, {"train": 2}, seed=0, cfg=SceneConfig(), progress=False) == 1
     manifest = json.loads((root / MANIFEST_FILE).read_text())
     del manifest["settings"]["arena_near"]
     (root / MANIFEST_FILE).write_text(json.dumps(manifest))

@@ -32,7 +32,7 @@ from data.classes import PALETTE
 from data.format import (
     LABELED_SPLITS, LAST_INPUT_INDEX, MASK_FILE, NUM_FRAMES, SPLITS, TARGET_INDEX, frame_name, list_videos,
 )
-from data.synthetic import WORLDS, render_video
+from data.synthetic import DEFAULT_WORLD, WORLDS, render_video
 from engine import check_output, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -190,7 +190,7 @@ def main(argv=None):
                    help="PNG of the object tracks to write")
     p.add_argument("--crops_out", default=str(REPO / "data" / "figures" / "crops_real_vs_synthetic.png"),
                    help="PNG of real and synthetic objects side by side, per shape and material, to write")
-    p.add_argument("--world", choices=sorted(WORLDS), default="clevr", help="the generator's world of the synthetic rows")
+    p.add_argument("--world", choices=sorted(WORLDS), default=DEFAULT_WORLD, help="the generator's world of the synthetic rows")
     p.add_argument("--videos", type=int, default=4, help="videos per row")
     p.add_argument("--seed", type=int, default=0, help="synthetic dataset seed")
     args = p.parse_args(argv)

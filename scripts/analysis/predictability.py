@@ -1,9 +1,9 @@
 """How predictable frame 22 is on the generator's own videos: the physical limit of forecasting.
 
-    python scripts/analysis/predictability.py                       # 200 videos of seed 3 (ids 0..199)
+    python scripts/analysis/predictability.py                       # 200 videos of seed 3 (ids 0..199), real world
     python scripts/analysis/predictability.py --seed 0 --first_id 100 --videos 50
-    python scripts/analysis/predictability.py --world real           # the world fitted on the real videos
-    python scripts/analysis/predictability.py --floor smooth         # CLEVR's world on the smooth floor
+    python scripts/analysis/predictability.py --world clevr          # CLEVR's world on Bullet's (chaotic) floor
+    python scripts/analysis/predictability.py --world clevr --floor smooth   # ... on the smooth floor
 
 Each video is drawn as make_synthetic_dataset.py draws it (same seed and id give the same video),
 then frame 22 is re-simulated in the generator's own engine from frame 11, with only the bodies
@@ -24,6 +24,7 @@ import argparse
 import sys
 
 from data.predictability import format_report, predictability
+from data.synthetic import DEFAULT_WORLD, WORLDS
 from engine import run_cli
 
 
@@ -32,7 +33,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=3, help="dataset seed of the videos (as make_synthetic_dataset.py --seed)")
     p.add_argument("--first_id", type=int, default=0, help="id of the first video")
     p.add_argument("--videos", type=int, default=200, help="how many videos, ids first_id, first_id + 1, ...")
-    p.add_argument("--world", choices=("clevr", "real", "random"), default="clevr",
+    p.add_argument("--world", choices=sorted(WORLDS), default=DEFAULT_WORLD,
                    help="the generator's world (make_synthetic_dataset.py --world; data/synthetic.py: WORLDS)")
     p.add_argument("--floor", choices=("bullet", "smooth"), default=None,
                    help="replace the world's floor (data/physics.py): 'bullet' (chaotic free motion) or 'smooth' "
@@ -46,7 +47,6 @@ def main(argv=None):
     check_scores_json(args)  # before any work: never over a checkpoint, a mask or an input
     import dataclasses
 
-    from data.synthetic import WORLDS
     from pipeline.cli import write_scores
 
     cfg = WORLDS[args.world]
