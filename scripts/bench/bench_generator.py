@@ -1,6 +1,6 @@
 """Frames per second of the synthetic generator on this machine, with and without PNG writing.
 
-    python scripts/bench/bench_generator.py [--videos 40] [--workers 2]
+    python scripts/bench/bench_generator.py [--videos 40] [--workers 2] [--world clevr]
 
 Renders --videos labeled videos (22 frames each) in this process without writing anything, then
 writes the same number with scripts/make_synthetic_dataset.py's code path (PNG + mask.npy,
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from data.format import NUM_FRAMES, REAL_SPLIT_SIZES, SPLIT_FRAMES
-from data.synthetic import generate_dataset, render_video
+from data.synthetic import DEFAULT_WORLD, WORLDS, generate_dataset, render_video
 from engine import run_cli
 from engine.flags import add_old_spellings
 
@@ -46,15 +46,18 @@ def main(argv=None):
     p.add_argument("--videos", type=int, default=40, help="videos per measurement (22 frames each)")
     p.add_argument("--num_workers", dest="workers", type=int, default=min(2, os.cpu_count() or 1), help="processes for the writing run")
     p.add_argument("--seed", type=int, default=0, help="dataset seed")
+    p.add_argument("--world", choices=sorted(WORLDS), default=DEFAULT_WORLD,
+                   help="the generator's world (make_synthetic_dataset.py --world)")
     add_old_spellings(p, {'--workers': '--num_workers'})  # kept for one release
     args = p.parse_args(argv)
     print(f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}, "
           f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}")
 
-    render_video(args.seed, 10**6, 1)  # build the renderer (rays, floor) outside the timing
+    cfg = WORLDS[args.world]
+    render_video(args.seed, 10**6, 1, cfg)  # build the renderer (rays, floor) outside the timing
     t = time.perf_counter()
     for i in range(args.videos):
-        render_video(args.seed, i)
+        render_video(args.seed, i, cfg=cfg)
     dt = time.perf_counter() - t
     fps_render = args.videos * NUM_FRAMES / dt
     print(f"render only, 1 process:            {fps_render:7.1f} frames/s")
@@ -62,7 +65,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="bench_synthetic_") as tmp:
         cpu0 = cpu_seconds()
         t = time.perf_counter()
-        generate_dataset(Path(tmp) / "root", {"train": args.videos}, seed=args.seed, workers=args.workers, progress=False)
+        generate_dataset(Path(tmp) / "root", {"train": args.videos}, seed=args.seed, workers=args.workers, cfg=cfg,
+                         progress=False)
         dt = time.perf_counter() - t
         cpu = cpu_seconds() - cpu0
     frames = args.videos * NUM_FRAMES
