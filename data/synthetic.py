@@ -36,7 +36,8 @@ _TMP_PREFIX = ".tmp_"  # half-written videos; list_videos ignores names not star
 
 @dataclass(frozen=True)
 class SceneConfig:
-    """How scenes are drawn (the defaults: the "clevr" world of WORLDS below). Floor units: the
+    """How scenes are drawn (the field defaults: the "clevr" world of WORLDS below; the generator draws
+    WORLDS[DEFAULT_WORLD] unless told otherwise). Floor units: the
     camera stands 10 units behind the origin; CLEVR's objects have a radius of 0.52. Speeds are
     floor units per frame."""
 

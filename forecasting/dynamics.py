@@ -66,7 +66,7 @@ def _floor_features(tracks: Tracks, view: np.ndarray) -> np.ndarray:
 
 
 def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None, end: int = LAST_INPUT_INDEX,
-                 whole: Tracks = None, view: FloorView = None) -> dict:
+                 whole: Tracks = None, view: FloorView = None, guide: Motion = None) -> dict:
     """One video's masks (T, H, W) -> the model's inputs (and, when T covers frame 22, its targets), as tensors
     with num_slots object slots (padding: exists False). `end` < frame 11's index makes a training window
     that ends earlier: its input frames are the 11 up to `end` (those before the video's start empty) and its
@@ -86,6 +86,9 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
              in both; visible (11, S) present in the frame.
     whole: the tracks of all 22 frames (extract_tracks), when the caller already has them (several windows of
     one video share them). view: work on the floor as this camera shows it (forecasting/floor.py), not in pixels.
+    guide: a motion model (forecasting/motion.py) whose forecast the learned one corrects (ObjectDynamics' guide);
+    the inputs then also hold guide_move (11, S, 2) and guide_scale (11, S), its forecast of each frame-11 object
+    for frames 12-22 in the terms of the targets (zeros for objects absent from frame 11 or that it keeps still).
     """
     masks = np.asarray(masks.cpu() if hasattr(masks, "cpu") else masks)
     with_targets = masks.shape[0] >= NUM_FRAMES if with_targets is None else with_targets
@@ -142,6 +145,8 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
     sample["half"][:n] = (box[:, 2:] - box[:, :2] + 1) / 2
     sample["classes"][:n] = inputs.classes
     sample["pixel_classes"][:n] = inputs.pixel_class[last]
+    if guide is not None:
+        sample.update(_guide_arrays(window, sample["pixel_classes"], start_px, v, guide, S))
     if with_targets:
         if whole is None:
             whole = video_tracks(masks)
@@ -177,6 +182,32 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
     return {k: torch.from_numpy(v) for k, v in sample.items()}
 
 
+def _guide_arrays(window: np.ndarray, pixel_classes: np.ndarray, start_px: np.ndarray, view, motion: Motion,
+                  num_slots: int) -> dict:
+    """The motion model's forecast of a window's frame-11 objects for frames 12-22 (track_sample: guide), each
+    object's slot found by the class its frame-11 pixels carry, as paint_frame finds it."""
+    move = np.zeros((FUTURE_STEPS, num_slots, 2), np.float32)
+    log_scale = np.zeros((FUTURE_STEPS, num_slots), np.float32)
+    objects = find_objects(torch.from_numpy(np.ascontiguousarray(window[-2:])))
+    slot = {int(c): k for k, c in enumerate(pixel_classes[:len(start_px)]) if c != BACKGROUND}
+    steps = trajectories(objects, list(range(1, FUTURE_STEPS + 1)), motion, window.shape[-1])
+    for j, obj in enumerate(objects):
+        k = slot.get(obj[0])
+        if k is None:
+            continue
+        for t in range(FUTURE_STEPS):
+            if steps[t][j] is None:  # the motion model keeps it where it is
+                continue
+            target, scale = steps[t][j]
+            moved = start_px[k] + (target.numpy() - obj[3].numpy())  # the same move, from the track's centroid
+            if view is None:
+                move[t, k], log_scale[t, k] = moved - start_px[k], np.log(scale)
+            else:  # as the targets: the floor move of that point, the size change less the perspective's share
+                move[t, k] = to_floor(moved, view) - to_floor(start_px[k], view)
+                log_scale[t, k] = np.log(scale) - np.log(object_pixels(moved[0], view) / object_pixels(start_px[k, 0], view))
+    return {"guide_move": move, "guide_scale": log_scale}
+
+
 def video_tracks(masks) -> Tracks:
     """Every object of all 22 frames of a video: where track_sample finds each window's targets."""
     return extract_tracks(np.asarray(masks)[:NUM_FRAMES], max_objects=NUM_CLASSES)
@@ -206,15 +237,16 @@ def flip_sample(sample: dict, width: int) -> dict:
     px[:, 1] = torch.where(exists, width - 1 - px[:, 1], 0)
     out["start_px"] = px
     out["start_vel"] = sample["start_vel"] * torch.tensor([1.0, -1.0])
-    if "move" in sample:
-        out["move"] = sample["move"] * torch.tensor([1.0, -1.0])
+    for key in ("move", "guide_move"):
+        if key in sample:
+            out[key] = sample[key] * torch.tensor([1.0, -1.0])
     return out
 
 
 # ---------------------------------------------------------------- the model
 
 
-PER_FRAME = ("obs", "move", "move_ok", "log_scale", "scale_ok", "visible")  # (B, T, S, ...)
+PER_FRAME = ("obs", "move", "move_ok", "log_scale", "scale_ok", "visible", "guide_move", "guide_scale")  # (B, T, S, ...)
 PER_VIDEO = ("view",)  # (B, ...); the rest (B, S, ...)
 
 
@@ -245,7 +277,7 @@ class ObjectDynamics(nn.Module):
     """
 
     def __init__(self, hidden: int = 96, message: int = 96, height: int = 160, width: int = 240, view: dict = None,
-                 keep: float = None, blend: dict = None):
+                 keep: float = None, blend: dict = None, guide: dict = None):
         super().__init__()
         if hidden < 1 or message < 1:
             raise ValueError(f"hidden and message must be >= 1, got {hidden}, {message}")
@@ -267,6 +299,16 @@ class ObjectDynamics(nn.Module):
         self.blend = None  # (the learned model's share, the motion model) of the frame-22 forecast: set_blend
         if blend is not None:
             self.set_blend(blend["motion"], blend["weight"])
+        # guide: a motion model (its config) whose forecast the network corrects, instead of rolling objects on at
+        # constant velocity: each object's place is the motion model's plus a learned offset that starts at zero,
+        # so an untrained model forecasts exactly as the motion model, and training only learns what it misses
+        # (the inputs carry the guide: track_sample(guide=))
+        self.guide = None
+        if guide is not None:
+            if keep is not None:
+                raise ValueError("a guided model follows its motion model's slowing down: it takes no keep")
+            self.guide = Motion.from_config(guide)
+            self.config["guide"] = self.guide.to_config()
         self.hidden, self.height, self.width = hidden, height, width
         self.encode = _mlp(NUM_FEATURES, hidden, hidden)
         self.embed = nn.Linear(NUM_STATIC, hidden)
@@ -365,14 +407,30 @@ class ObjectDynamics(nn.Module):
 
         start_pos, start_size = batch["start_pos"].float(), batch["start_size"].float()
         pos, vel, size, half = start_pos, batch["start_vel"].float(), start_size, batch["half"].float()
+        guided = self.guide is not None
+        if guided:
+            if "guide_move" not in batch:
+                raise ValueError("a guided model needs its motion model's forecast in the inputs: "
+                                 "track_sample(..., guide=model.guide)")
+            if teacher is not None and teacher_prob > 0:
+                raise ValueError("a guided model rolls out on its own offsets: teacher_prob must be 0")
+            offset, offset_vel, offset_size = torch.zeros_like(pos), torch.zeros_like(pos), torch.zeros_like(size)
         moves, scales, visible = [], [], []
         for k in range(FUTURE_STEPS):
             out = self.head(h)  # (B, S, 4): the change from this frame to the next
-            if self.keep is not None:
-                vel = vel * torch.sigmoid(self.keep)
-            vel = vel + out[..., :2] * VEL_SCALE
-            pos = pos + vel
-            size = size + out[..., 2] / 10
+            if guided:  # the motion model's place and size plus a learned offset, which moves with its own velocity
+                offset_vel = offset_vel + out[..., :2] * VEL_SCALE
+                offset = offset + offset_vel
+                new_pos = start_pos + batch["guide_move"][:, k].float() + offset
+                vel, pos = new_pos - pos, new_pos
+                offset_size = offset_size + out[..., 2] / 10
+                size = start_size + batch["guide_scale"][:, k].float() + offset_size
+            else:
+                if self.keep is not None:
+                    vel = vel * torch.sigmoid(self.keep)
+                vel = vel + out[..., :2] * VEL_SCALE
+                pos = pos + vel
+                size = size + out[..., 2] / 10
             moves.append(pos - start_pos)
             scales.append(size - start_size)
             visible.append(out[..., 3])
@@ -496,7 +554,7 @@ def predict_masks(model: ObjectDynamics, masks: torch.Tensor, drop_invisible: bo
     own_weight, own_motion = model.blend or (1.0, None)
     weight = own_weight if weight is None else blend_weight(weight)
     motion = own_motion if motion is None else motion
-    batch = collate([track_sample(m, with_targets=False, view=view) for m in masks])
+    batch = collate([track_sample(m, with_targets=False, view=view, guide=model.guide) for m in masks])
     out = model({k: v.to(device) for k, v in batch.items()})
     move, log_scale = image_outputs(batch, {k: v.cpu() for k, v in out.items()})
     last = FUTURE_STEPS - 1

@@ -86,6 +86,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "rest the motion model's; stored in the checkpoint, so validation and every inference script "
                         "forecast the blend (forecasting/dynamics.py: set_blend; 1: the learned model alone; "
                         "default with --motion: 0.5)")
+    p.add_argument("--guided", action="store_true",
+                   help="with --motion: the network corrects the motion model's forecast instead of rolling objects on "
+                        "at constant velocity (each object at the motion model's place plus a learned offset that "
+                        "starts at zero: untrained, it forecasts as the motion model); stored in the checkpoint")
     p.add_argument("--final_weight", type=float, default=2.0, help="extra weight of frame 22's moves in the loss")
     p.add_argument("--state_width", dest="hidden", type=int, default=96, help="width of each object's recurrent state")
     p.add_argument("--message_width", dest="message", type=int, default=96, help="width of the messages between two objects")
@@ -101,6 +105,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     check_mask_video_args(p, args)
     if args.velocity_keep is not None and not 0 < args.velocity_keep < 1:
         p.error(f"--velocity_keep must be in (0, 1), got {args.velocity_keep}")
+    if args.guided and (args.motion is None or args.velocity_keep is not None or args.teacher_prob > 0):
+        p.error("--guided corrects the motion model: it needs --motion FILE or fit, and takes neither "
+                "--velocity_keep (the motion model slows objects down) nor --teacher_prob")
     if args.motion is None:
         given = [f"--{k}" for k in ("motion_blend", "damping", "horizon_row", "contact", "focal")
                  if getattr(args, k) is not None]
@@ -118,7 +125,7 @@ class TrackSamples(Dataset):
     track_sample; `windows` of them per video, ending at frame 11, 10, ...)."""
 
     def __init__(self, videos: Dataset, desc: str = "tracks", show: bool = True, windows: int = 1, view=None,
-                 errors: float = 0.0, seed: int = 0):
+                 errors: float = 0.0, seed: int = 0, guide=None):
         ends = [LAST_INPUT_INDEX - k for k in range(windows)]
         self.samples = []
         for i in tqdm(range(len(videos)), desc=desc, disable=not show, dynamic_ncols=True):
@@ -129,7 +136,7 @@ class TrackSamples(Dataset):
                 if rng.random() < 0.5:
                     masks = masks.copy()
                     masks[:NUM_INPUT_FRAMES] = segmenter_errors(masks[:NUM_INPUT_FRAMES], rng, errors)
-            self.samples += [track_sample(masks, end=end, whole=whole, view=view) for end in ends]
+            self.samples += [track_sample(masks, end=end, whole=whole, view=view, guide=guide) for end in ends]
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -162,10 +169,11 @@ def training_view(sources: list):
     return fit_floor_view(videos)
 
 
-def training_videos(args, sources: list, show: bool, view=None) -> Dataset:
+def training_videos(args, sources: list, show: bool, view=None, guide=None) -> Dataset:
     """The track samples of the pseudo-labels and the train masks, each mirrored left-right with probability
-    1/2 per epoch (RandomFlips: the same flips whatever the processes or resumes)."""
-    parts = [TrackSamples(videos, desc, show, args.windows, view, errors=errors, seed=args.seed)
+    1/2 per epoch (RandomFlips: the same flips whatever the processes or resumes). guide: the motion model a
+    guided model corrects."""
+    parts = [TrackSamples(videos, desc, show, args.windows, view, errors=errors, seed=args.seed, guide=guide)
              for desc, videos, errors in sources]
     return RandomFlips(ConcatDataset(parts) if len(parts) > 1 else parts[0], args.seed,
                        flip=partial(flip_sample, width=WIDTH))  # a partial, not a lambda: workers pickle it
@@ -214,11 +222,15 @@ def main(argv=None):
         if view is not None:
             print0(f"floor view of the training masks: horizon row {view.horizon_row:g}, size slope "
                    f"{view.size_slope:.4f} px per row, nominal focal {view.focal:g} px", ctx=ctx)
-        train_set = training_videos(args, sources, show=ctx.is_main, view=view)
-        val_set = (ValInputs(args.root_dir, args.pseudo_labels, args.val_videos, exclude) if args.val_inputs == "unet"
-                   else TrueValInputs(args.root_dir, args.val_videos, exclude))
         motion = None if args.motion is None else resolve_motion(args, args.root_dir, print_fn=lambda m: print0(m, ctx=ctx),
                                                                   exclude=exclude)
+        # the motion model a guided model corrects: an --init_from model's own, else --motion's with --guided
+        guide = (init.guide if init is not None else motion if args.guided else None)
+        if init is not None and args.guided and guide is None:
+            raise ValueError(f"--guided: {args.init_from} was trained unguided; its weights correct no motion model")
+        train_set = training_videos(args, sources, show=ctx.is_main, view=view, guide=guide)
+        val_set = (ValInputs(args.root_dir, args.pseudo_labels, args.val_videos, exclude) if args.val_inputs == "unet"
+                   else TrueValInputs(args.root_dir, args.val_videos, exclude))
         if init is not None:
             model = init.train()
             if view is not None:
@@ -227,7 +239,7 @@ def main(argv=None):
         else:
             model = ObjectDynamics(hidden=args.hidden, message=args.message,
                                    view=None if view is None else view.to_config(),
-                                   keep=args.velocity_keep)
+                                   keep=args.velocity_keep, guide=None if guide is None else guide.to_config())
         if motion is not None:  # an --init_from model keeps its own blend unless given one
             model.set_blend(motion, args.motion_blend)
         elif model.blend is not None:
@@ -239,7 +251,7 @@ def main(argv=None):
                f"{len(train_set)} training videos, {len(val_set)} val videos ({val_set.truth.describe()})", ctx=ctx)
         # runs from before --coords were of the image; those from before --motion had no blend (the defaults)
         setup = prepare_optimization(args, run_args, ctx, model, train_set, val_set,
-                                     resume_guard(run_args, before={"coords": "image", "motion_videos": 200}), unit="training videos")
+                                     resume_guard(run_args, before={"coords": "image", "motion_videos": 200, "guided": False}), unit="training videos")
 
         def compute_loss(model, batch):
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}

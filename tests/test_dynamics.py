@@ -233,6 +233,49 @@ def test_a_blend_with_the_motion_model_lands_between_the_two_forecasts_and_trave
         predict_masks(model, masks, weight=float("nan"))
 
 
+def test_a_guided_model_starts_as_its_motion_model_and_learns_what_it_misses():
+    """Untrained, a model guided by a motion model paints exactly the motion model's forecast; the guide's moves
+    are part of the inputs, mirrored with the video; the guide travels in the config; a few steps on squares that
+    the guide moves too far lower the loss."""
+    motion = Motion(damping=0.5)  # image space, half the constant-velocity way
+    video = np.maximum(square_video(22, 4, (40, 30), (0, 5)), square_video(22, 30, (100, 150), (0, 0), side=14))
+    torch.manual_seed(0)
+    model = ObjectDynamics(hidden=16, message=16, guide=motion.to_config())
+    masks = torch.from_numpy(video[None, :11])
+    assert torch.equal(predict_masks(model, masks)[0], extrapolate_mask(video[:11], motion))
+    sample = track_sample(video, guide=motion)
+    assert float(sample["guide_move"][-1, 0, 1]) == pytest.approx(27.5, abs=1)  # half of the 55 columns
+    assert sample["guide_move"][:, 1].abs().max() == 0  # the still square stays
+    mirrored = track_sample(video[:, :, ::-1].copy(), guide=motion)
+    torch.testing.assert_close(flip_sample(sample, W)["guide_move"], mirrored["guide_move"], atol=0.05, rtol=0)
+    rebuilt = build_model(model_config(model), ObjectDynamics)
+    assert rebuilt.config["guide"] == motion.to_config() and rebuilt.guide == motion
+    with pytest.raises(ValueError, match="guide"):  # inputs made without the guide
+        model({k: v[None] for k, v in track_sample(video).items()})
+    with pytest.raises(ValueError, match="keep"):
+        ObjectDynamics(guide=motion.to_config(), keep=0.9)
+
+    rng = np.random.default_rng(0)
+    videos = []
+    for _ in range(8):  # squares slowing down by 0.8 a frame: the guide's damping 0.5 takes them too far
+        v = np.zeros((22, H, W), np.uint8)
+        r, c, speed = rng.integers(20, 120), rng.integers(10, 60), rng.uniform(3, 6)
+        for t in range(22):
+            x = int(round(c + speed * (1 - 0.8 ** t) / 0.2))
+            v[t, r:r + 12, x:x + 12] = 7
+        videos.append(track_sample(v, guide=motion))
+    batch = {k: torch.stack([v[k] for v in videos]) for k in videos[0]}
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = dynamics_loss(model(batch), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
 def test_a_few_steps_lower_the_loss():
     rng = np.random.default_rng(0)
     videos = []
@@ -304,7 +347,7 @@ def test_a_run_from_before_the_floor_flags_resumes_as_the_image_model_it_was(wor
     train_dynamics.main(argv + ["--checkpoint_dir", str(run), "--epochs", "2", "--coords", "image"])
     ckpt = torch.load(run / "last.pt", weights_only=False)
     for k in ("coords", "velocity_keep", "segmenter_errors", "init_from", "motion", "motion_blend", "motion_videos",
-              "damping", "horizon_row", "contact", "focal"):
+              "damping", "horizon_row", "contact", "focal", "guided"):
         del ckpt["args"][k]
     torch.save(ckpt, run / "last.pt")
     with pytest.raises(ResumeError, match="the flags build .*view"):  # the floor model is another model
@@ -343,6 +386,21 @@ def test_with_motion_the_checkpoint_carries_the_blend_that_validation_and_infere
     with pytest.raises(SystemExit):  # a blend without a motion model would be ignored: refused instead
         train_dynamics.parse_args(argv + ["--motion_blend", "0.3"])
     assert train_dynamics.parse_args(argv + ["--motion", "fit"]).motion_blend == 0.5
+
+
+def test_guided_the_checkpoint_carries_the_motion_model_it_corrects(work):
+    work, argv = work
+    train_dynamics.main(argv + ["--checkpoint_dir", str(work / "guided"), "--epochs", "1", "--motion", "fit",
+                                "--motion_videos", "2", "--guided"])
+    model = load_model(work / "guided" / "best.pt", ObjectDynamics)
+    assert model.guide is not None and model.config["guide"] == model.blend[1].to_config()
+    for flags in (["--guided"], ["--guided", "--motion", "fit", "--velocity_keep", "0.9"],
+                  ["--guided", "--motion", "fit", "--teacher_prob", "0.5"]):
+        with pytest.raises(SystemExit):
+            train_dynamics.parse_args(argv + flags)
+    with pytest.raises(ValueError, match="unguided"):  # an unguided checkpoint's weights correct no motion model
+        train_dynamics.main(argv + ["--checkpoint_dir", str(work / "guided_init"), "--epochs", "1", "--motion", "fit",
+                                    "--motion_videos", "2", "--guided", "--init_from", str(work / "ref" / "best.pt")])
 
 
 def test_killed_run_resumes_to_the_same_weights(work):
