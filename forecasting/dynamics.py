@@ -298,6 +298,8 @@ class ObjectDynamics(nn.Module):
             self.config["view"] = self.view.to_config()
         self.blend = None  # (the learned model's share, the motion model) of the frame-22 forecast: set_blend
         if blend is not None:
+            if not isinstance(blend, dict) or set(blend) != {"weight", "motion"}:
+                raise ValueError(f"a blend is {{'weight': share, 'motion': motion config}}, got {blend!r}")
             self.set_blend(blend["motion"], blend["weight"])
         # guide: a motion model (its config) whose forecast the network corrects, instead of rolling objects on at
         # constant velocity: each object's place is the motion model's plus a learned offset that starts at zero,

@@ -229,6 +229,8 @@ def test_a_blend_with_the_motion_model_lands_between_the_two_forecasts_and_trave
     assert torch.equal(predict_masks(rebuilt, masks)[0], half)
     with pytest.raises(ValueError, match="share"):
         model.set_blend(motion, 1.5)
+    with pytest.raises(ValueError, match="a blend is"):  # a hand-edited checkpoint's config, named
+        ObjectDynamics(hidden=16, message=16, blend={"weight": 0.5})
     with pytest.raises(ValueError, match="share"):
         predict_masks(model, masks, weight=float("nan"))
 
