@@ -45,7 +45,7 @@ from data.pseudo_labels import StoredMaskVideos, TrueMaskVideos
 from data.readers import VideoDataset, add_exclude_args, check_before_training, read_exclusions, to_float
 from SSL_convLSTM_Reconstructor.model import DEFAULT, OUTPUT_MODES, REFERENCES, Reconstructor
 from pipeline.references import MOTION_RULES, WithExtrapolatedFrames, add_motion_args, resolve_motion
-from pipeline.val_inputs import prepare_val_inputs
+from pipeline.val_inputs import STORE_VOTE, prepare_val_inputs
 from engine import (
     OPTIMIZER_RULES, RUN_RULES, add_optimizer_args, at_least, check_flags, resume_guard,
     add_run_args, count_parameters, start_run, RandomFlips, RunState, autocast, fit, print0, run_cli, setup_distributed,
@@ -169,7 +169,8 @@ def datasets(args, ctx):
                                print_fn=lambda m: print0(m, ctx=ctx), exclude=exclude)
         if ctx.distributed:
             dist.barrier()
-        masks = {"unlabeled": StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir, exclude=exclude),
+        masks = {"unlabeled": StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir, exclude=exclude,
+                                               per_video=STORE_VOTE),
                  "train": TrueMaskVideos(args.root_dir, "train", exclude=exclude) if args.use_train_frames else None}
         videos = [WithExtrapolatedFrames(v, masks[split], num_future(args), args.motion)
                   for v, split in zip(videos, splits)]

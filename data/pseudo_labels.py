@@ -181,10 +181,15 @@ def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split:
 
 class StoredMaskVideos(Dataset):
     """Videos of a finished store of ROOT/split: item {"video_id", "masks": (T, H, W) uint8}. exclude: video ids
-    left out (a store made before a video was found bad serves without it); num_videos: the first N kept."""
+    left out (a store made before a video was found bad serves without it); num_videos: the first N kept.
+    per_video: the per-video step the store must have been made with (label_split's record of it), if any."""
 
-    def __init__(self, out_dir, split: str, root, num_videos: int = 0, exclude=()):
+    def __init__(self, out_dir, split: str, root, num_videos: int = 0, exclude=(), per_video: str = None):
         self.masks, self.ids, self.meta = open_store(out_dir, split, root)
+        if per_video is not None and self.meta.get("per_video") != per_video:
+            d = store_dir(out_dir, split)
+            raise ValueError(f"{d} holds pseudo-labels made with per-video step {self.meta.get('per_video')}, not "
+                             f"{per_video}: delete {d} and make them again (scripts/make_pseudo_labels.py)")
         exclude = set(exclude)
         self.rows = [r for r, v in enumerate(self.ids) if int(v) not in exclude]
         self.rows = self.rows[:num_videos] if num_videos else self.rows

@@ -46,7 +46,7 @@ from engine import (
 )
 from engine.flags import add_old_spellings
 from pipeline.val_inputs import (
-    TrueValInputs, ValInputs, add_mask_video_args, check_mask_video_args, prepare_val_inputs,
+    STORE_VOTE, TrueValInputs, ValInputs, add_mask_video_args, check_mask_video_args, prepare_val_inputs,
 )
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -154,7 +154,8 @@ def mask_sources(args, exclude) -> list:
     sources = []
     if args.unlabeled_videos != 0:
         sources.append(("tracks of pseudo-labels", StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir,
-                                                                     max(args.unlabeled_videos, 0), exclude=exclude), 0.0))
+                                                                     max(args.unlabeled_videos, 0), exclude=exclude,
+                                                                     per_video=STORE_VOTE), 0.0))
     if args.train_videos != 0:
         sources.append(("tracks of train masks", TrueMaskVideos(args.root_dir, "train", max(args.train_videos, 0),
                                                                 exclude=exclude), args.segmenter_errors))

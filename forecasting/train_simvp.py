@@ -51,7 +51,7 @@ from engine import (
 from forecasting.simvp import DEFAULT, FUTURE_FRAMES, NORMS, PRESETS, SimVP
 from pipeline.models import load_for_flag
 from pipeline.val_inputs import (
-    TrueValInputs, ValInputs, add_mask_video_args, check_mask_video_args, prepare_val_inputs,
+    STORE_VOTE, TrueValInputs, ValInputs, add_mask_video_args, check_mask_video_args, prepare_val_inputs,
 )
 
 MODEL_FLAGS = ("downsample", "hid_S", "hid_T", "N_S", "N_T", "out_frames", "embed", "translator_norm", "copy_prior")
@@ -159,7 +159,7 @@ def training_videos(args, exclude=()) -> Dataset:
     parts = []
     if args.unlabeled_videos != 0:
         parts.append(StoredMaskVideos(args.pseudo_labels, "unlabeled", args.root_dir, max(args.unlabeled_videos, 0),
-                                      exclude=exclude))
+                                      exclude=exclude, per_video=STORE_VOTE))
     if args.train_videos != 0:
         parts.append(TrueMaskVideos(args.root_dir, "train", max(args.train_videos, 0), exclude=exclude))
     videos = RandomFlips(ConcatDataset(parts) if len(parts) > 1 else parts[0], seed=args.seed)

@@ -15,6 +15,10 @@ from Unets.postprocess import vote_per_video
 from Unets.segment import segment
 from Unets.unet import UNet
 
+# what a pseudo-label store made with this repository's vote records (data/pseudo_labels.py: per_video_name): the
+# readers of the forecasters' training stores ask for it, as prepare_val_inputs does of the val inputs
+STORE_VOTE = per_video_name(vote_per_video)
+
 
 def prepare_val_inputs(root, pseudo_labels, seg_checkpoint, device, print_fn=print, exclude=()) -> None:
     """PSEUDO_LABELS/val: the U-Net's masks of val frames 1-11 (the inputs a model trained on U-Net masks is
@@ -29,7 +33,7 @@ def prepare_val_inputs(root, pseudo_labels, seg_checkpoint, device, print_fn=pri
         if Path(seg_checkpoint).is_file() and file_sha256(seg_checkpoint) != meta["segmenter_sha256"]:
             raise ValueError(f"{d} holds val inputs made by another segmenter ({meta['segmenter']}) than "
                              f"{seg_checkpoint}: delete {d} to segment them again")
-        if meta.get("per_video") != per_video_name(vote_per_video):
+        if meta.get("per_video") != STORE_VOTE:
             raise ValueError(f"{d} holds val inputs made without this repository's per-video vote "
                              f"({meta.get('per_video')}): delete {d} to segment them again")
         print_fn(f"val inputs: {d} (made by {meta['segmenter']})")

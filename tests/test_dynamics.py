@@ -18,6 +18,7 @@ from forecasting.dynamics import (
 from forecasting.motion import Motion, extrapolate_mask
 from forecasting.tracks import extract_tracks, segmenter_errors
 from Unets import inference_hidden_with_dynamics, inference_val_with_dynamics
+from Unets.postprocess import vote_per_video
 from Unets.segment import segment
 from engine import CheckpointError, ResumeError, build_model, load_model, model_config
 from Unets.unet import UNet
@@ -310,7 +311,8 @@ def work(tiny_root, unet_ckpt, tmp_path_factory):
     """The U-Net's pseudo-labels of the unlabeled videos, and the flags of a tiny run."""
     work = tmp_path_factory.mktemp("dynamics")
     unet = load_model(unet_ckpt, UNet)
-    label_split(lambda f: segment(unet, f), tiny_root, "unlabeled", work / "pl", segmenter=unet_ckpt)
+    label_split(lambda f: segment(unet, f), tiny_root, "unlabeled", work / "pl", segmenter=unet_ckpt,
+                per_video=vote_per_video)
     argv = ["--root_dir", str(tiny_root), "--pseudo_labels", str(work / "pl"), "--saved_seg_model_dir",
             str(unet_ckpt), "--batch_size", "2", "--state_width", "8", "--message_width", "8", "--device", "cpu"]
     with contextlib.redirect_stdout(io.StringIO()):

@@ -166,6 +166,18 @@ def test_a_reconstructor_passed_as_the_segmenter_is_named_not_blamed_on_the_stor
         label_split(fake_segment, tiny_root, "val", plain, segmenter=unet_ckpt, per_video=vote_per_video)
 
 
+def test_a_training_store_made_without_the_vote_is_refused_by_the_forecasters_readers(tiny_root, unet_ckpt, tmp_path):
+    """The trainers read the unlabeled store with per_video=STORE_VOTE: one made without the vote (an older
+    version's) is refused with the fix, one made with it is read."""
+    from pipeline.val_inputs import STORE_VOTE
+
+    label_split(fake_segment, tiny_root, "unlabeled", tmp_path / "plain", segmenter=unet_ckpt)
+    with pytest.raises(ValueError, match="per-video step None, not vote_per_video.*delete .*make_pseudo_labels"):
+        StoredMaskVideos(tmp_path / "plain", "unlabeled", tiny_root, per_video=STORE_VOTE)
+    label_split(fake_segment, tiny_root, "unlabeled", tmp_path / "voted", segmenter=unet_ckpt, per_video=vote_per_video)
+    assert len(StoredMaskVideos(tmp_path / "voted", "unlabeled", tiny_root, per_video=STORE_VOTE)) == 2
+
+
 def test_a_run_folder_names_its_best_pt_as_the_segmenter(tiny_root, unet_ckpt, tmp_path):
     """--saved_seg_model_dir takes a run folder as every such flag does; the store records its best.pt's hash."""
     from pipeline.val_inputs import prepare_val_inputs

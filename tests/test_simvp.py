@@ -15,6 +15,7 @@ from forecasting import train_simvp
 from forecasting.simvp import PRESETS, SimVP, class_fractions
 from scripts import predict
 from Unets import inference_hidden_with_simvp, inference_val_with_simvp
+from Unets.postprocess import vote_per_video
 from Unets.segment import segment
 from Unets.unet import UNet
 
@@ -139,7 +140,8 @@ def work(tiny_root, unet_ckpt, tmp_path_factory):
     """The U-Net's pseudo-labels of the unlabeled videos, the flags of a tiny run and one 1-epoch run."""
     work = tmp_path_factory.mktemp("simvp")
     unet = load_model(unet_ckpt, UNet)
-    label_split(lambda f: segment(unet, f), tiny_root, "unlabeled", work / "pl", segmenter=unet_ckpt)
+    label_split(lambda f: segment(unet, f), tiny_root, "unlabeled", work / "pl", segmenter=unet_ckpt,
+                per_video=vote_per_video)
     argv = ["--root_dir", str(tiny_root), "--pseudo_labels", str(work / "pl"), "--saved_seg_model_dir",
             str(unet_ckpt), "--batch_size", "2", "--num_workers", "0", "--device", "cpu", *TINY_FLAGS]
     with contextlib.redirect_stdout(io.StringIO()):

@@ -150,13 +150,15 @@ def test_extrapolated_reference_trains_from_pseudo_labels_and_runs_two_stages(ti
     a trained checkpoint that records its reference, and the two-stage scripts making the same frames."""
     from data.pseudo_labels import label_split
     from Unets import inference_hidden_with_reconstructor, inference_val_with_reconstructor
+    from Unets.postprocess import vote_per_video
     from Unets.segment import segment
     from engine import atomic_save, make_checkpoint
     from Unets.unet import UNet
     torch.manual_seed(0)
     unet = UNet(base_channels=2)
     atomic_save(make_checkpoint(unet, torch.optim.AdamW(unet.parameters()), None, 0, 0.0, {}), tmp_path / "unet.pt")
-    label_split(lambda f: segment(unet, f), tiny_root, "unlabeled", tmp_path / "pl", segmenter=tmp_path / "unet.pt")
+    label_split(lambda f: segment(unet, f), tiny_root, "unlabeled", tmp_path / "pl", segmenter=tmp_path / "unet.pt",
+                per_video=vote_per_video)
     extra = ["--reference", "extrapolated", "--pseudo_labels", str(tmp_path / "pl"), "--saved_seg_model_dir",
              str(tmp_path / "unet.pt"), "--epochs", "1"]
     with one_thread():
