@@ -19,6 +19,9 @@ Positions, velocities and sizes are the image's (pixels), or, for a model built 
 fitted on its training masks), the floor's (forecasting/floor.py): the model then does not hang on one
 camera, and is applied through another by giving predict_masks that camera's view.
 
+A guided model (guide: a motion model) rolls out the motion model's forecast plus a learned offset instead of
+constant velocity: untrained, it places objects as the motion model does.
+
 A model may also carry a blend with the motion model (forecasting/motion.py): each object's frame-22 centroid
 and size are then the weighted mean of the two forecasts, `weight` the learned model's share. Two forecasters
 that err differently average to smaller errors than either (on synthetic val, and on the real videos; see
@@ -87,8 +90,9 @@ def track_sample(masks, num_slots: int = MAX_OBJECTS, with_targets: bool = None,
     whole: the tracks of all 22 frames (extract_tracks), when the caller already has them (several windows of
     one video share them). view: work on the floor as this camera shows it (forecasting/floor.py), not in pixels.
     guide: a motion model (forecasting/motion.py) whose forecast the learned one corrects (ObjectDynamics' guide);
-    the inputs then also hold guide_move (11, S, 2) and guide_scale (11, S), its forecast of each frame-11 object
-    for frames 12-22 in the terms of the targets (zeros for objects absent from frame 11 or that it keeps still).
+    the inputs then also hold guide_move (11, S, 2) and guide_scale (11, S), its forecast for frames 12-22 of each
+    slot whose class has pixels in frame 11 (found as paint_frame finds them), in the terms of the targets; zeros
+    for the other slots and for objects it keeps still.
     """
     masks = np.asarray(masks.cpu() if hasattr(masks, "cpu") else masks)
     with_targets = masks.shape[0] >= NUM_FRAMES if with_targets is None else with_targets
@@ -303,8 +307,10 @@ class ObjectDynamics(nn.Module):
             self.set_blend(blend["motion"], blend["weight"])
         # guide: a motion model (its config) whose forecast the network corrects, instead of rolling objects on at
         # constant velocity: each object's place is the motion model's plus a learned offset that starts at zero,
-        # so an untrained model forecasts exactly as the motion model, and training only learns what it misses
-        # (the inputs carry the guide: track_sample(guide=))
+        # so an untrained model places every tracked object as the motion model does (an object too small to
+        # track stays where it is, as in any model of this kind), and training only learns what it misses (the
+        # inputs carry the guide: track_sample(guide=)). A blend of weight W with the same motion model is then
+        # that model's forecast plus W x the offset.
         self.guide = None
         if guide is not None:
             if keep is not None:

@@ -105,9 +105,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     check_mask_video_args(p, args)
     if args.velocity_keep is not None and not 0 < args.velocity_keep < 1:
         p.error(f"--velocity_keep must be in (0, 1), got {args.velocity_keep}")
-    if args.guided and (args.motion is None or args.velocity_keep is not None or args.teacher_prob > 0):
-        p.error("--guided corrects the motion model: it needs --motion FILE or fit, and takes neither "
-                "--velocity_keep (the motion model slows objects down) nor --teacher_prob")
+    if args.guided and ((args.motion is None and args.init_from is None) or args.velocity_keep is not None
+                        or args.teacher_prob > 0):
+        p.error("--guided corrects the motion model: it needs --motion FILE or fit (or an --init_from model that was "
+                "guided), and takes neither --velocity_keep (the motion model slows objects down) nor --teacher_prob")
     if args.motion is None:
         given = [f"--{k}" for k in ("motion_blend", "damping", "horizon_row", "contact", "focal")
                  if getattr(args, k) is not None]
@@ -210,6 +211,11 @@ def main(argv=None):
         init = load_for_flag(args.init_from, ObjectDynamics, "--init_from") if args.init_from else None
         if init is not None:  # the checkpoint decides what the model works in
             args.coords = "image" if init.view is None else "floor"
+            if args.guided and init.guide is None:
+                raise ValueError(f"--guided: {args.init_from} was trained unguided; its weights correct no motion model")
+            if init.guide is not None and args.teacher_prob > 0:
+                raise ValueError(f"--teacher_prob: {args.init_from} is guided, and a guided model rolls out on its "
+                                 f"own offsets: leave --teacher_prob at 0")
         sources = mask_sources(args, exclude)
         view = None
         if args.coords == "floor":
@@ -227,8 +233,8 @@ def main(argv=None):
                                                                   exclude=exclude)
         # the motion model a guided model corrects: an --init_from model's own, else --motion's with --guided
         guide = (init.guide if init is not None else motion if args.guided else None)
-        if init is not None and args.guided and guide is None:
-            raise ValueError(f"--guided: {args.init_from} was trained unguided; its weights correct no motion model")
+        if init is not None and guide is not None:
+            print0(f"--init_from's guide is kept: its weights correct that motion model ({guide.describe()})", ctx=ctx)
         train_set = training_videos(args, sources, show=ctx.is_main, view=view, guide=guide)
         val_set = (ValInputs(args.root_dir, args.pseudo_labels, args.val_videos, exclude) if args.val_inputs == "unet"
                    else TrueValInputs(args.root_dir, args.val_videos, exclude))

@@ -35,6 +35,14 @@ def train(name: str, script: str, checkpoint_dir: str, *args) -> dict:
             "done_when": f"{checkpoint_dir}/best.pt", "resume": checkpoint_dir}
 
 
+def add_world_arg(p) -> None:
+    """--world of a bench script that makes its own dataset (make_synthetic_dataset.py --world)."""
+    from data.synthetic import DEFAULT_WORLD, WORLDS
+    p.add_argument("--world", choices=sorted(WORLDS), default=DEFAULT_WORLD,
+                   help="the generator's world of the dataset it makes (unless --root_dir); tables measured before "
+                        "the real world became the default (550a8a9) were drawn with --world clevr")
+
+
 def dataset(train, val, unlabeled, hidden, seed, workers=2, world=None) -> dict:
     """A synthetic dataset in the competition's layout at {data}: done once its hidden split exists. world: the
     generator's --world (None: its default)."""
@@ -177,7 +185,8 @@ def bench_pipeline_recipe(args) -> dict:
     and the U-Net on the true frame 22 (oracle)."""
     unet = user_path(args.unet_checkpoint) if args.unet_checkpoint else UNET
     few = ("--num_workers", "0")  # the stages run one thread each (--threads): workers would only compete
-    stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, args.hidden, args.seed)]
+    stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, args.hidden, args.seed,
+                                               world=args.world)]
     stages += [
         # memmap frames (scripts/convert_to_memmap.py): no stage waits on PNG decoding
         {"name": "memmap", "cmd": ["{py}", "scripts/convert_to_memmap.py", "--root_dir", "{data}", "--split", "train",
@@ -226,7 +235,8 @@ def bench_unet_recipe(args) -> dict:
     """scripts/bench/bench_unet.py: the U-Net's recipe (Unets/train.py's defaults and the overrides given) scored on val
     (oracle on the true frame 22 and its ablations, frame 11, the true frame-11 mask), and its speed per width."""
     workers = ("--num_workers", str(args.num_workers))
-    stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, args.hidden, args.seed)]
+    stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, args.hidden, args.seed,
+                                               world=args.world)]
     unet = user_path(args.checkpoint_dir) if args.checkpoint_dir else "{out}/unet"
     rows = []
     if not args.skip_quality:
@@ -293,7 +303,8 @@ def field_data_stages(args) -> list:
     """scripts/bench/bench_field.py, before the learned models: the dataset (unless --root_dir), the motion model fitted
     on the train masks, the U-Net (unless --unet_checkpoint), its pseudo-labels of the unlabeled videos and its
     masks of the val videos' frames 1-11."""
-    stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, 2, args.seed, workers=1)]
+    stages = [] if args.root_dir else [dataset(args.train, args.val, args.unlabeled, 2, args.seed, workers=1,
+                                               world=args.world)]
     stages.append(fit_motion())
     if not args.unet_checkpoint:
         stages.append(train("train U-Net", "Unets/train.py", "{out}/unet", *args.unet_args.split(), "--train_videos",

@@ -104,6 +104,8 @@ def test_prints_the_fields_for_a_synthetic_root_side_by_side(tiny_root):
     assert lines[1].split() == ["videos", "4", "4"]  # train + val
     assert any(l.startswith("cube horizon h (row)") for l in lines)  # the per-shape geometry table
     assert any(l.startswith("copy-11, 4-video blocks") for l in lines)  # blocks of the smallest root's count
+    too_big = run(tiny_root, tiny_root, "--block_videos", "5")
+    assert too_big.returncode == 2 and "only 4 labeled videos" in too_big.stderr
 
 
 def test_exclude_videos_leaves_them_out_and_names_them(tiny_root):

@@ -405,6 +405,11 @@ def test_guided_the_checkpoint_carries_the_motion_model_it_corrects(work):
     with pytest.raises(ValueError, match="unguided"):  # an unguided checkpoint's weights correct no motion model
         train_dynamics.main(argv + ["--checkpoint_dir", str(work / "guided_init"), "--epochs", "1", "--motion", "fit",
                                     "--motion_videos", "2", "--guided", "--init_from", str(work / "ref" / "best.pt")])
+    with pytest.raises(ValueError, match="is guided"):  # found before any tracks are made
+        train_dynamics.main(argv + ["--checkpoint_dir", str(work / "guided_init"), "--epochs", "1", "--teacher_prob",
+                                    "0.5", "--init_from", str(work / "guided" / "best.pt")])
+    assert not (work / "guided_init" / "last.pt").exists()
+    assert train_dynamics.parse_args(argv + ["--guided", "--init_from", str(work / "guided" / "best.pt")]).guided
 
 
 def test_killed_run_resumes_to_the_same_weights(work):

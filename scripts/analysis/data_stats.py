@@ -208,7 +208,10 @@ def main(argv=None):
         if ids:
             print(f"{r}: left out {', '.join(f'video_{v}' for v in ids)} (--exclude_videos)")
     masks = [load_labeled_masks(r, ids) for r, ids in zip(args.roots, excluded)]
-    block = args.block_videos or min(len(m) for m in masks)
+    fewest = min(len(m) for m in masks)
+    if args.block_videos is not None and args.block_videos > fewest:
+        p.error(f"--block_videos {args.block_videos}: a root has only {fewest} labeled videos, so no block of it fits")
+    block = args.block_videos or fewest
     stats = [stats_of(m, block) for m in masks]
     names = [Path(r).name or str(r) for r in args.roots]
     print(format_table(names, [s for s, _, _ in stats]))

@@ -50,8 +50,8 @@ from pipeline.field import (
     field_methods, field_table, jaccard_of, limit_rows, limit_scores, score, true_inputs, unet_inputs,
 )
 from pipeline.recipes import (
-    FIELD_MODELS, FIELD_PRESETS, field_calibration_videos, field_data_stages, field_train_stage, threads_env,
-    user_path,
+    FIELD_MODELS, FIELD_PRESETS, add_world_arg, field_calibration_videos, field_data_stages, field_train_stage,
+    threads_env, user_path,
 )
 from pipeline.stages import StageFailed, run_stage
 from engine.flags import add_old_spellings
@@ -71,6 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--val", type=int, default=None, help="val videos made (all are scored)")
     p.add_argument("--unlabeled", type=int, default=None, help="unlabeled videos made, pseudo-labelled and trained on")
     p.add_argument("--seed", type=int, default=3, help="dataset seed")
+    add_world_arg(p)
     p.add_argument("--budget_min", type=float, default=None,
                    help="training budget of each learned model: CPU-minutes (wall-minutes on a GPU)")
     p.add_argument("--calibrate_share", type=float, default=None,

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from engine import atomic_write, read_log, run_cli
-from pipeline.recipes import bench_pipeline_recipe
+from pipeline.recipes import add_world_arg, bench_pipeline_recipe
 from pipeline.stages import StageFailed, run_recipe
 from engine.flags import add_old_spellings
 
@@ -42,6 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--unlabeled", type=int, default=300, help="synthetic unlabeled videos (the reconstructor's data)")
     p.add_argument("--hidden", type=int, default=10, help="synthetic hidden videos")
     p.add_argument("--seed", type=int, default=1, help="dataset seed")
+    add_world_arg(p)
     p.add_argument("--unet_epochs", type=int, default=6, help="U-Net epochs on the train frames (train.py's other flags: defaults)")
     p.add_argument("--saved_seg_model_dir", dest="unet_checkpoint", default=None,
                    help="use this trained U-Net (e.g. scripts/bench/bench_unet.py's best.pt on the same --root_dir) instead of training one")

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from engine import atomic_write, read_log, run_cli
-from pipeline.recipes import bench_unet_recipe
+from pipeline.recipes import add_world_arg, bench_unet_recipe
 from pipeline.speed import speed_table
 from pipeline.stages import StageFailed, run_recipe
 
@@ -40,6 +40,7 @@ def parse_args(argv=None):
     p.add_argument("--unlabeled", type=int, default=0,
                    help="synthetic unlabeled videos to generate too (so that scripts/bench/bench_field.py --root_dir can reuse the set)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed")
+    add_world_arg(p)
     p.add_argument("--epochs", type=int, default=None, help="override train.py's --epochs (default: its default)")
     p.add_argument("--base_channels", type=int, default=None, help="override train.py's --base_channels")
     p.add_argument("--batch_size", type=int, default=None, help="override train.py's --batch_size")
