@@ -10,9 +10,10 @@
   material instead of a patchwork (pixels at an object's rim, far from its telling parts, are the
   ones a segmenter gets wrong). Used by the U-Net's inference (Unets/segment.py: segment).
 - vote_per_video: over the frames of one video, a class that names its color's pixels in under a quarter of the
-  frames where that color is seen is a flicker, and takes the color's most frequent class (an object keeps its
-  shape and material from frame to frame; two objects of one color, each seen in most frames, both keep theirs);
-  a color that no frame shows on an object-sized piece is a sliver, and becomes background.
+  frames where that color is seen is a flicker: in each frame it becomes the kept class of its color that the frame
+  lacks, or stays itself where the frame lacks none (another object of that color, one entering late); an object
+  keeps its shape and material from frame to frame, and two objects of one color each keep theirs. A color that no
+  frame shows on an object-sized piece is a sliver, and becomes background.
   Used wherever a video's frames are segmented together (Unets/segment.py: segment_videos).
 All work on batches, on any device, with torch alone.
 """

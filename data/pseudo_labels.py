@@ -115,6 +115,15 @@ def per_video_name(per_video) -> str:
     return getattr(per_video, "describe", None) or getattr(per_video, "__name__", type(per_video).__name__)
 
 
+def check_per_video(d: Path, meta: dict, per_video: str) -> None:
+    """A store's per-video step (meta.json, per_video_name) is `per_video`, else the fix: one place for the
+    resume (label_split), the readers (StoredMaskVideos) and the val inputs (pipeline/val_inputs.py)."""
+    if meta.get("per_video") != per_video:
+        raise ValueError(f"{d} holds pseudo-labels made with per-video step {meta.get('per_video')}, not {per_video}; "
+                         f"a store of another per-video vote is not mixed in: delete {d} and make it again "
+                         f"(scripts/make_pseudo_labels.py), or choose another --out")
+
+
 def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split: str, out_dir, *,
                 segmenter: str, batch_size: int = 8, num_videos: int = 0, desc: str = None, exclude=(),
                 per_video: Callable[[torch.Tensor], torch.Tensor] = None) -> Path:
@@ -144,9 +153,7 @@ def label_split(segment_fn: Callable[[torch.Tensor], torch.Tensor], root, split:
         if old.get("segmenter_sha256") != meta["segmenter_sha256"] or old.get("frames") != T:
             raise ValueError(f"{d} holds pseudo-labels of another segmenter ({old.get('segmenter')}): delete {d} "
                              f"or choose another --out")
-        if old.get("per_video") != meta["per_video"]:
-            raise ValueError(f"{d} holds pseudo-labels with per-video step {old.get('per_video')}, not "
-                             f"{meta['per_video']}: delete {d} or choose another --out")
+        check_per_video(d, old, meta["per_video"])
         if not np.array_equal(old_ids, ids):
             raise ValueError(f"{d} holds pseudo-labels of other videos ({len(old_ids)} from "
                              f"{old_ids[:1].tolist()}): delete {d} or choose another --out")
@@ -186,10 +193,8 @@ class StoredMaskVideos(Dataset):
 
     def __init__(self, out_dir, split: str, root, num_videos: int = 0, exclude=(), per_video: str = None):
         self.masks, self.ids, self.meta = open_store(out_dir, split, root)
-        if per_video is not None and self.meta.get("per_video") != per_video:
-            d = store_dir(out_dir, split)
-            raise ValueError(f"{d} holds pseudo-labels made with per-video step {self.meta.get('per_video')}, not "
-                             f"{per_video}: delete {d} and make them again (scripts/make_pseudo_labels.py)")
+        if per_video is not None:
+            check_per_video(store_dir(out_dir, split), self.meta, per_video)
         exclude = set(exclude)
         self.rows = [r for r, v in enumerate(self.ids) if int(v) not in exclude]
         self.rows = self.rows[:num_videos] if num_videos else self.rows

@@ -339,7 +339,7 @@ class ObjectDynamics(nn.Module):
         weight = blend_weight(weight)
         motion = Motion.from_config(motion)
         self.blend = (weight, motion)
-        self.config["blend"] = {"weight": float(weight), "motion": motion.to_config()}
+        self.config["blend"] = {"weight": weight, "motion": motion.to_config()}
 
     def _messages(self, h, pos, vel, size, alive):
         """Sum over the other live objects j of pair(h_i, h_j, relative position, distance, relative velocity,

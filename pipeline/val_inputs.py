@@ -6,7 +6,8 @@ from torch.utils.data import Dataset
 
 from data.format import NUM_INPUT_FRAMES, TARGET_INDEX
 from data.pseudo_labels import (
-    StoredMaskVideos, TrueMaskVideos, file_sha256, label_split, open_store, per_video_name, store_dir, store_finished,
+    StoredMaskVideos, TrueMaskVideos, check_per_video, file_sha256, label_split, open_store, per_video_name, store_dir,
+    store_finished,
 )
 from data.readers import SplitIndex
 from engine import checkpoint_file, load_model
@@ -33,9 +34,7 @@ def prepare_val_inputs(root, pseudo_labels, seg_checkpoint, device, print_fn=pri
         if Path(seg_checkpoint).is_file() and file_sha256(seg_checkpoint) != meta["segmenter_sha256"]:
             raise ValueError(f"{d} holds val inputs made by another segmenter ({meta['segmenter']}) than "
                              f"{seg_checkpoint}: delete {d} to segment them again")
-        if meta.get("per_video") != STORE_VOTE:
-            raise ValueError(f"{d} holds val inputs made without this repository's per-video vote "
-                             f"({meta.get('per_video')}): delete {d} to segment them again")
+        check_per_video(d, meta, STORE_VOTE)
         print_fn(f"val inputs: {d} (made by {meta['segmenter']})")
         return
     if unet is None:

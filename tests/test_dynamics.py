@@ -258,48 +258,46 @@ def test_a_guided_model_starts_as_its_motion_model_and_learns_what_it_misses():
     with pytest.raises(ValueError, match="keep"):
         ObjectDynamics(guide=motion.to_config(), keep=0.9)
 
-    rng = np.random.default_rng(0)
-    videos = []
-    for _ in range(8):  # squares slowing down by 0.8 a frame: the guide's damping 0.5 takes them too far
-        v = np.zeros((22, H, W), np.uint8)
-        r, c, speed = rng.integers(20, 120), rng.integers(10, 60), rng.uniform(3, 6)
-        for t in range(22):
-            x = int(round(c + speed * (1 - 0.8 ** t) / 0.2))
-            v[t, r:r + 12, x:x + 12] = 7
-        videos.append(track_sample(v, guide=motion))
-    batch = {k: torch.stack([v[k] for v in videos]) for k in videos[0]}
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(30):
-        loss = dynamics_loss(model(batch), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    # squares slowing down by 0.8 a frame: the guide's damping 0.5 takes them too far
+    losses = train_losses(model, [track_sample(v, guide=motion) for v in slowing_squares(0.8, cls=7)])
     assert losses[-1] < 0.7 * losses[0], losses
 
 
-def test_a_few_steps_lower_the_loss():
+def slowing_squares(decay: float, cls: int = None, n: int = 8) -> list:
+    """n videos (22, H, W) of a 12-pixel square sliding right and slowing by `decay` a frame, each from its own
+    row, column and speed (rng seed 0), of class cls (default: a random class per video)."""
     rng = np.random.default_rng(0)
     videos = []
-    for _ in range(8):  # squares that slow down: constant velocity is wrong, a learned deceleration is right
+    for _ in range(n):
         masks = np.zeros((22, H, W), np.uint8)
         r, c, v = rng.integers(20, 120), rng.integers(10, 60), rng.uniform(3, 6)
+        label = rng.integers(1, 49) if cls is None else cls
         for t in range(22):
-            x = int(round(c + v * (1 - 0.85 ** t) / 0.15))
-            masks[t, r:r + 12, x:x + 12] = rng.integers(1, 49) if t == 0 else masks[0][masks[0] > 0][0]
-        videos.append(track_sample(masks))
-    batch = {k: torch.stack([v[k] for v in videos]) for k in videos[0]}
-    torch.manual_seed(0)
-    model = ObjectDynamics(hidden=32, message=32)
+            x = int(round(c + v * (1 - decay ** t) / (1 - decay)))
+            masks[t, r:r + 12, x:x + 12] = label
+        videos.append(masks)
+    return videos
+
+
+def train_losses(model, samples: list, steps: int = 30) -> list:
+    """The loss of each of `steps` Adam steps on one batch of track samples."""
+    batch = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(30):
+    for _ in range(steps):
         loss = dynamics_loss(model(batch), batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
+    return losses
+
+
+def test_a_few_steps_lower_the_loss():
+    # squares that slow down: constant velocity is wrong, a learned deceleration is right
+    samples = [track_sample(m) for m in slowing_squares(0.85)]
+    torch.manual_seed(0)
+    losses = train_losses(ObjectDynamics(hidden=32, message=32), samples)
     assert losses[-1] < 0.5 * losses[0], losses
 
 

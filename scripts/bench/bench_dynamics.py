@@ -31,7 +31,7 @@ from data.classes import NUM_CLASSES
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX
 from data.metric import SegmentationScore
 from data.pseudo_labels import StoredMaskVideos
-from forecasting.dynamics import ObjectDynamics, predict_masks
+from forecasting.dynamics import ObjectDynamics, blend_weight, predict_masks
 from forecasting.floor import fit_floor_view
 from forecasting.motion import Motion, extrapolate_mask
 from forecasting.tracks import extract_tracks
@@ -151,8 +151,10 @@ def main():
     dynamics = load_model(args.saved_dynamics_model_dir, ObjectDynamics)
     motion = Motion.from_config(json.loads(Path(args.motion).read_text()))
     blend = args.motion_blend if args.motion_blend is not None else dynamics.blend[0] if dynamics.blend else 0.5
-    if not 0 <= blend <= 1:
-        parser.error(f"--motion_blend must be in [0, 1], got {blend}")
+    try:
+        blend = blend_weight(blend)
+    except ValueError as err:
+        parser.error(f"--motion_blend: {err}")
     # the checkpoint's own blend, as inference forecasts it (its motion model too), unless told another weight
     blend_motion = dynamics.blend[1] if dynamics.blend and args.motion_blend is None else motion
     results = {"threads": args.threads, "motion": motion.to_config(), "motion_blend": blend}
