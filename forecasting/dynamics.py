@@ -533,6 +533,11 @@ def collate(samples: list) -> dict:
     return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
 
 
+def _split(batch: dict) -> list:
+    """collate's inverse: a batch -> its samples."""
+    return [{k: v[b] for k, v in batch.items()} for b in range(len(next(iter(batch.values()))))]
+
+
 def image_outputs(batch: dict, out: dict, step: int = FUTURE_STEPS - 1) -> tuple:
     """The model's outputs for one future step as image moves (B, S, 2) pixels and log size ratios (B, S): as they
     are for a model of the image; for one of the floor, the predicted floor point drawn back into the image
@@ -548,24 +553,61 @@ def image_outputs(batch: dict, out: dict, step: int = FUTURE_STEPS - 1) -> tuple
 
 
 @torch.no_grad()
-def predict_masks(model: ObjectDynamics, masks: torch.Tensor, drop_invisible: bool = True,
-                  view: FloorView = None, weight: float = None, motion: Motion = None) -> torch.Tensor:
+def forecast_outputs(model: ObjectDynamics, masks: torch.Tensor, view: FloorView = None, mirror: bool = False) -> tuple:
+    """One model's frame-22 forecast of masks (B, 11, H, W): (image moves (B, S, 2), log size ratios (B, S),
+    visible logits (B, S), pixel_classes (B, S)). mirror: the mean of the forecasts of the video and of its
+    left-right mirror image (mirrored back): the world has no left or right, and the two err apart."""
+    model.eval()
+    device = next(model.parameters()).device
+    view = (view or model.view) if model.view is not None else None
+    batch = collate([track_sample(m, with_targets=False, view=view, guide=model.guide) for m in masks])
+    runs = [batch]
+    if mirror:
+        runs.append(collate([flip_sample(s, masks.shape[-1]) for s in _split(batch)]))
+    moves, scales, visible = [], [], []
+    for k, inputs in enumerate(runs):
+        out = {key: v.cpu() for key, v in model({key: v.to(device) for key, v in inputs.items()}).items()}
+        if k:  # the mirror's forecast, mirrored back
+            out["move"] = out["move"] * torch.tensor([1.0, -1.0])
+        move, log_scale = image_outputs(batch, out)
+        moves.append(move)
+        scales.append(log_scale)
+        visible.append(out["visible"][:, FUTURE_STEPS - 1])
+    return (torch.stack(moves).mean(0), torch.stack(scales).mean(0), torch.stack(visible).mean(0),
+            batch["pixel_classes"])
+
+
+def ensemble_blend(models: list) -> tuple:
+    """The (weight, motion model) blend an ensemble forecasts with: its members' own, which must agree (members
+    trained alike, with the same --motion and --motion_blend); (1.0, None) when none blends."""
+    blends = [m.config.get("blend") for m in models]
+    if any(b != blends[0] for b in blends[1:]):
+        raise ValueError(f"the ensemble's models blend with the motion model differently ({blends[0]} against "
+                         f"{next(b for b in blends if b != blends[0])}): train them with the same --motion and "
+                         f"--motion_blend, or give the blend explicitly")
+    return models[0].blend or (1.0, None)
+
+
+@torch.no_grad()
+def predict_masks(model, masks: torch.Tensor, drop_invisible: bool = True, view: FloorView = None,
+                  weight: float = None, motion: Motion = None, mirror: bool = True) -> torch.Tensor:
     """masks (B, >= 11, H, W) of frames 1-11 (frames beyond 11 ignored) -> (B, H, W) frame-22 class ids, CPU.
+    model: an ObjectDynamics, or a list of them (an ensemble, e.g. one recipe trained with several --seed: each
+    object's frame-22 move, size ratio and visibility are the mean of theirs; models trained apart err apart).
     view: the camera of these masks (forecasting/floor.py: fit_floor_view) for a model of the floor, when it is
     not the one it was trained through (default: the model's); ignored by a model of the image.
     weight, motion: the learned model's share of a blend with the motion model (paint_frame), and that model;
-    by default the model's own blend (set_blend), or none (weight 1)."""
-    model.eval()
+    by default the model's own blend (set_blend; an ensemble's: ensemble_blend), or none (weight 1).
+    mirror: each model's forecast the mean of the video's and its mirror image's (forecast_outputs)."""
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not models:
+        raise ValueError("predict_masks needs at least one model")
     masks = torch.as_tensor(masks).cpu()[:, :NUM_INPUT_FRAMES]
-    device = next(model.parameters()).device
-    view = (view or model.view) if model.view is not None else None
-    own_weight, own_motion = model.blend or (1.0, None)
+    own_weight, own_motion = ensemble_blend(models) if weight is None or motion is None else (None, None)
     weight = own_weight if weight is None else blend_weight(weight)
     motion = own_motion if motion is None else motion
-    batch = collate([track_sample(m, with_targets=False, view=view, guide=model.guide) for m in masks])
-    out = model({k: v.to(device) for k, v in batch.items()})
-    move, log_scale = image_outputs(batch, {k: v.cpu() for k, v in out.items()})
-    last = FUTURE_STEPS - 1
-    return torch.stack([paint_frame(m, move[b], log_scale[b], out["visible"][b, last].cpu(), batch["pixel_classes"][b],
-                                    drop_invisible, motion, weight)
+    outputs = [forecast_outputs(m, masks, view, mirror) for m in models]
+    move, log_scale, visible = (torch.stack([o[i] for o in outputs]).mean(0) for i in range(3))
+    classes = outputs[0][3]  # the tracks, and so the slots, do not depend on the model
+    return torch.stack([paint_frame(m, move[b], log_scale[b], visible[b], classes[b], drop_invisible, motion, weight)
                         for b, m in enumerate(masks)])

@@ -25,8 +25,8 @@ import torch
 
 from data.format import LAST_INPUT_INDEX, NUM_INPUT_FRAMES
 from data.readers import to_float
-from engine import autocast
-from forecasting.dynamics import ObjectDynamics, predict_masks
+from engine import CheckpointError, autocast
+from forecasting.dynamics import ObjectDynamics, ensemble_blend, predict_masks
 from forecasting.motion import Motion, extrapolate_frames, extrapolate_mask, future_horizons
 from forecasting.motion_args import add_motion_args, resolve_motion
 from forecasting.simvp import SimVP
@@ -155,7 +155,7 @@ def build_simvp_predictor(args, device) -> Predictor:
 
 def dynamics_predictor(unet, dynamics) -> Predictor:
     """Frame 22 from object motion: the U-Net segments frames 1-11, their objects are rolled forward by the
-    learned dynamics and painted (forecasting/dynamics.py)."""
+    learned dynamics (a model, or a list: an ensemble) and painted (forecasting/dynamics.py)."""
     unet.eval()
 
     @torch.no_grad()
@@ -167,14 +167,23 @@ def dynamics_predictor(unet, dynamics) -> Predictor:
 
 
 def add_dynamics_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--saved_dynamics_model_dir", default="checkpoints/dynamics/best.pt",
-                        help="learned dynamics checkpoint or run folder (forecasting/train_dynamics.py)")
+    parser.add_argument("--saved_dynamics_model_dir", default=["checkpoints/dynamics/best.pt"], nargs="+",
+                        metavar="CKPT",
+                        help="learned dynamics checkpoint or run folder (forecasting/train_dynamics.py); several: "
+                             "their ensemble (the same recipe trained with several --seed), each object's forecast "
+                             "the mean of theirs")
 
 
 @register_predictor("dynamics", add_args=add_dynamics_args,
                     help="the U-Net's masks of frames 1-11, each object rolled forward by the learned dynamics")
 def build_dynamics_predictor(args, device) -> Predictor:
-    dynamics = load_for_flag(args.saved_dynamics_model_dir, ObjectDynamics, "--saved_dynamics_model_dir", device)
+    paths = args.saved_dynamics_model_dir
+    dynamics = [load_for_flag(path, ObjectDynamics, "--saved_dynamics_model_dir", device)
+                for path in ([paths] if isinstance(paths, str) else paths)]
+    try:
+        ensemble_blend(dynamics)
+    except ValueError as err:
+        raise CheckpointError(f"--saved_dynamics_model_dir: {err}") from None
     return dynamics_predictor(load_unet(args, device), dynamics)
 
 

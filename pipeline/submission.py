@@ -13,10 +13,13 @@ from pipeline.evaluate import Predictor, predict, video_loader
 def check_output_is_not_an_input(output: Path, args) -> None:
     """Refuse an --output that would replace something other than a submission: one of the run's checkpoints
     (--saved_*_model_dir), or any existing file that is not a submission (a tensor (N, 160, 240) uint8)."""
-    for flag, value in vars(args).items():
-        if flag.startswith("saved_") and value and checkpoint_file(value).resolve() == output.resolve():
-            raise OutputPathError(f"--output {output} is the checkpoint passed as --{flag}: writing the submission "
-                                  f"there would destroy the model; choose another --output")
+    for flag, values in vars(args).items():
+        if not flag.startswith("saved_"):
+            continue
+        for value in values if isinstance(values, (list, tuple)) else [values]:  # an ensemble's several
+            if value and checkpoint_file(value).resolve() == output.resolve():
+                raise OutputPathError(f"--output {output} is the checkpoint passed as --{flag}: writing the submission "
+                                      f"there would destroy the model; choose another --output")
     check_not_an_input(output, "--output", args)  # any other input of the command, or a dataset's file
     if not output.exists():
         return

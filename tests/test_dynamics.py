@@ -13,14 +13,16 @@ import torch
 from data.pseudo_labels import label_split
 from forecasting import train_dynamics
 from forecasting.dynamics import (
-    FUTURE_STEPS, ObjectDynamics, dynamics_loss, flip_sample, predict_masks, track_sample, video_tracks,
+    FUTURE_STEPS, ObjectDynamics, dynamics_loss, flip_sample, forecast_outputs, predict_masks, track_sample,
+    video_tracks,
 )
+from forecasting.floor import FloorView
 from forecasting.motion import Motion, extrapolate_mask
 from forecasting.tracks import extract_tracks, segmenter_errors
 from Unets import inference_hidden_with_dynamics, inference_val_with_dynamics
 from Unets.postprocess import vote_per_video
 from Unets.segment import segment
-from engine import CheckpointError, ResumeError, build_model, load_model, model_config
+from engine import CheckpointError, OutputPathError, ResumeError, build_model, load_model, model_config
 from Unets.unet import UNet
 
 from conftest import ONE_THREAD, REPO, kill_after_first_epoch, load_ckpt, read_log, torchrun
@@ -234,6 +236,48 @@ def test_a_blend_with_the_motion_model_lands_between_the_two_forecasts_and_trave
         ObjectDynamics(hidden=16, message=16, blend={"weight": 0.5})
     with pytest.raises(ValueError, match="share"):
         predict_masks(model, masks, weight=float("nan"))
+
+
+def test_a_mirrored_forecast_is_the_mirror_image_of_the_forecast_of_the_mirrored_video():
+    """With mirror (the default), each model forecasts the mean of the video's and its mirror image's: the
+    forecast of the mirrored video is then the mirror of the video's, in the image and on the floor, whatever the
+    weights; without it a model that has learned anything breaks that symmetry."""
+    video = np.maximum(square_video(22, 4, (40, 30), (1, 5)), square_video(22, 30, (100, 150), (-1, -3), side=14))
+    masks = torch.from_numpy(video[None, :11])
+    for view in (None, FloorView(horizon_row=-80.0, size_slope=0.2).to_config()):
+        torch.manual_seed(0)
+        model = ObjectDynamics(hidden=16, message=16, view=view)
+        torch.nn.init.normal_(model.head[-1].weight, std=0.5)  # a model whose forecast depends on what it sees
+        for mirror in (True, False):
+            move, log_scale, visible, classes = (x[0, :2] for x in forecast_outputs(model, masks, mirror=mirror))
+            m_move, m_log_scale, m_visible, m_classes = (x[0, :2] for x in forecast_outputs(model, masks.flip(-1),
+                                                                                            mirror=mirror))
+            assert torch.equal(classes, m_classes) and classes.tolist() == [4, 30]  # the two objects' slots
+            symmetric = [torch.allclose(m_move[..., 0], move[..., 0], atol=1e-3),
+                         torch.allclose(m_move[..., 1], -move[..., 1], atol=1e-3),
+                         torch.allclose(m_log_scale, log_scale, atol=1e-4), torch.allclose(m_visible, visible, atol=1e-4)]
+            assert all(symmetric) if mirror else not all(symmetric), (view, mirror, symmetric)
+        pred = predict_masks(model, masks)
+        assert (predict_masks(model, masks.flip(-1)) == pred.flip(-1)).float().mean() > 0.999
+
+
+def test_an_ensemble_forecasts_the_mean_of_its_models():
+    """Each object of an ensemble's forecast lands at the mean of its models' places; an ensemble of one model
+    twice is that model; models that blend with the motion model differently are refused unless the blend is given."""
+    video = square_video(22, 4, (40, 30), (0, 5))
+    masks = torch.from_numpy(video[None, :11])
+    torch.manual_seed(0)
+    slow = ObjectDynamics(hidden=16, message=16, keep=0.5)  # untrained: 5 columns per frame, halved each frame
+    fast = ObjectDynamics(hidden=16, message=16)  # untrained: constant velocity
+    cols = [float(torch.nonzero(predict_masks(m, masks)[0] == 4).float().mean(0)[1]) for m in (slow, fast, [slow, fast])]
+    assert cols[1] - cols[0] > 40 and cols[2] == pytest.approx((cols[0] + cols[1]) / 2, abs=0.5)
+    assert torch.equal(predict_masks([fast, fast], masks), predict_masks(fast, masks))
+    motion = Motion(damping=0.5)
+    fast.set_blend(motion, 0.5)
+    with pytest.raises(ValueError, match="blend"):
+        predict_masks([slow, fast], masks)
+    slow.set_blend(motion, 0.5)
+    assert torch.equal(predict_masks([slow, fast], masks), predict_masks([slow, fast], masks, weight=0.5, motion=motion))
 
 
 def test_a_guided_model_starts_as_its_motion_model_and_learns_what_it_misses():
@@ -451,6 +495,11 @@ def test_inference_scripts(work, tiny_root, unet_ckpt, capsys, tmp_path):
     sub = inference_hidden_with_dynamics.main(common + ["--output", str(tmp_path / "sub.pt")])
     saved = torch.load(tmp_path / "sub.pt", weights_only=True)
     assert saved.dtype == torch.uint8 and saved.shape == (2, H, W) and torch.equal(saved, sub)
+    ensemble = common.copy()  # two checkpoints: their ensemble; the same one twice forecasts as it alone
+    ensemble.insert(ensemble.index("--saved_dynamics_model_dir") + 1, str(work / "ref" / "best.pt"))
+    assert inference_val_with_dynamics.main(ensemble) == jaccard
+    with pytest.raises(OutputPathError, match="checkpoint passed as --saved_dynamics_model_dir"):  # any member's
+        inference_hidden_with_dynamics.main(ensemble + ["--output", str(work / "ref" / "best.pt")])
     swapped = common.copy()
     swapped[swapped.index("--saved_dynamics_model_dir") + 1] = str(unet_ckpt)
     with pytest.raises(CheckpointError, match="'dynamics'"):

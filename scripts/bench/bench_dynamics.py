@@ -2,6 +2,7 @@
 
     python scripts/bench/bench_dynamics.py --root_dir D --saved_dynamics_model_dir DYN/best.pt --motion M.json \
         [--pseudo_labels P] [--real_root ../shared/real_samples/Dataset_Student] [--scores_json S.json]
+    ... --saved_dynamics_model_dir DYN_A/best.pt DYN_B/best.pt DYN_C/best.pt   # an ensemble (several --seed)
 
 Rows, each a dataset-level Jaccard of frame 22:
 - on the val split of D, from the true masks of frames 1-11: copy frame 11, the motion model, the learned model
@@ -31,7 +32,7 @@ from data.classes import NUM_CLASSES
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX
 from data.metric import SegmentationScore
 from data.pseudo_labels import StoredMaskVideos
-from forecasting.dynamics import ObjectDynamics, blend_weight, predict_masks
+from forecasting.dynamics import ObjectDynamics, blend_weight, ensemble_blend, predict_masks
 from forecasting.floor import fit_floor_view
 from forecasting.motion import Motion, extrapolate_mask
 from forecasting.tracks import extract_tracks
@@ -66,20 +67,22 @@ def inputs_view(dynamics, inputs: list, name: str, how: str = "inputs"):
 
 
 def score_inputs(inputs: list, targets: list, dynamics, motion: Motion, name: str = "inputs", how: str = "inputs",
-                 blend: float = 0.5, blend_motion: Motion = None) -> dict:
+                 blend: float = 0.5, blend_motion: Motion = None, mirror: bool = True) -> dict:
     """Frames 1-11 masks (11, H, W) and frame-22 truths (H, W) -> {copy, motion, dynamics (the learned model alone),
     blend (its blend with the motion model, the learned share `blend`): Jaccard} and the dynamics' seconds; how: the
-    view a floor model sees them through (inputs_view)."""
-    view = inputs_view(dynamics, inputs, name, how)
+    view a floor model sees them through (inputs_view). dynamics: a model or a list (an ensemble: predict_masks);
+    mirror: each forecast the mean of the video's and its mirror image's."""
+    models = dynamics if isinstance(dynamics, list) else [dynamics]
+    view = inputs_view(models[0], inputs, name, how)
     scores = {name: SegmentationScore() for name in ("copy", "motion", "dynamics", "blend")}
     errors = {name: [] for name in scores}
     seconds = 0.0
     for i in range(0, len(inputs), BATCH):
         masks, truth = torch.stack(inputs[i:i + BATCH]), torch.stack(targets[i:i + BATCH])
         start = time.perf_counter()
-        preds = {"dynamics": predict_masks(dynamics, masks, view=view, weight=1.0)}
+        preds = {"dynamics": predict_masks(models, masks, view=view, weight=1.0, mirror=mirror)}
         seconds += time.perf_counter() - start
-        preds["blend"] = predict_masks(dynamics, masks, view=view, weight=blend, motion=blend_motion or motion)
+        preds["blend"] = predict_masks(models, masks, view=view, weight=blend, motion=blend_motion or motion, mirror=mirror)
         preds["copy"] = masks[:, LAST_INPUT_INDEX]
         preds["motion"] = torch.stack([extrapolate_mask(m, motion) for m in masks])
         for k, pred in preds.items():
@@ -127,7 +130,12 @@ def segmented_videos(root, splits, unet) -> tuple:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root_dir", required=True, help="synthetic dataset root holding val/")
-    parser.add_argument("--saved_dynamics_model_dir", required=True, help="checkpoint of forecasting/train_dynamics.py")
+    parser.add_argument("--saved_dynamics_model_dir", required=True, nargs="+", metavar="CKPT",
+                        help="checkpoint of forecasting/train_dynamics.py; several: their ensemble (each object's "
+                             "forecast the mean of theirs, blended as the first one's blend says)")
+    parser.add_argument("--no_mirror", dest="mirror", action="store_false",
+                        help="each forecast from the video alone, not the mean of the video's and its left-right "
+                             "mirror image's (what the inference scripts forecast)")
     parser.add_argument("--motion", required=True, help="the motion model's JSON (scripts/fit_motion.py --out)")
     parser.add_argument("--pseudo_labels", default=None,
                         help="folder whose val/ holds the U-Net's masks of val frames 1-11 (the dynamics train script "
@@ -148,17 +156,21 @@ def main():
     check_scores_json(args)  # before any work: never over a checkpoint, a mask or an input
     torch.set_num_threads(args.threads)
 
-    dynamics = load_model(args.saved_dynamics_model_dir, ObjectDynamics)
+    models = [load_model(path, ObjectDynamics) for path in args.saved_dynamics_model_dir]
     motion = Motion.from_config(json.loads(Path(args.motion).read_text()))
-    blend = args.motion_blend if args.motion_blend is not None else dynamics.blend[0] if dynamics.blend else 0.5
     try:
-        blend = blend_weight(blend)
+        blend = blend_weight(args.motion_blend) if args.motion_blend is not None else None
+        own = ensemble_blend(models) if args.motion_blend is None else None
     except ValueError as err:
-        parser.error(f"--motion_blend: {err}")
-    # the checkpoint's own blend, as inference forecasts it (its motion model too), unless told another weight
-    blend_motion = dynamics.blend[1] if dynamics.blend and args.motion_blend is None else motion
-    results = {"threads": args.threads, "motion": motion.to_config(), "motion_blend": blend}
-    score = partial(score_inputs, dynamics=dynamics, motion=motion, how=args.view, blend=blend, blend_motion=blend_motion)
+        parser.error(f"--motion_blend: {err}" if args.motion_blend is not None else str(err))
+    # the checkpoints' own blend, as inference forecasts it (its motion model too), unless told another weight
+    blend_motion = own[1] if own and own[1] is not None else motion
+    if blend is None:
+        blend = own[0] if own[1] is not None else 0.5
+    results = {"threads": args.threads, "motion": motion.to_config(), "motion_blend": blend, "models": len(models),
+               "mirror": args.mirror}
+    score = partial(score_inputs, dynamics=models, motion=motion, how=args.view, blend=blend, blend_motion=blend_motion,
+                    mirror=args.mirror)
     inputs, targets, _, ids = true_inputs(args.root_dir, ["val"])
     results["true"] = score(inputs, targets, name="synthetic val")
     if args.pseudo_labels:
@@ -186,7 +198,7 @@ def main():
     if args.scores_json:
         flat = {f"{inputs}.{k}": v for inputs, r in results.items() if isinstance(r, dict) and "copy" in r
                 for k, v in r.items()}
-        flat.update(threads=args.threads, motion_blend=blend)
+        flat.update(threads=args.threads, motion_blend=blend, models=len(models), mirror=args.mirror)
         write_scores(args.scores_json, flat)
         print(f"wrote {args.scores_json}")
 
