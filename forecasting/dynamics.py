@@ -553,7 +553,7 @@ def image_outputs(batch: dict, out: dict, step: int = FUTURE_STEPS - 1) -> tuple
 
 
 @torch.no_grad()
-def forecast_outputs(model: ObjectDynamics, masks: torch.Tensor, view: FloorView = None, mirror: bool = False) -> tuple:
+def forecast_outputs(model: ObjectDynamics, masks: torch.Tensor, view: FloorView = None, mirror: bool = True) -> tuple:
     """One model's frame-22 forecast of masks (B, 11, H, W): (image moves (B, S, 2), log size ratios (B, S),
     visible logits (B, S), pixel_classes (B, S)). mirror: the mean of the forecasts of the video and of its
     left-right mirror image (mirrored back): the world has no left or right, and the two err apart."""
@@ -577,14 +577,22 @@ def forecast_outputs(model: ObjectDynamics, masks: torch.Tensor, view: FloorView
             batch["pixel_classes"])
 
 
-def ensemble_blend(models: list) -> tuple:
+def _blend_words(blend) -> str:
+    return "no blend" if blend is None else f"a blend of share {blend['weight']:g} with motion model {blend['motion']}"
+
+
+def ensemble_blend(models: list, names: list = None, motion_only: bool = False) -> tuple:
     """The (weight, motion model) blend an ensemble forecasts with: its members' own, which must agree (members
-    trained alike, with the same --motion and --motion_blend); (1.0, None) when none blends."""
+    trained alike, with the same --motion and --motion_blend); (1.0, None) when none blends. motion_only: only
+    the motion models must agree (the weight is given). names: the members as the error should name them."""
+    names = names or [f"model {i + 1}" for i in range(len(models))]
     blends = [m.config.get("blend") for m in models]
-    if any(b != blends[0] for b in blends[1:]):
-        raise ValueError(f"the ensemble's models blend with the motion model differently ({blends[0]} against "
-                         f"{next(b for b in blends if b != blends[0])}): train them with the same --motion and "
-                         f"--motion_blend, or give the blend explicitly")
+    part = (lambda b: b and b["motion"]) if motion_only else (lambda b: b)
+    for name, blend in zip(names[1:], blends[1:]):
+        if part(blend) != part(blends[0]):
+            raise ValueError(f"the ensemble's models forecast differently: {names[0]} with {_blend_words(blends[0])}, "
+                             f"{name} with {_blend_words(blend)}; use models trained with the same --motion and "
+                             f"--motion_blend")
     return models[0].blend or (1.0, None)
 
 
@@ -599,13 +607,17 @@ def predict_masks(model, masks: torch.Tensor, drop_invisible: bool = True, view:
     weight, motion: the learned model's share of a blend with the motion model (paint_frame), and that model;
     by default the model's own blend (set_blend; an ensemble's: ensemble_blend), or none (weight 1).
     mirror: each model's forecast the mean of the video's and its mirror image's (forecast_outputs)."""
-    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    models = [model] if isinstance(model, ObjectDynamics) else list(model)
     if not models:
         raise ValueError("predict_masks needs at least one model")
     masks = torch.as_tensor(masks).cpu()[:, :NUM_INPUT_FRAMES]
-    own_weight, own_motion = ensemble_blend(models) if weight is None or motion is None else (None, None)
-    weight = own_weight if weight is None else blend_weight(weight)
-    motion = own_motion if motion is None else motion
+    if weight is None:
+        weight, own_motion = ensemble_blend(models)
+        motion = own_motion if motion is None else motion
+    else:
+        weight = blend_weight(weight)
+        if motion is None and weight < 1:  # the members' own motion model, which must be one
+            motion = ensemble_blend(models, motion_only=True)[1]
     outputs = [forecast_outputs(m, masks, view, mirror) for m in models]
     move, log_scale, visible = (torch.stack([o[i] for o in outputs]).mean(0) for i in range(3))
     classes = outputs[0][3]  # the tracks, and so the slots, do not depend on the model

@@ -182,7 +182,9 @@ def training_videos(args, sources: list, show: bool, view=None, guide=None) -> D
 
 
 def score_masks(model, loader, device, show: bool = True) -> dict:
-    """The model's and the copy's val Jaccard from (frames 1-11 masks (B, 11, H, W), true frame 22 (B, H, W))."""
+    """The model's and the copy's val Jaccard from (frames 1-11 masks (B, 11, H, W), true frame 22 (B, H, W)), the
+    model forecasting as inference does (predict_masks: its blend, and the mean with the mirror image's forecast,
+    since d3f6c08; a run validated before then kept its best.pt by the forecast of the video alone)."""
     score, copy = SegmentationScore(device), SegmentationScore(device)
     for inputs, truth in tqdm(loader, desc="val", disable=not show, leave=False, dynamic_ncols=True):
         truth = truth.to(device)

@@ -167,7 +167,7 @@ def dynamics_predictor(unet, dynamics) -> Predictor:
 
 
 def add_dynamics_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--saved_dynamics_model_dir", default=["checkpoints/dynamics/best.pt"], nargs="+",
+    parser.add_argument("--saved_dynamics_model_dir", default="checkpoints/dynamics/best.pt", nargs="+",
                         metavar="CKPT",
                         help="learned dynamics checkpoint or run folder (forecasting/train_dynamics.py); several: "
                              "their ensemble (the same recipe trained with several --seed), each object's forecast "
@@ -181,7 +181,7 @@ def build_dynamics_predictor(args, device) -> Predictor:
     dynamics = [load_for_flag(path, ObjectDynamics, "--saved_dynamics_model_dir", device)
                 for path in ([paths] if isinstance(paths, str) else paths)]
     try:
-        ensemble_blend(dynamics)
+        ensemble_blend(dynamics, [str(p) for p in ([paths] if isinstance(paths, str) else paths)])
     except ValueError as err:
         raise CheckpointError(f"--saved_dynamics_model_dir: {err}") from None
     return dynamics_predictor(load_unet(args, device), dynamics)

@@ -16,7 +16,7 @@ def check_output_is_not_an_input(output: Path, args) -> None:
     for flag, values in vars(args).items():
         if not flag.startswith("saved_"):
             continue
-        for value in values if isinstance(values, (list, tuple)) else [values]:  # an ensemble's several
+        for value in values if isinstance(values, (list, tuple)) else [values]:  # an ensemble names several
             if value and checkpoint_file(value).resolve() == output.resolve():
                 raise OutputPathError(f"--output {output} is the checkpoint passed as --{flag}: writing the submission "
                                       f"there would destroy the model; choose another --output")

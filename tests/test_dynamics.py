@@ -3,6 +3,7 @@ painting, a few steps lowering the loss, and its train and inference scripts (re
 2 processes matching 1, the submission)."""
 import contextlib
 import io
+import shutil
 import subprocess
 import sys
 
@@ -274,10 +275,15 @@ def test_an_ensemble_forecasts_the_mean_of_its_models():
     assert torch.equal(predict_masks([fast, fast], masks), predict_masks(fast, masks))
     motion = Motion(damping=0.5)
     fast.set_blend(motion, 0.5)
-    with pytest.raises(ValueError, match="blend"):
+    with pytest.raises(ValueError, match="model 2 with a blend of share 0.5"):
         predict_masks([slow, fast], masks)
-    slow.set_blend(motion, 0.5)
-    assert torch.equal(predict_masks([slow, fast], masks), predict_masks([slow, fast], masks, weight=0.5, motion=motion))
+    alone = predict_masks([slow, fast], masks, weight=1.0)  # a given weight needs no agreement on the blend ...
+    assert float(torch.nonzero(alone[0] == 4).float().mean(0)[1]) == pytest.approx(cols[2], abs=0.5)
+    slow.set_blend(motion, 0.75)
+    blended = predict_masks([slow, fast], masks, weight=0.5)  # ... nor, when the motion models agree, on the share
+    assert torch.equal(blended, predict_masks([slow, fast], masks, weight=0.5, motion=motion))
+    with pytest.raises(ValueError, match="share 0.75"):
+        predict_masks([slow, fast], masks)
 
 
 def test_a_guided_model_starts_as_its_motion_model_and_learns_what_it_misses():
@@ -495,11 +501,14 @@ def test_inference_scripts(work, tiny_root, unet_ckpt, capsys, tmp_path):
     sub = inference_hidden_with_dynamics.main(common + ["--output", str(tmp_path / "sub.pt")])
     saved = torch.load(tmp_path / "sub.pt", weights_only=True)
     assert saved.dtype == torch.uint8 and saved.shape == (2, H, W) and torch.equal(saved, sub)
-    ensemble = common.copy()  # two checkpoints: their ensemble; the same one twice forecasts as it alone
-    ensemble.insert(ensemble.index("--saved_dynamics_model_dir") + 1, str(work / "ref" / "best.pt"))
+    ensemble = common.copy()  # two checkpoints: their ensemble; one model twice forecasts as it alone
+    member = tmp_path / "member.pt"
+    shutil.copy(work / "ref" / "best.pt", member)
+    ensemble.insert(ensemble.index("--saved_dynamics_model_dir") + 2, str(member))
     assert inference_val_with_dynamics.main(ensemble) == jaccard
     with pytest.raises(OutputPathError, match="checkpoint passed as --saved_dynamics_model_dir"):  # any member's
-        inference_hidden_with_dynamics.main(ensemble + ["--output", str(work / "ref" / "best.pt")])
+        inference_hidden_with_dynamics.main(ensemble + ["--output", str(member)])
+    assert load_ckpt(member)["model_config"] == load_ckpt(work / "ref" / "best.pt")["model_config"]
     swapped = common.copy()
     swapped[swapped.index("--saved_dynamics_model_dir") + 1] = str(unet_ckpt)
     with pytest.raises(CheckpointError, match="'dynamics'"):

@@ -48,11 +48,15 @@ BATCH = 16
 
 
 def inputs_view(dynamics, inputs: list, name: str, how: str = "inputs"):
-    """For a model of the floor, the camera of the videos it is scored on, as inference would have it: fitted on
-    their input frames 1-11 (forecasting/floor.py: fit_floor_view; a physical constant of their camera, not a
-    fit to what is scored), or the model's own when they show no depth travel. None for a model of the image."""
-    if dynamics.view is None:
+    """For a model of the floor (or an ensemble, a list, with one), the camera of the videos it is scored on, as
+    inference would have it: fitted on their input frames 1-11 (forecasting/floor.py: fit_floor_view; a physical
+    constant of their camera, not a fit to what is scored), or the model's own when they show no depth travel.
+    None for a model of the image, and with how "model" for an ensemble (each member then uses its own)."""
+    models = dynamics if isinstance(dynamics, list) else [dynamics]
+    floor = [m for m in models if m.view is not None]
+    if not floor or (how == "model" and len(models) > 1):
         return None
+    dynamics = floor[0]
     if how == "model":
         return dynamics.view
     try:
@@ -72,8 +76,8 @@ def score_inputs(inputs: list, targets: list, dynamics, motion: Motion, name: st
     blend (its blend with the motion model, the learned share `blend`): Jaccard} and the dynamics' seconds; how: the
     view a floor model sees them through (inputs_view). dynamics: a model or a list (an ensemble: predict_masks);
     mirror: each forecast the mean of the video's and its mirror image's."""
-    models = dynamics if isinstance(dynamics, list) else [dynamics]
-    view = inputs_view(models[0], inputs, name, how)
+    models = list(dynamics) if isinstance(dynamics, (list, tuple)) else [dynamics]
+    view = inputs_view(models, inputs, name, how)
     scores = {name: SegmentationScore() for name in ("copy", "motion", "dynamics", "blend")}
     errors = {name: [] for name in scores}
     seconds = 0.0
@@ -132,7 +136,7 @@ def main():
     parser.add_argument("--root_dir", required=True, help="synthetic dataset root holding val/")
     parser.add_argument("--saved_dynamics_model_dir", required=True, nargs="+", metavar="CKPT",
                         help="checkpoint of forecasting/train_dynamics.py; several: their ensemble (each object's "
-                             "forecast the mean of theirs, blended as the first one's blend says)")
+                             "forecast the mean of theirs, blended as their shared blend says, or by --motion_blend)")
     parser.add_argument("--no_mirror", dest="mirror", action="store_false",
                         help="each forecast from the video alone, not the mean of the video's and its left-right "
                              "mirror image's (what the inference scripts forecast)")
@@ -160,9 +164,10 @@ def main():
     motion = Motion.from_config(json.loads(Path(args.motion).read_text()))
     try:
         blend = blend_weight(args.motion_blend) if args.motion_blend is not None else None
-        own = ensemble_blend(models) if args.motion_blend is None else None
+        own = ensemble_blend(models, args.saved_dynamics_model_dir) if args.motion_blend is None else None
     except ValueError as err:
-        parser.error(f"--motion_blend: {err}" if args.motion_blend is not None else str(err))
+        parser.error(f"--motion_blend: {err}" if args.motion_blend is not None
+                     else f"--saved_dynamics_model_dir: {err}, or give --motion_blend")
     # the checkpoints' own blend, as inference forecasts it (its motion model too), unless told another weight
     blend_motion = own[1] if own and own[1] is not None else motion
     if blend is None:
