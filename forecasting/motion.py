@@ -340,16 +340,20 @@ def object_tracks(masks) -> list:
     is whole (not cut by the frame's edge) in at least 5 frames and travels MIN_DEPTH_TRAVEL rows."""
     masks = np.asarray(masks)
     T, H, W = masks.shape
+    rows = np.broadcast_to(np.arange(H, dtype=np.float64)[:, None], (H, W)).ravel()
     tracks = {}
-    for t in range(T):
-        for cls in np.unique(masks[t]):
-            if cls == BACKGROUND:
+    for t in range(T):  # per frame, every class's pixel count, row sum and touch of an edge in one pass each
+        frame = masks[t].astype(np.int64)
+        flat = frame.ravel()
+        n = int(flat.max()) + 1
+        counts = np.bincount(flat, minlength=n)
+        row_sums = np.bincount(flat, weights=rows, minlength=n)
+        edge = np.zeros(n, bool)
+        edge[frame[0]] = edge[frame[:, 0]] = edge[frame[-1]] = edge[frame[:, -1]] = True
+        for cls in np.flatnonzero(counts):
+            if cls == BACKGROUND or counts[cls] < MIN_TRACK_PIXELS or edge[cls]:
                 continue
-            pixels = np.argwhere(masks[t] == cls)
-            if (len(pixels) < MIN_TRACK_PIXELS or pixels.min() == 0 or pixels[:, 0].max() == H - 1
-                    or pixels[:, 1].max() == W - 1):
-                continue
-            tracks.setdefault(int(cls), []).append((pixels[:, 0].mean(), np.sqrt(len(pixels))))
+            tracks.setdefault(int(cls), []).append((row_sums[cls] / counts[cls], np.sqrt(counts[cls])))
     out = []
     for points in tracks.values():
         points = np.array(points)
@@ -366,13 +370,11 @@ def fit_horizon(mask_videos, candidates=np.arange(-400.0, -1.0, 1.0)) -> float:
     tracks = [track for masks in mask_videos for track in object_tracks(masks)]
     if not tracks:
         raise ValueError("no object in these masks travels far enough in depth to fit the horizon row")
-    costs = []
-    for h in candidates:
-        cost = 0.0
-        for rows, roots in tracks:
-            ratio = roots / (rows - h)
-            cost += float(np.sum((ratio / np.median(ratio) - 1) ** 2))
-        costs.append(cost)
+    candidates = np.asarray(candidates, dtype=float)
+    costs = np.zeros(len(candidates))
+    for rows, roots in tracks:  # every candidate at once: one median per track, not one per track and candidate
+        ratio = roots[None, :] / (rows[None, :] - candidates[:, None])  # (candidates, frames)
+        costs += np.sum((ratio / np.median(ratio, axis=1, keepdims=True) - 1) ** 2, axis=1)
     return float(candidates[int(np.argmin(costs))])
 
 
