@@ -25,6 +25,7 @@ start fresh).
 """
 import argparse
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch.nn import functional as F
@@ -157,8 +158,10 @@ def main(argv=None) -> RunState:
         if args.val_videos:
             val_set = Subset(val_set, range(min(len(val_set), args.val_videos * NUM_FRAMES)))
         if args.cache_frames:  # every (frame, mask) item decoded once, then served from memory
-            images, masks = zip(*(train_set[i] for i in tqdm(range(len(train_set)), desc="cache train frames",
-                                                               disable=not ctx.is_main, leave=False)))
+            # two threads: decoding a PNG releases the GIL, and map keeps the items in order
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                images, masks = zip(*tqdm(pool.map(train_set.__getitem__, range(len(train_set))), total=len(train_set),
+                                          desc="cache train frames", disable=not ctx.is_main, leave=False))
             train_set = FramePairs(torch.stack(images), torch.stack(masks))
         if args.init_from:  # fine-tuning: the architecture comes with the weights
             model = load_for_flag(args.init_from, UNet, "--init_from").train()
