@@ -102,7 +102,6 @@ QUICKSTART = {
         #    once at the end.
         train("train U-Net", "Unets/train.py", "{out}/unet", "--preset", "small", "--train_videos", "250",
               "--epochs", "3", "--val_every", "3"),
-        {"name": "curve, U-Net", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/unet", "--out", "{out}/curves"]},
         val("val, U-Net on frame 11", "Unets/inference_val_without_reconstructor.py", "unet",
             "--saved_seg_model_dir", UNET, "--visualize", "{out}/grids_unet"),
         hidden("hidden, U-Net on frame 11", "Unets/inference_hidden_without_reconstructor.py",
@@ -117,8 +116,6 @@ QUICKSTART = {
               "--epochs", "4", "--batch_size", "4", "--downsample", "4", "--intermediate_weight", "0",
               "--reference", "extrapolated", "--pseudo_labels", "{out}/pseudo_labels", "--saved_seg_model_dir", UNET,
               "--motion", "{out}/motion.json"),
-        {"name": "curve, reconstructor", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/reconstructor", "--out",
-                                                 "{out}/curves"]},
         val("val, two-stage", "Unets/inference_val_with_reconstructor.py", "two_stage", *TWO_STAGE,
             "--saved_seg_model_dir", UNET, "--visualize", "{out}/grids_two_stage"),
         # 5. The motion model on the U-Net's masks (no learning) and the learned object dynamics, trained on the
@@ -131,8 +128,9 @@ QUICKSTART = {
         train("train dynamics", "forecasting/train_dynamics.py", "{out}/dynamics", "--pseudo_labels",
               "{out}/pseudo_labels", "--saved_seg_model_dir", UNET, "--epochs", "18", "--val_every", "18",
               "--motion", "{out}/motion.json"),
-        {"name": "curve, dynamics", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/dynamics", "--out",
-                                            "{out}/curves"]},
+        # the three runs' training curves in one process (matplotlib's start-up paid once)
+        {"name": "curves", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/unet", "{out}/reconstructor",
+                                   "{out}/dynamics", "--out", "{out}/curves"]},
         val("val, dynamics", "Unets/inference_val_with_dynamics.py", "dynamics", *DYN,
             "--visualize", "{out}/grids_dynamics"),
         {"name": "dynamics on true masks", "cmd": ["{py}", "scripts/bench/bench_dynamics.py", "--root_dir", "{data}",
