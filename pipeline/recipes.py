@@ -120,13 +120,14 @@ QUICKSTART = {
             "--saved_seg_model_dir", UNET, "--visualize", "{out}/grids_two_stage"),
         # 5. The motion model on the U-Net's masks (no learning) and the learned object dynamics, trained on the
         #    tracks of the train masks and the pseudo-labels, forecasting half way between their own and the motion
-        #    model's frame 22 (--motion: the blend travels in the checkpoint; docs/MODELS.md says why). 18 epochs,
-        #    validated once at the end: on other synthetic videos every extra epoch helped, and keeping the best of
-        #    several validations on 20 val videos chose worse models than the last (docs/RESULTS.md).
+        #    model's frame 22 (--motion: the blend travels in the checkpoint; docs/MODELS.md says why). 15 epochs,
+        #    validated once at the end: on other synthetic videos every extra epoch helped (as many as the ten
+        #    minutes allow), and keeping the best of several validations on 20 val videos chose worse models than
+        #    the last (docs/RESULTS.md: "What the quickstart's dynamics budget buys").
         val("val, motion model", "scripts/predict.py", "motion", "--method", "motion", "--saved_seg_model_dir", UNET,
             "--motion", "{out}/motion.json", "--visualize", "{out}/grids_motion"),
         train("train dynamics", "forecasting/train_dynamics.py", "{out}/dynamics", "--pseudo_labels",
-              "{out}/pseudo_labels", "--saved_seg_model_dir", UNET, "--epochs", "18", "--val_every", "18",
+              "{out}/pseudo_labels", "--saved_seg_model_dir", UNET, "--epochs", "15", "--val_every", "15",
               "--motion", "{out}/motion.json"),
         # the three runs' training curves in one process (matplotlib's start-up paid once)
         {"name": "curves", "cmd": ["{py}", "scripts/plot_curves.py", "{out}/unet", "{out}/reconstructor",
