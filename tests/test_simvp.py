@@ -177,7 +177,9 @@ def test_killed_run_resumes_to_the_same_weights(work, tmp_path):
     code = kill_after_first_epoch([sys.executable, SCRIPT, *argv, "--checkpoint_dir", killed], killed, poll=0.002)
     assert code == -9, "the run ended before it could be killed during epoch 2"
     assert load_ckpt(killed / "last.pt")["epoch"] == 1
-    with one_thread(), contextlib.redirect_stdout(io.StringIO()):
+    # the killed process left its lock behind: the resume takes it over and says so
+    with pytest.warns(UserWarning, match="taking over the lock"), one_thread(), \
+            contextlib.redirect_stdout(io.StringIO()):
         train_simvp.main(argv + ["--checkpoint_dir", str(killed), "--resume"])
     resumed, uninterrupted = load_ckpt(killed / "last.pt"), load_ckpt(reference / "last.pt")
     assert resumed["epoch"] == uninterrupted["epoch"] == 2
