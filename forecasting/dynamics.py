@@ -553,17 +553,23 @@ def image_outputs(batch: dict, out: dict, step: int = FUTURE_STEPS - 1) -> tuple
 
 
 @torch.no_grad()
-def forecast_outputs(model: ObjectDynamics, masks: torch.Tensor, view: FloorView = None, mirror: bool = True) -> tuple:
+def forecast_outputs(model: ObjectDynamics, masks: torch.Tensor, view: FloorView = None, mirror: bool = True,
+                     tracks: dict = None) -> tuple:
     """One model's frame-22 forecast of masks (B, 11, H, W): (image moves (B, S, 2), log size ratios (B, S),
     visible logits (B, S), pixel_classes (B, S)). mirror: the mean of the forecasts of the video and of its
-    left-right mirror image (mirrored back): the world has no left or right, and the two err apart."""
+    left-right mirror image (mirrored back): the world has no left or right, and the two err apart.
+    tracks: a dict shared by the members of an ensemble, so that members that see the masks alike (the same view
+    and guide) extract their tracks once."""
     model.eval()
     device = next(model.parameters()).device
     view = (view or model.view) if model.view is not None else None
-    batch = collate([track_sample(m, with_targets=False, view=view, guide=model.guide) for m in masks])
-    runs = [batch]
-    if mirror:
-        runs.append(collate([flip_sample(s, masks.shape[-1]) for s in _split(batch)]))
+    seen_as = repr((None if view is None else view.to_config(), None if model.guide is None else model.guide.to_config()))
+    tracks = {} if tracks is None else tracks
+    if seen_as not in tracks:
+        batch = collate([track_sample(m, with_targets=False, view=view, guide=model.guide) for m in masks])
+        tracks[seen_as] = [batch] + ([collate([flip_sample(s, masks.shape[-1]) for s in _split(batch)])] if mirror else [])
+    runs = tracks[seen_as]
+    batch = runs[0]
     moves, scales, visible = [], [], []
     for k, inputs in enumerate(runs):
         out = {key: v.cpu() for key, v in model({key: v.to(device) for key, v in inputs.items()}).items()}
@@ -575,6 +581,25 @@ def forecast_outputs(model: ObjectDynamics, masks: torch.Tensor, view: FloorView
         visible.append(out["visible"][:, FUTURE_STEPS - 1])
     return (torch.stack(moves).mean(0), torch.stack(scales).mean(0), torch.stack(visible).mean(0),
             batch["pixel_classes"])
+
+
+@torch.no_grad()
+def ensemble_outputs(models: list, masks: torch.Tensor, view: FloorView = None, mirror: bool = True) -> tuple:
+    """The mean of the models' forecast_outputs (each object's move, size ratio and visibility), with the tracks'
+    pixel classes: what paint_masks paints, at any blend."""
+    tracks = {}
+    outputs = [forecast_outputs(m, masks, view, mirror, tracks) for m in models]
+    move, log_scale, visible = (torch.stack([o[i] for o in outputs]).mean(0) for i in range(3))
+    return move, log_scale, visible, outputs[0][3]  # the tracks, and so the slots, do not depend on the model
+
+
+def paint_masks(masks: torch.Tensor, outputs: tuple, drop_invisible: bool = True, motion: Motion = None,
+                weight: float = 1.0) -> torch.Tensor:
+    """masks (B, >= 2, H, W) with frame 11 last and their ensemble_outputs -> (B, H, W) frame-22 class ids
+    (paint_frame per video; weight < 1 blends in `motion`)."""
+    move, log_scale, visible, classes = outputs
+    return torch.stack([paint_frame(m, move[b], log_scale[b], visible[b], classes[b], drop_invisible, motion, weight)
+                        for b, m in enumerate(masks)])
 
 
 def _blend_words(blend) -> str:
@@ -618,8 +643,4 @@ def predict_masks(model, masks: torch.Tensor, drop_invisible: bool = True, view:
         weight = blend_weight(weight)
         if motion is None and weight < 1:  # the members' own motion model, which must be one
             motion = ensemble_blend(models, motion_only=True)[1]
-    outputs = [forecast_outputs(m, masks, view, mirror) for m in models]
-    move, log_scale, visible = (torch.stack([o[i] for o in outputs]).mean(0) for i in range(3))
-    classes = outputs[0][3]  # the tracks, and so the slots, do not depend on the model
-    return torch.stack([paint_frame(m, move[b], log_scale[b], visible[b], classes[b], drop_invisible, motion, weight)
-                        for b, m in enumerate(masks)])
+    return paint_masks(masks, ensemble_outputs(models, masks, view, mirror), drop_invisible, motion, weight)

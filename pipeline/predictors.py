@@ -178,10 +178,10 @@ def add_dynamics_args(parser: argparse.ArgumentParser) -> None:
                     help="the U-Net's masks of frames 1-11, each object rolled forward by the learned dynamics")
 def build_dynamics_predictor(args, device) -> Predictor:
     paths = args.saved_dynamics_model_dir
-    dynamics = [load_for_flag(path, ObjectDynamics, "--saved_dynamics_model_dir", device)
-                for path in ([paths] if isinstance(paths, str) else paths)]
+    paths = [paths] if isinstance(paths, str) else paths
+    dynamics = [load_for_flag(path, ObjectDynamics, "--saved_dynamics_model_dir", device) for path in paths]
     try:
-        ensemble_blend(dynamics, [str(p) for p in ([paths] if isinstance(paths, str) else paths)])
+        ensemble_blend(dynamics, [str(p) for p in paths])
     except ValueError as err:
         raise CheckpointError(f"--saved_dynamics_model_dir: {err}") from None
     return dynamics_predictor(load_unet(args, device), dynamics)

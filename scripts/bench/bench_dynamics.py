@@ -32,7 +32,7 @@ from data.classes import NUM_CLASSES
 from data.format import LAST_INPUT_INDEX, NUM_FRAMES, NUM_INPUT_FRAMES, TARGET_INDEX
 from data.metric import SegmentationScore
 from data.pseudo_labels import StoredMaskVideos
-from forecasting.dynamics import ObjectDynamics, blend_weight, ensemble_blend, predict_masks
+from forecasting.dynamics import ObjectDynamics, blend_weight, ensemble_blend, ensemble_outputs, paint_masks
 from forecasting.floor import fit_floor_view
 from forecasting.motion import Motion, extrapolate_mask
 from forecasting.tracks import extract_tracks
@@ -84,9 +84,10 @@ def score_inputs(inputs: list, targets: list, dynamics, motion: Motion, name: st
     for i in range(0, len(inputs), BATCH):
         masks, truth = torch.stack(inputs[i:i + BATCH]), torch.stack(targets[i:i + BATCH])
         start = time.perf_counter()
-        preds = {"dynamics": predict_masks(models, masks, view=view, weight=1.0, mirror=mirror)}
+        outputs = ensemble_outputs(models, masks, view, mirror)  # once for both: alone and blended
+        preds = {"dynamics": paint_masks(masks, outputs)}
         seconds += time.perf_counter() - start
-        preds["blend"] = predict_masks(models, masks, view=view, weight=blend, motion=blend_motion or motion, mirror=mirror)
+        preds["blend"] = paint_masks(masks, outputs, motion=blend_motion or motion, weight=blend)
         preds["copy"] = masks[:, LAST_INPUT_INDEX]
         preds["motion"] = torch.stack([extrapolate_mask(m, motion) for m in masks])
         for k, pred in preds.items():
